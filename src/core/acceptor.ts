@@ -1,0 +1,74 @@
+/**
+ * Acceptor: Chand et al.'s Phase1b and Phase2b with ballot checks. Its state (promised ballot and
+ * accepted values) is written durably before any answer that depends on it leaves the node: the
+ * Promise and Accepted replies go through `ctx.send`, which the shell holds until the step's writes
+ * are synced.
+ */
+import { HashMap, Option } from "effect"
+import * as B from "./ballot.ts"
+import { hasBug } from "./config.ts"
+import type { Ctx } from "./ctx.ts"
+import { invariant } from "./invariant.ts"
+import type { AcceptedEntry, Batch, Message } from "./messages.ts"
+
+type Prepare = Extract<Message, { _tag: "Prepare" }>
+type Accept = Extract<Message, { _tag: "Accept" }>
+
+/** Phase1b. Returns whether the promise was given. */
+export function onPrepare(c: Ctx, from: number, m: Prepare): boolean {
+  const s = c.s
+  if (B.lt(m.ballot, s.promised)) {
+    c.early(from, { _tag: "Nack", ballot: m.ballot, promised: s.promised })
+    return false
+  }
+  if (B.gt(m.ballot, s.promised)) {
+    s.promised = m.ballot
+    // Planted bug (simulator only): the promise lives in memory only and is lost by a crash.
+    if (!hasBug(s.cfg, "forget-promise")) c.persist({ _tag: "Promise", promised: m.ballot })
+  }
+  const accepted: AcceptedEntry[] = []
+  for (const e of HashMap.values(s.accepted)) if (e.slot >= m.from) accepted.push(e)
+  accepted.sort((a, b) => a.slot - b.slot)
+  c.send(from, { _tag: "Promise", ballot: m.ballot, snapshot: s.snapSlot, accepted })
+  return true
+}
+
+/** Phase2b. Returns whether the values were accepted. */
+export function onAccept(c: Ctx, from: number, m: Accept): boolean {
+  const s = c.s
+  if (B.lt(m.ballot, s.promised) && !hasBug(s.cfg, "accept-lower-ballot")) {
+    c.early(from, { _tag: "Nack", ballot: m.ballot, promised: s.promised })
+    return false
+  }
+  if (B.gt(m.ballot, s.promised)) s.promised = m.ballot
+  const stored: AcceptedEntry[] = []
+  let accepted = s.accepted
+  for (const e of m.entries) {
+    // Slots inside the snapshot are decided and compacted: acknowledge without storing. Any leader
+    // whose ballot passes the check above proposes the chosen value there (see docs/PROTOCOL.md).
+    if (e.slot <= s.snapSlot) continue
+    checkAgainstChosen(c, e.slot, e.value)
+    const entry: AcceptedEntry = { slot: e.slot, ballot: m.ballot, value: e.value }
+    accepted = HashMap.set(accepted, e.slot, entry)
+    stored.push(entry)
+  }
+  s.accepted = accepted
+  c.persist({ _tag: "Accept", promised: s.promised, entries: stored })
+  c.send(from, { _tag: "Accepted", ballot: m.ballot, slots: m.entries.map((e) => e.slot) })
+  return true
+}
+
+/** A proposal for a slot this node already knows is decided must carry the decided value. */
+function checkAgainstChosen(c: Ctx, slot: number, value: Batch): void {
+  const known = Option.orElse(HashMap.get(c.s.log, slot), () => HashMap.get(c.s.decided, slot))
+  if (Option.isSome(known)) {
+    invariant(sameBatch(known.value, value), () =>
+      `node ${c.id}: slot ${slot} is decided as ${batchKey(known.value)} but a leader proposes ${batchKey(value)}`
+    )
+  }
+}
+
+export const batchKey = (b: Batch): string =>
+  b.map((cmd) => (cmd._tag === "Append" ? `a:${cmd.id}:${cmd.value}` : `r:${cmd.id}`)).join(",")
+
+export const sameBatch = (a: Batch, b: Batch): boolean => a === b || batchKey(a) === batchKey(b)

@@ -1,0 +1,68 @@
+/**
+ * The context of one `step`: a draft of the next state and the outputs collected so far.
+ * Handlers assign new (persistent) values to the draft's fields; the input state is never changed.
+ */
+import type { Message } from "./messages.ts"
+import { nextInt } from "./prng.ts"
+import { emptyOutput, type Event, type NodeState, type Output, type Reply, type Write } from "./state.ts"
+
+export type Draft = { -readonly [K in keyof NodeState]: NodeState[K] }
+
+export class Ctx {
+  readonly s: Draft
+  readonly out: Output = emptyOutput()
+  /** Set when this step advanced what the leader knows is decided, so followers must hear of it. */
+  commitChanged = false
+
+  constructor(state: NodeState) {
+    this.s = { ...state }
+  }
+
+  get id(): number {
+    return this.s.cfg.id
+  }
+
+  /** A message that depends on no write of this step: it may leave before them. */
+  early(to: number, msg: Message): void {
+    this.out.early.push({ to, msg })
+  }
+
+  /** A message sent only once this step's writes are durable. */
+  send(to: number, msg: Message): void {
+    this.out.send.push({ to, msg })
+  }
+
+  /** To every other node (`self` false) or to every node including this one. */
+  broadcast(msg: Message, opts: { self: boolean; early: boolean }): void {
+    for (let to = 0; to < this.s.cfg.n; to++) {
+      if (to === this.id && !opts.self) continue
+      if (opts.early && to !== this.id) this.early(to, msg)
+      else this.send(to, msg)
+    }
+  }
+
+  persist(w: Write): void {
+    this.out.persist.push(w)
+  }
+
+  reply(r: Reply): void {
+    this.out.replies.push(r)
+  }
+
+  event(e: Event): void {
+    this.out.events.push(e)
+  }
+
+  /** An integer in [lo, hi) from the node's seeded PRNG. */
+  random(lo: number, hi: number): number {
+    const [v, rng] = nextInt(this.s.rng, lo, hi)
+    this.s.rng = rng
+    return v
+  }
+
+  /** A randomized election deadline, stretched by the current backoff. */
+  electionDeadline(): number {
+    const t = this.s.cfg.electionTicks * this.s.backoff
+    return this.s.now + t + this.random(0, t)
+  }
+}

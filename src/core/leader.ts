@@ -1,0 +1,276 @@
+/**
+ * Leader: campaigns with one Phase 1 (Prepare) per ballot covering every slot above what this node
+ * has applied; on a quorum of promises re-proposes the highest-ballot value reported for each slot
+ * (holes become no-ops) and then runs Phase 2 for new client commands, pipelined up to a window of
+ * slots and batching commands per slot. A leader that sees a higher ballot, or stops hearing from a
+ * quorum, steps down; a follower that hears no leader for a randomized timeout campaigns.
+ */
+import { HashMap, Option } from "effect"
+import * as B from "./ballot.ts"
+import type { Ballot } from "./ballot.ts"
+import { hasBug, quorum } from "./config.ts"
+import type { Ctx } from "./ctx.ts"
+import type { AcceptedEntry, Batch, Command, Entry, Message } from "./messages.ts"
+import { applyReady, decide, markSent, maybeCatchup } from "./replica.ts"
+import type { Leader, Proposal } from "./state.ts"
+
+type Promise = Extract<Message, { _tag: "Promise" }>
+type Accepted = Extract<Message, { _tag: "Accepted" }>
+
+const NOOP: Batch = []
+
+/** What this node has applied or knows decided: the floor above which Phase 1 works. */
+const commitOf = (c: Ctx): number => Math.max(c.s.applied, c.s.knownDecided)
+
+export function ballotOf(c: Ctx): Ballot | undefined {
+  const r = c.s.role
+  return r._tag === "Follower" ? undefined : r.ballot
+}
+
+// ---------------------------------------------------------------------------------------------
+// Campaign (Phase 1)
+
+export function startElection(c: Ctx): void {
+  const s = c.s
+  const ballot = B.above(B.max(s.seen, s.promised), c.id)
+  s.seen = ballot
+  s.leader = null
+  s.role = { _tag: "Candidate", ballot, from: s.applied + 1, promises: HashMap.empty(), deadline: c.electionDeadline() }
+  c.event({ _tag: "ElectionStarted", ballot })
+  c.broadcast({ _tag: "Prepare", ballot, from: s.applied + 1 }, { self: true, early: true })
+}
+
+export function onPromise(c: Ctx, from: number, m: Promise): void {
+  const r = c.s.role
+  if (r._tag !== "Candidate" || !B.eq(r.ballot, m.ballot)) return
+  const promises = HashMap.set(r.promises, from, { snapshot: m.snapshot, accepted: m.accepted })
+  c.s.role = { ...r, promises }
+  if (HashMap.size(promises) >= quorum(c.s.cfg.n)) becomeLeader(c, r.ballot, promises)
+}
+
+/**
+ * Phase 1 is complete. Slots at or below the highest snapshot reported are decided (some acceptor
+ * applied them); above it, each slot gets the value reported with the highest ballot, a value this
+ * node knows decided, or a no-op, all re-proposed at this ballot.
+ */
+function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, { readonly snapshot: number; readonly accepted: readonly AcceptedEntry[] }>): void {
+  const s = c.s
+  let maxSnap = 0
+  let snapHolder: number | null = null
+  const best = new Map<number, AcceptedEntry>()
+  for (const [node, p] of promises) {
+    if (p.snapshot > maxSnap) {
+      maxSnap = p.snapshot
+      snapHolder = node
+    }
+    for (const e of p.accepted) {
+      const prev = best.get(e.slot)
+      if (prev === undefined || B.gt(e.ballot, prev.ballot)) best.set(e.slot, e)
+    }
+  }
+  if (maxSnap > s.knownDecided) {
+    s.knownDecided = maxSnap
+    s.source = snapHolder
+  }
+  const floor = Math.max(s.applied, maxSnap)
+  let top = floor
+  for (const slot of best.keys()) if (slot > top) top = slot
+  for (const slot of HashMap.keys(s.decided)) if (slot > top) top = slot
+
+  let inflight = HashMap.empty<number, Proposal>()
+  const entries: Entry[] = []
+  let noops = 0
+  for (let slot = floor + 1; slot <= top; slot++) {
+    const known = HashMap.get(s.decided, slot).pipe(Option.getOrUndefined)
+    const reported = best.get(slot)?.value
+    let value = known ?? reported ?? NOOP
+    if (known === undefined && reported === undefined) noops++
+    // Planted bug (simulator only): the leader ignores what Phase 1 reported.
+    if (hasBug(s.cfg, "ignore-phase1-values") && known === undefined) value = NOOP
+    inflight = HashMap.set(inflight, slot, { value, votes: [], sentAt: s.now })
+    entries.push({ slot, value })
+  }
+  s.role = {
+    _tag: "Leader",
+    ballot,
+    next: top + 1,
+    inflight,
+    heardFrom: new Array<number>(s.cfg.n).fill(s.now),
+    since: s.now,
+    heartbeatAt: s.now
+  }
+  s.leader = c.id
+  s.backoff = 1
+  c.event({ _tag: "BecameLeader", ballot, reproposed: entries.length - noops, noops })
+  sendAccepts(c, ballot, entries, null)
+  maybeCatchup(c, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 2
+
+/** Sends proposals in messages of at most messageEntriesMax entries, to every node or to `only`. */
+function sendAccepts(c: Ctx, ballot: Ballot, entries: readonly Entry[], only: readonly number[] | null): void {
+  const max = c.s.cfg.messageEntriesMax
+  const commit = commitOf(c)
+  for (let i = 0; i < entries.length; i += max) {
+    const msg: Message = { _tag: "Accept", ballot, entries: entries.slice(i, i + max), commit }
+    if (only === null) c.broadcast(msg, { self: true, early: true })
+    else for (const to of only) c.early(to, msg)
+  }
+  if (only === null && entries.length > 0) c.commitChanged = false
+}
+
+/** Proposes queued commands while the window has room, batching up to batchCommandsMax per slot. */
+export function proposeQueued(c: Ctx): void {
+  const s = c.s
+  const r = s.role
+  if (r._tag !== "Leader" || s.queue.length === 0) return
+  let inflight = r.inflight
+  let next = r.next
+  let taken = 0
+  const entries: Entry[] = []
+  while (taken < s.queue.length && HashMap.size(inflight) < s.cfg.windowSlots) {
+    const value = s.queue.slice(taken, taken + s.cfg.batchCommandsMax)
+    taken += value.length
+    inflight = HashMap.set(inflight, next, { value, votes: [], sentAt: s.now })
+    entries.push({ slot: next, value })
+    next++
+  }
+  if (entries.length === 0) return
+  const sent = s.queue.slice(0, taken)
+  s.queue = s.queue.slice(taken)
+  markSent(c, sent)
+  s.role = { ...r, inflight, next }
+  c.event({ _tag: "Proposed", slots: entries.length, commands: taken })
+  sendAccepts(c, r.ballot, entries, null)
+}
+
+/** Phase 2b votes. A proposal with a quorum of votes is decided. */
+export function onAccepted(c: Ctx, from: number, m: Accepted): void {
+  const r = c.s.role
+  if (r._tag !== "Leader" || !B.eq(r.ballot, m.ballot)) return
+  const q = quorum(c.s.cfg.n)
+  let inflight = r.inflight
+  const chosen: Array<[number, Batch]> = []
+  for (const slot of m.slots) {
+    const p = HashMap.get(inflight, slot).pipe(Option.getOrUndefined)
+    if (p === undefined || p.votes.includes(from)) continue
+    const votes = [...p.votes, from]
+    if (votes.length >= q) {
+      inflight = HashMap.remove(inflight, slot)
+      chosen.push([slot, p.value])
+    } else inflight = HashMap.set(inflight, slot, { ...p, votes })
+  }
+  c.s.role = { ...r, inflight, heardFrom: heard(r, from, c.s.now) }
+  if (chosen.length === 0) return
+  for (const [slot, value] of chosen) decide(c, slot, value)
+  applyReady(c)
+  c.commitChanged = true
+}
+
+const heard = (r: Leader, from: number, now: number): readonly number[] => {
+  if (r.heardFrom[from] === now) return r.heardFrom
+  const h = r.heardFrom.slice()
+  h[from] = now
+  return h
+}
+
+export function onCommitAck(c: Ctx, from: number, ballot: Ballot): void {
+  const r = c.s.role
+  if (r._tag === "Leader" && B.eq(r.ballot, ballot)) c.s.role = { ...r, heardFrom: heard(r, from, c.s.now) }
+}
+
+/** Commands forwarded by a follower: queued here if this node leads and has room. */
+export function onForward(c: Ctx, from: number, commands: readonly Command[]): void {
+  const s = c.s
+  if (s.role._tag !== "Leader") {
+    c.early(from, { _tag: "ForwardReject", ids: commands.map((x) => x.id).slice(0, s.cfg.messageEntriesMax), reason: "NotLeader" })
+    return
+  }
+  const room = Math.max(0, s.cfg.queueCommandsMax - s.queue.length)
+  s.queue = [...s.queue, ...commands.slice(0, room)]
+  if (room < commands.length) {
+    c.early(from, { _tag: "ForwardReject", ids: commands.slice(room).map((x) => x.id), reason: "Overloaded" })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leaving leadership
+
+/** A higher ballot exists: this candidate or leader becomes a follower, with a longer backoff. */
+export function stepDown(c: Ctx, higher: Ballot | null, reason: "preempted" | "lost-quorum" | "higher-ballot"): void {
+  const s = c.s
+  const mine = ballotOf(c)
+  if (mine === undefined) return
+  if (higher !== null) s.seen = B.max(s.seen, higher)
+  s.role = { _tag: "Follower" }
+  s.leader = null
+  s.backoff = Math.min(s.backoff * 2, 8)
+  s.electionAt = c.electionDeadline()
+  c.event({ _tag: "SteppedDown", ballot: mine, reason })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+/** Heartbeats, retransmission of undecided proposals, and the check that a quorum still answers. */
+export function leaderTick(c: Ctx): void {
+  const s = c.s
+  const r = s.role
+  if (r._tag !== "Leader") return
+  const window = s.cfg.electionTicks * 3
+  if (s.now - r.since > window) {
+    const alive = r.heardFrom.filter((t, i) => i === c.id || s.now - t <= window).length
+    if (alive < quorum(s.cfg.n)) {
+      stepDown(c, null, "lost-quorum")
+      return
+    }
+  }
+  if (s.now >= r.heartbeatAt) {
+    c.broadcast({ _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }, { self: false, early: true })
+    c.s.role = { ...r, heartbeatAt: s.now + s.cfg.heartbeatTicks }
+    c.commitChanged = false
+  }
+  retransmit(c)
+}
+
+function retransmit(c: Ctx): void {
+  const s = c.s
+  const r = s.role
+  if (r._tag !== "Leader") return
+  let inflight = r.inflight
+  const byNode = new Map<number, Entry[]>()
+  for (const [slot, p] of r.inflight) {
+    if (s.now - p.sentAt < s.cfg.retransmitTicks) continue
+    inflight = HashMap.set(inflight, slot, { ...p, sentAt: s.now })
+    for (let to = 0; to < s.cfg.n; to++) {
+      if (p.votes.includes(to)) continue
+      let list = byNode.get(to)
+      if (list === undefined) byNode.set(to, (list = []))
+      list.push({ slot, value: p.value })
+    }
+  }
+  if (byNode.size === 0) return
+  c.s.role = { ...r, inflight }
+  let slots = 0
+  for (const [to, entries] of byNode) {
+    entries.sort((a, b) => a.slot - b.slot)
+    slots += entries.length
+    if (to === c.id) {
+      const max = s.cfg.messageEntriesMax
+      for (let i = 0; i < entries.length; i += max) {
+        c.send(to, { _tag: "Accept", ballot: r.ballot, entries: entries.slice(i, i + max), commit: commitOf(c) })
+      }
+    } else sendAccepts(c, r.ballot, entries, [to])
+  }
+  c.event({ _tag: "Retransmitted", slots })
+}
+
+/** Tells followers of decisions made in this step that no Accept carried. */
+export function announceCommit(c: Ctx): void {
+  const r = c.s.role
+  if (!c.commitChanged || r._tag !== "Leader") return
+  c.commitChanged = false
+  c.broadcast({ _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }, { self: false, early: true })
+}

@@ -1,0 +1,140 @@
+/**
+ * Wire schemas: every peer message (a tagged union) and the client API. Both the server and the
+ * tests decode with these; a message that fails its schema never reaches the core.
+ *
+ * Message names follow Chand, Liu and Stoller (2016): Prepare = Phase1a, Promise = Phase1b,
+ * Accept = Phase2a, Accepted = Phase2b. The rest is what a production Multi-Paxos adds: Nack
+ * (preemption), Commit (decisions and heartbeats), Forward (follower to leader), catch-up and
+ * snapshot transfer. Every message carries O(batch) data, except Snapshot, which carries the part
+ * of the list the receiver lacks.
+ */
+import { Schema as S } from "effect"
+import { LIMITS } from "./config.ts"
+
+export const Slot = S.Int.pipe(S.nonNegative())
+export const Value = S.Int
+export const NodeIndex = S.Int.pipe(S.between(0, LIMITS.nodesMax - 1))
+export const CommandId = S.String.pipe(S.minLength(1), S.maxLength(LIMITS.commandIdLengthMax))
+export const ClientId = S.String.pipe(S.minLength(1), S.maxLength(LIMITS.clientIdLengthMax))
+export const Seq = S.Int.pipe(S.nonNegative())
+
+export const Ballot = S.Struct({ round: Slot, leader: NodeIndex })
+
+export const AppendCommand = S.TaggedStruct("Append", {
+  id: CommandId,
+  value: Value,
+  client: S.optional(ClientId),
+  seq: S.optional(Seq)
+})
+export const ReadCommand = S.TaggedStruct("Read", { id: CommandId })
+export const Command = S.Union(AppendCommand, ReadCommand)
+export type Command = typeof Command.Type
+export type AppendCommand = typeof AppendCommand.Type
+
+/** The value of one slot: a batch of commands; an empty batch is a no-op. */
+export const Batch = S.Array(Command).pipe(S.maxItems(LIMITS.batchCommandsMax))
+export type Batch = typeof Batch.Type
+
+export const Entry = S.Struct({ slot: Slot, value: Batch })
+export type Entry = typeof Entry.Type
+export const AcceptedEntry = S.Struct({ slot: Slot, ballot: Ballot, value: Batch })
+export type AcceptedEntry = typeof AcceptedEntry.Type
+
+/** What the replica remembers of a client for exactly-once: its latest applied request. */
+export const ClientEntry = S.Struct({
+  client: ClientId,
+  seq: Seq,
+  value: Value,
+  index: S.Int.pipe(S.nonNegative()),
+  slot: Slot
+})
+export type ClientEntry = typeof ClientEntry.Type
+
+const entries = <A, I>(item: S.Schema<A, I>) => S.Array(item).pipe(S.maxItems(LIMITS.messageEntriesMax))
+
+/** Phase1a: a candidate asks for a promise covering every slot from `from` on. */
+export const Prepare = S.TaggedStruct("Prepare", { ballot: Ballot, from: Slot })
+/** Phase1b: the promise, with what this acceptor accepted at or above `from`, and its snapshot slot. */
+export const Promise = S.TaggedStruct("Promise", {
+  ballot: Ballot,
+  snapshot: Slot,
+  accepted: S.Array(AcceptedEntry).pipe(S.maxItems(LIMITS.promiseEntriesMax))
+})
+/** Phase2a: proposals of the leader, and its commit watermark. */
+export const Accept = S.TaggedStruct("Accept", { ballot: Ballot, entries: entries(Entry), commit: Slot })
+/** Phase2b: the acceptor accepted these slots at this ballot (durably). */
+export const Accepted = S.TaggedStruct("Accepted", { ballot: Ballot, slots: entries(Slot) })
+/** The acceptor promised a higher ballot than the one of the message it refuses. */
+export const Nack = S.TaggedStruct("Nack", { ballot: Ballot, promised: Ballot })
+/** Leader heartbeat: every slot up to `commit` is decided. */
+export const Commit = S.TaggedStruct("Commit", { ballot: Ballot, commit: Slot })
+/** A follower's answer to a heartbeat; lets the leader notice a lost quorum. */
+export const CommitAck = S.TaggedStruct("CommitAck", { ballot: Ballot, applied: Slot })
+/** Client commands that reached a follower, sent on to the leader. */
+export const Forward = S.TaggedStruct("Forward", {
+  commands: S.Array(Command).pipe(S.maxItems(LIMITS.messageEntriesMax))
+})
+/** The receiver of a Forward is not leader or is full; the sender's clients learn at once. */
+export const ForwardReject = S.TaggedStruct("ForwardReject", {
+  ids: entries(CommandId),
+  reason: S.String.pipe(S.maxLength(LIMITS.reasonLengthMax))
+})
+/** A lagging replica asks for decided slots from `from` on; `listLength` is the length of its list. */
+export const CatchupRequest = S.TaggedStruct("CatchupRequest", {
+  from: Slot,
+  listLength: S.Int.pipe(S.nonNegative())
+})
+export const CatchupReply = S.TaggedStruct("CatchupReply", { entries: entries(Entry) })
+/** The sender's state at `slot`: the list from `listFrom` on, and the whole client table. */
+export const Snapshot = S.TaggedStruct("Snapshot", {
+  slot: Slot,
+  listFrom: S.Int.pipe(S.nonNegative()),
+  values: S.Array(Value).pipe(S.maxItems(LIMITS.snapshotValuesMax)),
+  clients: S.Array(ClientEntry).pipe(S.maxItems(LIMITS.clientTableMax))
+})
+
+export const Message = S.Union(
+  Prepare,
+  Promise,
+  Accept,
+  Accepted,
+  Nack,
+  Commit,
+  CommitAck,
+  Forward,
+  ForwardReject,
+  CatchupRequest,
+  CatchupReply,
+  Snapshot
+)
+export type Message = typeof Message.Type
+export type MessageTag = Message["_tag"]
+
+/** One HTTP body of peer traffic: messages from one node to another. */
+export const PeerEnvelope = S.Struct({
+  cluster: S.String.pipe(S.maxLength(128)),
+  from: NodeIndex,
+  to: NodeIndex,
+  messages: S.Array(Message).pipe(S.maxItems(LIMITS.messagesPerEnvelopeMax))
+})
+export type PeerEnvelope = typeof PeerEnvelope.Type
+
+// ---------------------------------------------------------------------------------------------
+// Client API (SPEC.md): bodies are decoded with onExcessProperty "error", so extra fields fail.
+
+export const AppendRequest = S.Struct({
+  value: Value,
+  client: S.optional(ClientId),
+  seq: S.optional(Seq)
+})
+export type AppendRequest = typeof AppendRequest.Type
+
+export const AppendResponse = S.Struct({
+  value: Value,
+  index: S.Int.pipe(S.nonNegative()),
+  list: S.optional(S.Array(Value))
+})
+export const ListResponse = S.Struct({ list: S.Array(Value) })
+export const ErrorResponse = S.Struct({ error: S.String, message: S.String, definite: S.Boolean })
+
+export const strict = { onExcessProperty: "error" } as const

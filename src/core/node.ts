@@ -1,0 +1,176 @@
+/**
+ * One Multi-Paxos node as a pure function: step(state, input) -> { state, output }.
+ *
+ * Input is a tick, a peer message or a client request. Output holds messages that may leave at once
+ * (`early`), writes to make durable (`persist`), and the messages and client replies that must wait
+ * for those writes (`send`, `replies`). Messages a node sends to itself (its own acceptor's votes)
+ * are in `send`, so a self-vote counts only once it is durable: the loop-back is this design's
+ * "persisted up to N" input. See docs/PROTOCOL.md.
+ */
+import * as B from "./ballot.ts"
+import type { Ballot } from "./ballot.ts"
+import { onAccept, onPrepare } from "./acceptor.ts"
+import { Ctx } from "./ctx.ts"
+import {
+  ballotOf,
+  announceCommit,
+  leaderTick,
+  onAccepted,
+  onCommitAck,
+  onForward,
+  onPromise,
+  proposeQueued,
+  startElection,
+  stepDown
+} from "./leader.ts"
+import type { Message } from "./messages.ts"
+import {
+  expireRequests,
+  installSnapshot,
+  learnCommit,
+  markSent,
+  maybeCatchup,
+  onCatchupReply,
+  onClientAppend,
+  onClientRead,
+  serveCatchup
+} from "./replica.ts"
+import type { Input, NodeState, StepResult } from "./state.ts"
+
+export function step(state: NodeState, input: Input): StepResult {
+  const c = new Ctx(state)
+  switch (input._tag) {
+    case "Tick":
+      c.s.now += 1
+      onTick(c)
+      break
+    case "Receive":
+      onMessage(c, input.from, input.msg)
+      break
+    case "Append":
+      onClientAppend(c, input.rid, input.value, input.client, input.seq)
+      break
+    case "Read":
+      onClientRead(c, input.rid)
+      break
+  }
+  flush(c)
+  return { state: c.s, output: c.out }
+}
+
+function onTick(c: Ctx): void {
+  const s = c.s
+  if (s.now % 10 === 0) expireRequests(c)
+  switch (s.role._tag) {
+    case "Follower":
+      if (s.now >= s.electionAt) startElection(c)
+      break
+    case "Candidate":
+      if (s.now >= s.role.deadline) {
+        s.backoff = Math.min(s.backoff * 2, 8)
+        startElection(c)
+      }
+      break
+    case "Leader":
+      leaderTick(c)
+      break
+  }
+  maybeCatchup(c)
+}
+
+function onMessage(c: Ctx, from: number, msg: Message): void {
+  if (from < 0 || from >= c.s.cfg.n) return
+  switch (msg._tag) {
+    case "Prepare":
+      if (from !== c.id) yieldTo(c, msg.ballot)
+      if (onPrepare(c, from, msg) && from !== c.id) {
+        c.s.leader = null
+        c.s.electionAt = c.electionDeadline()
+      }
+      return
+    case "Promise":
+      return onPromise(c, from, msg)
+    case "Accept":
+      if (from !== c.id) yieldTo(c, msg.ballot)
+      if (onAccept(c, from, msg)) {
+        heardLeader(c, from, msg.ballot)
+        learnCommit(c, from, msg.ballot, msg.commit)
+      }
+      return
+    case "Accepted":
+      return onAccepted(c, from, msg)
+    case "Nack":
+      if (B.gt(msg.promised, c.s.seen)) c.s.seen = msg.promised
+      {
+        const mine = ballotOf(c)
+        if (mine !== undefined && B.eq(mine, msg.ballot) && B.gt(msg.promised, mine)) stepDown(c, msg.promised, "preempted")
+      }
+      return
+    case "Commit":
+      if (B.lt(msg.ballot, c.s.promised)) {
+        c.early(from, { _tag: "Nack", ballot: msg.ballot, promised: c.s.promised })
+        return
+      }
+      yieldTo(c, msg.ballot)
+      heardLeader(c, from, msg.ballot)
+      learnCommit(c, from, msg.ballot, msg.commit)
+      c.early(from, { _tag: "CommitAck", ballot: msg.ballot, applied: c.s.applied })
+      return
+    case "CommitAck":
+      return onCommitAck(c, from, msg.ballot)
+    case "Forward":
+      return onForward(c, from, msg.commands)
+    case "ForwardReject":
+      return onForwardReject(c, from)
+    case "CatchupRequest":
+      return serveCatchup(c, from, msg)
+    case "CatchupReply":
+      return onCatchupReply(c, from, msg.entries)
+    case "Snapshot":
+      return installSnapshot(c, msg)
+  }
+}
+
+/** A candidate or leader that meets a higher ballot at work steps down. */
+function yieldTo(c: Ctx, ballot: Ballot): void {
+  if (B.gt(ballot, c.s.seen)) c.s.seen = ballot
+  const mine = ballotOf(c)
+  if (mine !== undefined && B.gt(ballot, mine)) stepDown(c, ballot, "higher-ballot")
+}
+
+/** A message from the leader of a ballot this node accepts: follow it and stay quiet. */
+function heardLeader(c: Ctx, from: number, ballot: Ballot): void {
+  if (from === c.id || ballot.leader !== from) return
+  c.s.leader = from
+  c.s.source = from
+  c.s.backoff = 1
+  c.s.electionAt = c.electionDeadline()
+}
+
+/**
+ * Forwarded commands the receiver refused: it does not lead (or is full), so this node forgets it
+ * as leader and forwards later commands to whoever it hears lead next. The refused commands are
+ * not sent again and not failed as "not applied": a duplicated Forward may have reached a leader
+ * earlier, so their outcome is unknown and they run to their deadline.
+ */
+function onForwardReject(c: Ctx, from: number): void {
+  if (c.s.leader === from) c.s.leader = null
+}
+
+/** After every input: propose (leader) or forward (follower) what waits in the queue. */
+function flush(c: Ctx): void {
+  const s = c.s
+  if (s.role._tag === "Leader") {
+    proposeQueued(c)
+    announceCommit(c)
+    return
+  }
+  if (s.leader === null || s.leader === c.id || s.queue.length === 0) return
+  const max = s.cfg.messageEntriesMax
+  for (let i = 0; i < s.queue.length; i += max) {
+    c.early(s.leader, { _tag: "Forward", commands: s.queue.slice(i, i + max) })
+  }
+  markSent(c, s.queue)
+  c.event({ _tag: "Forwarded", commands: s.queue.length })
+  s.queue = []
+}

@@ -1,0 +1,327 @@
+/**
+ * Replica and learner: learns decided slots, applies them in order to the list, keeps the client
+ * table that makes retries exactly-once, answers this node's clients, takes snapshots that let the
+ * acceptor and the log drop old slots, and catches up from peers (decided entries, or a snapshot
+ * when the slots it lacks were compacted away).
+ */
+import { HashMap, Option } from "effect"
+import * as B from "./ballot.ts"
+import type { Ballot } from "./ballot.ts"
+import { hasBug } from "./config.ts"
+import type { Ctx } from "./ctx.ts"
+import { batchKey, sameBatch } from "./acceptor.ts"
+import { invariant } from "./invariant.ts"
+import type { Batch, ClientEntry, Command, Entry, Message } from "./messages.ts"
+import { PList } from "./plist.ts"
+
+type Snapshot = Extract<Message, { _tag: "Snapshot" }>
+type CatchupRequest = Extract<Message, { _tag: "CatchupRequest" }>
+
+// ---------------------------------------------------------------------------------------------
+// Learning decisions
+
+/** Records that `slot` is decided with `value`. A second, different value is a safety violation. */
+export function decide(c: Ctx, slot: number, value: Batch): void {
+  const s = c.s
+  if (slot <= s.snapSlot) return
+  const known = slot <= s.applied ? HashMap.get(s.log, slot) : HashMap.get(s.decided, slot)
+  if (Option.isSome(known)) {
+    invariant(sameBatch(known.value, value), () =>
+      `node ${c.id}: slot ${slot} decided twice: ${batchKey(known.value)} then ${batchKey(value)}`
+    )
+    return
+  }
+  if (slot <= s.applied) return // applied before a restart of the log (after a snapshot install)
+  s.decided = HashMap.set(s.decided, slot, value)
+  if (slot > s.knownDecided) s.knownDecided = slot
+  c.event({ _tag: "Decided", slot, value })
+}
+
+/**
+ * A Commit (or the commit watermark of an Accept) at `ballot`: every slot up to `commit` is decided.
+ * A slot this acceptor accepted at that very ballot holds the leader's value, which is the decided
+ * one; other slots are fetched by catch-up.
+ */
+export function learnCommit(c: Ctx, from: number, ballot: Ballot, commit: number): void {
+  const s = c.s
+  if (commit <= s.applied) return
+  if (commit > s.knownDecided) s.knownDecided = commit
+  s.source = from
+  const last = Math.min(commit, s.applied + s.cfg.windowSlots * 4)
+  for (let slot = s.applied + 1; slot <= last; slot++) {
+    if (HashMap.has(s.decided, slot)) continue
+    const acc = HashMap.get(s.accepted, slot)
+    if (Option.isSome(acc) && B.eq(acc.value.ballot, ballot)) decide(c, slot, acc.value.value)
+  }
+  applyReady(c)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying
+
+/** Applies every decided slot that directly follows `applied`, then snapshots if it is time. */
+export function applyReady(c: Ctx): void {
+  const s = c.s
+  for (;;) {
+    const next = HashMap.get(s.decided, s.applied + 1)
+    if (Option.isNone(next)) break
+    const slot = s.applied + 1
+    applyBatch(c, next.value, slot)
+    s.decided = HashMap.remove(s.decided, slot)
+    s.log = HashMap.set(s.log, slot, next.value)
+    s.applied = slot
+    c.event({ _tag: "Applied", slot })
+  }
+  if (s.applied - s.snapSlot >= s.cfg.snapshotEverySlots) takeSnapshot(c)
+}
+
+function applyBatch(c: Ctx, batch: Batch, slot: number): void {
+  for (const cmd of batch) {
+    if (cmd._tag === "Read") {
+      answerRead(c, cmd.id, c.s.list.length)
+      continue
+    }
+    const s = c.s
+    const prior = cmd.client === undefined ? undefined : HashMap.get(s.clients, cmd.client).pipe(Option.getOrUndefined)
+    if (prior !== undefined && cmd.seq !== undefined && cmd.seq <= prior.seq) {
+      c.event({ _tag: "DuplicateApplied" })
+      answerFromTable(c, cmd.id, cmd.seq, prior)
+      continue
+    }
+    const index = s.list.length
+    s.list = s.list.push(cmd.value)
+    if (cmd.client !== undefined && cmd.seq !== undefined) {
+      rememberClient(c, { client: cmd.client, seq: cmd.seq, value: cmd.value, index, slot })
+    }
+    answerAppend(c, cmd.id, cmd.value, index)
+  }
+}
+
+/** Adds to the client table; over its limit, evicts the tenth of clients least recently applied. */
+function rememberClient(c: Ctx, entry: ClientEntry): void {
+  const s = c.s
+  s.clients = HashMap.set(s.clients, entry.client, entry)
+  if (HashMap.size(s.clients) <= s.cfg.clientTableMax) return
+  const all = Array.from(HashMap.values(s.clients)).sort(
+    (a, b) => a.slot - b.slot || (a.client < b.client ? -1 : a.client > b.client ? 1 : 0)
+  )
+  const drop = Math.max(1, Math.floor(s.cfg.clientTableMax / 10))
+  let clients = s.clients
+  for (const e of all.slice(0, drop)) clients = HashMap.remove(clients, e.client)
+  s.clients = clients
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answering this node's clients
+
+function takePending(c: Ctx, id: string) {
+  const p = HashMap.get(c.s.pending, id)
+  if (Option.isNone(p)) return undefined
+  c.s.pending = HashMap.remove(c.s.pending, id)
+  return p.value
+}
+
+function answerAppend(c: Ctx, id: string, value: number, index: number): void {
+  const p = takePending(c, id)
+  if (p !== undefined) c.reply({ _tag: "Appended", rid: p.rid, value, index })
+}
+
+function answerRead(c: Ctx, id: string, length: number): void {
+  const p = takePending(c, id)
+  if (p !== undefined) c.reply({ _tag: "ReadDone", rid: p.rid, length })
+}
+
+function answerFromTable(c: Ctx, id: string, seq: number, prior: ClientEntry): void {
+  const p = takePending(c, id)
+  if (p === undefined) return
+  if (seq === prior.seq) c.reply({ _tag: "Appended", rid: p.rid, value: prior.value, index: prior.index })
+  else c.reply(staleSeq(p.rid, seq, prior.seq))
+}
+
+const staleSeq = (rid: number, seq: number, latest: number) =>
+  ({
+    _tag: "Rejected",
+    rid,
+    definite: false,
+    reason: "StaleSeq",
+    message: `seq ${seq} is older than this client's latest applied seq ${latest}; its outcome is no longer known`
+  }) as const
+
+/**
+ * A client append arriving at this node: answered from the client table when it is a retry of the
+ * latest applied request of that client, else queued to be proposed (leader) or forwarded.
+ */
+export function onClientAppend(c: Ctx, rid: number, value: number, client?: string, seq?: number): void {
+  const s = c.s
+  if (client !== undefined && seq !== undefined) {
+    const prior = HashMap.get(s.clients, client).pipe(Option.getOrUndefined)
+    if (prior !== undefined && seq <= prior.seq) {
+      c.event({ _tag: "DuplicateFromTable" })
+      if (seq === prior.seq) c.reply({ _tag: "Appended", rid, value: prior.value, index: prior.index })
+      else c.reply(staleSeq(rid, seq, prior.seq))
+      return
+    }
+  }
+  const cmd: Command = client !== undefined && seq !== undefined
+    ? { _tag: "Append", id: newId(c), value, client, seq }
+    : { _tag: "Append", id: newId(c), value }
+  enqueue(c, rid, cmd)
+}
+
+/** A linearizable read: a read marker goes through the log and is answered where it is applied. */
+export function onClientRead(c: Ctx, rid: number): void {
+  // Planted bug (simulator only): a follower answers from its local, possibly stale, state.
+  if (hasBug(c.s.cfg, "stale-read") && c.s.role._tag !== "Leader") {
+    c.reply({ _tag: "ReadDone", rid, length: c.s.list.length })
+    return
+  }
+  enqueue(c, rid, { _tag: "Read", id: newId(c) })
+}
+
+function newId(c: Ctx): string {
+  const id = `${c.id}.${c.s.bootId}.${c.s.nextId}`
+  c.s.nextId += 1
+  return id
+}
+
+function enqueue(c: Ctx, rid: number, cmd: Command): void {
+  const s = c.s
+  if (HashMap.size(s.pending) >= s.cfg.pendingRequestsMax || s.queue.length >= s.cfg.queueCommandsMax) {
+    c.reply({ _tag: "Rejected", rid, definite: true, reason: "Overloaded", message: "too many requests in flight; try again later" })
+    return
+  }
+  s.pending = HashMap.set(s.pending, cmd.id, { rid, sent: false, deadline: s.now + s.cfg.requestTicks })
+  s.queue = [...s.queue, cmd]
+}
+
+/** Requests past their deadline fail: definitely if their command never left this node. */
+export function expireRequests(c: Ctx): void {
+  const s = c.s
+  let expiredUnsent: Set<string> | undefined
+  for (const [id, p] of s.pending) {
+    if (p.deadline > s.now) continue
+    s.pending = HashMap.remove(s.pending, id)
+    if (p.sent) {
+      c.reply({ _tag: "Rejected", rid: p.rid, definite: false, reason: "Timeout", message: "no decision seen in time; the request may or may not be applied" })
+    } else {
+      ;(expiredUnsent ??= new Set()).add(id)
+      const reason = s.leader === null ? "NoLeader" : "Timeout"
+      c.reply({ _tag: "Rejected", rid: p.rid, definite: true, reason, message: "not proposed in time (no leader reachable); not applied" })
+    }
+  }
+  if (expiredUnsent !== undefined) {
+    const gone = expiredUnsent
+    s.queue = s.queue.filter((cmd) => !gone.has(cmd.id))
+  }
+}
+
+/** Marks the commands as having left this node: from now on their outcome is unknown here. */
+export function markSent(c: Ctx, cmds: readonly Command[]): void {
+  let pending = c.s.pending
+  for (const cmd of cmds) {
+    const p = HashMap.get(pending, cmd.id)
+    if (Option.isSome(p) && !p.value.sent) pending = HashMap.set(pending, cmd.id, { ...p.value, sent: true })
+  }
+  c.s.pending = pending
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots and compaction
+
+function takeSnapshot(c: Ctx): void {
+  const s = c.s
+  const slot = s.applied
+  c.persist({
+    _tag: "Snapshot",
+    slot,
+    from: s.snapLen,
+    values: s.list.slice(s.snapLen),
+    clients: Array.from(HashMap.values(s.clients))
+  })
+  compact(c, slot)
+  s.snapLen = s.list.length
+  c.event({ _tag: "SnapshotTaken", slot })
+}
+
+/** Drops accepted values and log entries at or below `slot`: they are covered by the snapshot. */
+function compact(c: Ctx, slot: number): void {
+  const s = c.s
+  s.snapSlot = slot
+  s.accepted = HashMap.filter(s.accepted, (e) => e.slot > slot)
+  s.log = HashMap.filter(s.log, (_, k) => k > slot)
+  s.decided = HashMap.filter(s.decided, (_, k) => k > slot)
+}
+
+/** Installs a peer's state at `m.slot` when it is ahead of this node's. */
+export function installSnapshot(c: Ctx, m: Snapshot): void {
+  const s = c.s
+  if (m.slot <= s.applied || m.listFrom > s.list.length) return
+  const overlap = Math.min(s.list.length, m.listFrom + m.values.length) - m.listFrom
+  for (let i = 0; i < overlap; i++) {
+    invariant(s.list.at(m.listFrom + i) === m.values[i], () =>
+      `node ${c.id}: snapshot at slot ${m.slot} disagrees with the applied list at index ${m.listFrom + i}`
+    )
+  }
+  invariant(m.listFrom + m.values.length >= s.list.length, () =>
+    `node ${c.id}: snapshot at slot ${m.slot} is shorter than the applied list (${m.listFrom + m.values.length} < ${s.list.length})`
+  )
+  const list = PList.from(s.list.slice(0, m.listFrom).concat(m.values))
+  const from = Math.min(s.snapLen, m.listFrom)
+  c.persist({ _tag: "Snapshot", slot: m.slot, from, values: list.slice(from), clients: m.clients })
+  s.list = list
+  s.snapLen = list.length
+  s.clients = HashMap.fromIterable(m.clients.map((e) => [e.client, e] as const))
+  s.applied = m.slot
+  if (m.slot > s.knownDecided) s.knownDecided = m.slot
+  compact(c, m.slot)
+  c.event({ _tag: "SnapshotInstalled", slot: m.slot })
+  applyReady(c)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catch-up
+
+/** Asks `source` for the decided slots this node lacks, at most once per catchupTicks. */
+export function maybeCatchup(c: Ctx, force = false): void {
+  const s = c.s
+  if (s.knownDecided <= s.applied || HashMap.has(s.decided, s.applied + 1)) return
+  if (s.source === null || s.source === c.id || (!force && s.now < s.catchupAt)) return
+  s.catchupAt = s.now + s.cfg.catchupTicks
+  c.early(s.source, { _tag: "CatchupRequest", from: s.applied + 1, listLength: s.list.length })
+  c.event({ _tag: "CatchupRequested", from: s.applied + 1 })
+}
+
+/** Serves a catch-up request: decided entries if this node still has them, else a snapshot. */
+export function serveCatchup(c: Ctx, from: number, m: CatchupRequest): void {
+  const s = c.s
+  if (m.from > s.applied && !HashMap.has(s.decided, m.from)) return
+  if (m.from <= s.snapSlot) {
+    if (s.applied < m.from) return
+    const listFrom = Math.min(m.listLength, s.list.length)
+    c.early(from, {
+      _tag: "Snapshot",
+      slot: s.applied,
+      listFrom,
+      values: s.list.slice(listFrom),
+      clients: Array.from(HashMap.values(s.clients))
+    })
+    c.event({ _tag: "SnapshotSent", to: from, values: s.list.length - listFrom })
+    return
+  }
+  const entries: Entry[] = []
+  for (let slot = m.from; entries.length < s.cfg.messageEntriesMax; slot++) {
+    const v = slot <= s.applied ? HashMap.get(s.log, slot) : HashMap.get(s.decided, slot)
+    if (Option.isNone(v)) break
+    entries.push({ slot, value: v.value })
+  }
+  if (entries.length === 0) return
+  c.early(from, { _tag: "CatchupReply", entries })
+  c.event({ _tag: "CatchupServed", to: from, entries: entries.length })
+}
+
+export function onCatchupReply(c: Ctx, from: number, entries: readonly Entry[]): void {
+  for (const e of entries) decide(c, e.slot, e.value)
+  applyReady(c)
+  c.s.source = from
+  maybeCatchup(c, true)
+}

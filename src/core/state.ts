@@ -1,0 +1,209 @@
+/**
+ * The node's state, inputs and outputs. NodeState is immutable: collections are Effect HashMaps
+ * (persistent) and the list is a PList, so `step` returns a new state and never changes its input.
+ */
+import { HashMap } from "effect"
+import * as B from "./ballot.ts"
+import type { Ballot } from "./ballot.ts"
+import type { NodeConfig } from "./config.ts"
+import type { AcceptedEntry, Batch, ClientEntry, Command, Message } from "./messages.ts"
+import { PList } from "./plist.ts"
+import { nextU32, type Rng } from "./prng.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Roles (a tagged union, frankenpaxos style)
+
+export interface Follower {
+  readonly _tag: "Follower"
+}
+
+/** Phase 1 in progress at `ballot`, for every slot from `from` on. */
+export interface Candidate {
+  readonly _tag: "Candidate"
+  readonly ballot: Ballot
+  readonly from: number
+  readonly promises: HashMap.HashMap<number, { readonly snapshot: number; readonly accepted: readonly AcceptedEntry[] }>
+  readonly deadline: number
+}
+
+export interface Proposal {
+  readonly value: Batch
+  readonly votes: readonly number[]
+  readonly sentAt: number
+}
+
+/** Phase 2 at `ballot`: proposals in flight, and when each follower last answered. */
+export interface Leader {
+  readonly _tag: "Leader"
+  readonly ballot: Ballot
+  readonly next: number
+  readonly inflight: HashMap.HashMap<number, Proposal>
+  readonly heardFrom: readonly number[]
+  readonly since: number
+  readonly heartbeatAt: number
+}
+
+export type Role = Follower | Candidate | Leader
+
+/** A client request of this node that waits for its command to be applied. */
+export interface Pending {
+  readonly rid: number
+  /** Whether the command left this node (forwarded or proposed): then its outcome is unknown. */
+  readonly sent: boolean
+  readonly deadline: number
+}
+
+export interface NodeState {
+  readonly cfg: NodeConfig
+  readonly rng: Rng
+  readonly bootId: string
+  readonly now: number
+  /** The highest ballot seen anywhere; a new campaign goes above it. */
+  readonly seen: Ballot
+  // acceptor: durable
+  readonly promised: Ballot
+  readonly accepted: HashMap.HashMap<number, AcceptedEntry>
+  // replica: snapshot durable, the rest rebuilt from it and from peers
+  readonly snapSlot: number
+  readonly snapLen: number
+  readonly applied: number
+  readonly list: PList
+  readonly clients: HashMap.HashMap<string, ClientEntry>
+  /** Decided slots above `applied`, waiting for the gap below them to fill. */
+  readonly decided: HashMap.HashMap<number, Batch>
+  /** Applied slots above the snapshot, kept to serve catch-up. */
+  readonly log: HashMap.HashMap<number, Batch>
+  /** Every slot up to this one is known to be decided (its value may still be unknown here). */
+  readonly knownDecided: number
+  /** The node that told us of the newest decisions: where catch-up requests go. */
+  readonly source: number | null
+  readonly catchupAt: number
+  // roles
+  readonly role: Role
+  readonly leader: number | null
+  readonly electionAt: number
+  readonly backoff: number
+  // this node's clients
+  readonly queue: readonly Command[]
+  readonly pending: HashMap.HashMap<string, Pending>
+  readonly nextId: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs and outputs of `step`
+
+export type Input =
+  | { readonly _tag: "Tick" }
+  | { readonly _tag: "Receive"; readonly from: number; readonly msg: Message }
+  | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number }
+  | { readonly _tag: "Read"; readonly rid: number }
+
+export interface Envelope {
+  readonly to: number
+  readonly msg: Message
+}
+
+/** Writes the shell makes durable before it sends `send` and `replies` of the same output. */
+export type Write =
+  | { readonly _tag: "Promise"; readonly promised: Ballot }
+  | { readonly _tag: "Accept"; readonly promised: Ballot; readonly entries: readonly AcceptedEntry[] }
+  /** The durable list becomes its first `from` values followed by `values`; accepted slots <= slot are dropped. */
+  | {
+      readonly _tag: "Snapshot"
+      readonly slot: number
+      readonly from: number
+      readonly values: readonly number[]
+      readonly clients: readonly ClientEntry[]
+    }
+
+export type RejectReason = "NoLeader" | "Overloaded" | "Timeout" | "StaleSeq" | "NotLeader"
+
+export type Reply =
+  | { readonly _tag: "Appended"; readonly rid: number; readonly value: number; readonly index: number }
+  | { readonly _tag: "ReadDone"; readonly rid: number; readonly length: number }
+  | { readonly _tag: "Rejected"; readonly rid: number; readonly definite: boolean; readonly reason: RejectReason; readonly message: string }
+
+/** Things that happened, for counters, logs and the simulator's checks. */
+export type Event =
+  | { readonly _tag: "ElectionStarted"; readonly ballot: Ballot }
+  | { readonly _tag: "BecameLeader"; readonly ballot: Ballot; readonly reproposed: number; readonly noops: number }
+  | { readonly _tag: "SteppedDown"; readonly ballot: Ballot; readonly reason: "preempted" | "lost-quorum" | "higher-ballot" }
+  | { readonly _tag: "Proposed"; readonly slots: number; readonly commands: number }
+  | { readonly _tag: "Decided"; readonly slot: number; readonly value: Batch }
+  | { readonly _tag: "Applied"; readonly slot: number }
+  | { readonly _tag: "SnapshotTaken"; readonly slot: number }
+  | { readonly _tag: "SnapshotInstalled"; readonly slot: number }
+  | { readonly _tag: "SnapshotSent"; readonly to: number; readonly values: number }
+  | { readonly _tag: "CatchupServed"; readonly to: number; readonly entries: number }
+  | { readonly _tag: "CatchupRequested"; readonly from: number }
+  | { readonly _tag: "DuplicateFromTable" }
+  | { readonly _tag: "DuplicateApplied" }
+  | { readonly _tag: "Retransmitted"; readonly slots: number }
+  | { readonly _tag: "Forwarded"; readonly commands: number }
+
+export interface Output {
+  readonly early: Envelope[]
+  readonly persist: Write[]
+  readonly send: Envelope[]
+  readonly replies: Reply[]
+  readonly events: Event[]
+}
+
+export const emptyOutput = (): Output => ({ early: [], persist: [], send: [], replies: [], events: [] })
+
+export interface StepResult {
+  readonly state: NodeState
+  readonly output: Output
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durable state and start-up
+
+/** What storage holds for a node, and what it loads at start. */
+export interface DurableState {
+  readonly promised: Ballot
+  readonly accepted: readonly AcceptedEntry[]
+  readonly snapshot: { readonly slot: number; readonly list: readonly number[]; readonly clients: readonly ClientEntry[] }
+}
+
+export const emptyDurable: DurableState = {
+  promised: B.ZERO,
+  accepted: [],
+  snapshot: { slot: 0, list: [], clients: [] }
+}
+
+/** A node starting (or restarting) from what its storage holds. Slots are numbered from 1. */
+export function restore(cfg: NodeConfig, durable: DurableState, seed: number): NodeState {
+  const [a, r1] = nextU32(seed)
+  const [b, r2] = nextU32(r1)
+  const snap = durable.snapshot
+  return {
+    cfg,
+    rng: r2,
+    bootId: (a.toString(36) + b.toString(36)).slice(0, 10),
+    now: 0,
+    seen: durable.promised,
+    promised: durable.promised,
+    accepted: HashMap.fromIterable(
+      durable.accepted.filter((e) => e.slot > snap.slot).map((e) => [e.slot, e] as const)
+    ),
+    snapSlot: snap.slot,
+    snapLen: snap.list.length,
+    applied: snap.slot,
+    list: PList.from(snap.list),
+    clients: HashMap.fromIterable(snap.clients.map((c) => [c.client, c] as const)),
+    decided: HashMap.empty(),
+    log: HashMap.empty(),
+    knownDecided: snap.slot,
+    source: null,
+    catchupAt: 0,
+    role: { _tag: "Follower" },
+    leader: null,
+    // A restarted node listens for a full election timeout before it campaigns.
+    electionAt: cfg.electionTicks + (a % cfg.electionTicks),
+    backoff: 1,
+    queue: [],
+    pending: HashMap.empty(),
+    nextId: 0
+  }
+}
