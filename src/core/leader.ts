@@ -19,8 +19,8 @@ type Accepted = Extract<Message, { _tag: "Accepted" }>
 
 const NOOP: Batch = []
 
-/** What this node has applied or knows decided: the floor above which Phase 1 works. */
-const commitOf = (c: Ctx): number => Math.max(c.s.applied, c.s.knownDecided)
+/** The watermark a leader advertises (see Leader in state.ts); 0 when not leading. */
+const commitOf = (c: Ctx): number => (c.s.role._tag === "Leader" ? c.s.role.committed : 0)
 
 export function ballotOf(c: Ctx): Ballot | undefined {
   const r = c.s.role
@@ -93,6 +93,8 @@ function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, 
   s.role = {
     _tag: "Leader",
     ballot,
+    committed: floor,
+    chosenAbove: [],
     next: top + 1,
     inflight,
     heardFrom: new Array<number>(s.cfg.n).fill(s.now),
@@ -162,11 +164,21 @@ export function onAccepted(c: Ctx, from: number, m: Accepted): void {
       chosen.push([slot, p.value])
     } else inflight = HashMap.set(inflight, slot, { ...p, votes })
   }
-  c.s.role = { ...r, inflight, heardFrom: heard(r, from, c.s.now) }
+  c.s.role = { ...r, inflight, heardFrom: heard(r, from, c.s.now), ...advance(r, chosen) }
   if (chosen.length === 0) return
   for (const [slot, value] of chosen) decide(c, slot, value)
   applyReady(c)
   c.commitChanged = true
+}
+
+/** Moves the advertised watermark over the slots chosen at this leader's ballot. */
+function advance(r: Leader, chosen: ReadonlyArray<readonly [number, Batch]>): Pick<Leader, "committed" | "chosenAbove"> {
+  if (chosen.length === 0) return { committed: r.committed, chosenAbove: r.chosenAbove }
+  const above = new Set(r.chosenAbove)
+  for (const [slot] of chosen) if (slot > r.committed) above.add(slot)
+  let committed = r.committed
+  while (above.delete(committed + 1)) committed++
+  return { committed, chosenAbove: Array.from(above) }
 }
 
 const heard = (r: Leader, from: number, now: number): readonly number[] => {

@@ -32,21 +32,23 @@ export function decide(c: Ctx, slot: number, value: Batch): void {
     return
   }
   if (slot <= s.applied) return // applied before a restart of the log (after a snapshot install)
+  // Deciding one slot says nothing of the slots below it: knownDecided (a watermark) is raised only
+  // by commit watermarks and snapshots, never here.
   s.decided = HashMap.set(s.decided, slot, value)
-  if (slot > s.knownDecided) s.knownDecided = slot
   c.event({ _tag: "Decided", slot, value })
 }
 
 /**
  * A Commit (or the commit watermark of an Accept) at `ballot`: every slot up to `commit` is decided.
- * A slot this acceptor accepted at that very ballot holds the leader's value, which is the decided
- * one; other slots are fetched by catch-up.
+ * A leader advertises only slots below its election floor (not proposed at its ballot) and slots a
+ * quorum accepted at its own ballot, so a slot this acceptor accepted at that very ballot holds the
+ * decided value; other slots are fetched by catch-up.
  */
 export function learnCommit(c: Ctx, from: number, ballot: Ballot, commit: number): void {
   const s = c.s
   if (commit <= s.applied) return
   if (commit > s.knownDecided) s.knownDecided = commit
-  s.source = from
+  if (from !== c.id) s.source = from
   const last = Math.min(commit, s.applied + s.cfg.windowSlots * 4)
   for (let slot = s.applied + 1; slot <= last; slot++) {
     if (HashMap.has(s.decided, slot)) continue
@@ -281,13 +283,19 @@ export function installSnapshot(c: Ctx, m: Snapshot): void {
 // ---------------------------------------------------------------------------------------------
 // Catch-up
 
-/** Asks `source` for the decided slots this node lacks, at most once per catchupTicks. */
+/**
+ * Asks for the decided slots this node lacks, at most once per catchupTicks: from `source` (the
+ * node that told it of them) or, when there is none and every other time, from a random peer, so a
+ * source that lost the slots (or went away) does not stall it.
+ */
 export function maybeCatchup(c: Ctx, force = false): void {
   const s = c.s
   if (s.knownDecided <= s.applied || HashMap.has(s.decided, s.applied + 1)) return
-  if (s.source === null || s.source === c.id || (!force && s.now < s.catchupAt)) return
+  if (!force && s.now < s.catchupAt) return
+  let to = s.source
+  if (to === null || to === c.id || (!force && c.random(0, 2) === 0)) to = (c.id + c.random(1, s.cfg.n)) % s.cfg.n
   s.catchupAt = s.now + s.cfg.catchupTicks
-  c.early(s.source, { _tag: "CatchupRequest", from: s.applied + 1, listLength: s.list.length })
+  c.early(to, { _tag: "CatchupRequest", from: s.applied + 1, listLength: s.list.length })
   c.event({ _tag: "CatchupRequested", from: s.applied + 1 })
 }
 

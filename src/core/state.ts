@@ -32,10 +32,19 @@ export interface Proposal {
   readonly sentAt: number
 }
 
-/** Phase 2 at `ballot`: proposals in flight, and when each follower last answered. */
+/**
+ * Phase 2 at `ballot`: proposals in flight, and when each follower last answered.
+ * `committed` is the watermark this leader advertises: every slot up to it is either at or below the
+ * election floor (decided before, never proposed at this ballot) or was accepted by a quorum at this
+ * ballot. `chosenAbove` holds slots above it already chosen at this ballot (pipelining decides out of
+ * order). Decisions learned any other way (catch-up) never raise it: a follower that accepted a slot
+ * at this ballot treats it as decided once the slot is under `committed`.
+ */
 export interface Leader {
   readonly _tag: "Leader"
   readonly ballot: Ballot
+  readonly committed: number
+  readonly chosenAbove: readonly number[]
   readonly next: number
   readonly inflight: HashMap.HashMap<number, Proposal>
   readonly heardFrom: readonly number[]
