@@ -1,0 +1,138 @@
+/**
+ * `paxos check FILE`: reads a Jepsen EDN history and decides whether it is linearizable.
+ *
+ * Exit 0 valid, 1 invalid, 2 usage error or unreadable file. A short summary goes to stdout; for
+ * an invalid history each anomaly follows, with the ops that show it as EDN lines. Every error
+ * is one line on stderr, never a stack trace.
+ */
+import { readFile } from "node:fs/promises"
+import { checkHistoryText, type CheckResult, type CheckStats, ERROR_KINDS } from "./checker.ts"
+import { EdnError, formatOp } from "./edn.ts"
+import { HistoryError } from "./history.ts"
+
+/** Where the command writes: one call per line. Defaults to console.log / console.error. */
+export interface CheckIo {
+  readonly out: (line: string) => void
+  readonly err: (line: string) => void
+}
+
+const USAGE = "usage: paxos check [--max-errors N] FILE"
+
+const defaultIo: CheckIo = {
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+}
+
+/** Runs `paxos check` with the arguments after `check`; returns the exit code. */
+export async function checkCommand(argv: string[], io: CheckIo = defaultIo): Promise<number> {
+  const args = parseArgs(argv)
+  if (typeof args === "string") {
+    io.err(`paxos check: ${args}; ${USAGE}`)
+    return 2
+  }
+  if (args.help) {
+    io.out(USAGE)
+    io.out("Checks that a Jepsen list-append history (history.edn) is linearizable. Exit 0 valid, 1 invalid, 2 unreadable.")
+    return 0
+  }
+  let text: string
+  try {
+    text = await readFile(args.file, "utf8")
+  } catch (e) {
+    io.err(`paxos check: cannot read ${args.file}: ${fileError(e)}`)
+    return 2
+  }
+  let result: CheckResult
+  try {
+    result = checkHistoryText(text, { maxErrorsPerKind: args.maxErrors })
+  } catch (e) {
+    io.err(`paxos check: ${describeFailure(args.file, e)}`)
+    return 2
+  }
+  report(args.file, result, io)
+  return result.valid ? 0 : 1
+}
+
+interface Args {
+  readonly file: string
+  readonly maxErrors: number
+  readonly help: boolean
+}
+
+/** Parses the arguments, or returns what is wrong with them. */
+function parseArgs(argv: readonly string[]): Args | string {
+  let file: string | undefined
+  let maxErrors = 10
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (a === "-h" || a === "--help") return { file: "", maxErrors, help: true }
+    if (a === "--max-errors") {
+      const n = Number(argv[++i])
+      if (!Number.isSafeInteger(n) || n < 0) return "--max-errors needs a non-negative integer"
+      maxErrors = n
+    } else if (a.startsWith("-") && a !== "-") return `unknown option ${a}`
+    else if (file !== undefined) return "expected exactly one FILE"
+    else file = a
+  }
+  if (file === undefined) return "missing FILE"
+  return { file: file === "-" ? "/dev/stdin" : file, maxErrors, help: false }
+}
+
+/** A one-line reason for a failed file read. */
+function fileError(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code
+  if (code === "ENOENT") return "no such file"
+  if (code === "EISDIR") return "it is a directory"
+  if (code === "EACCES") return "permission denied"
+  return oneLine(e instanceof Error ? e.message : String(e))
+}
+
+/** A one-line description of why a history could not be checked. */
+function describeFailure(file: string, e: unknown): string {
+  if (e instanceof EdnError) return `${file}:${e.line}:${e.column}: malformed EDN: ${e.reason}`
+  if (e instanceof HistoryError)
+    return `${file}${e.line === undefined ? "" : `:${e.line}`}: not a list-append history: ${oneLine(e.reason)}`
+  if (e instanceof RangeError) return `${file}: too large or too deeply nested to check (${oneLine(e.message)})`
+  return `${file}: internal error: ${oneLine(e instanceof Error ? e.message : String(e))}`
+}
+
+/** Collapses a message to one line. */
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, " ").trim()
+}
+
+/** Prints the summary and, for an invalid history, each anomaly with its ops. */
+function report(file: string, result: CheckResult, io: CheckIo): void {
+  io.out(`history: ${file}`)
+  for (const line of summary(result.stats)) io.out(line)
+  if (result.valid) {
+    io.out("verdict: valid (linearizable)")
+    return
+  }
+  const counts = ERROR_KINDS.filter((k) => (result.errorCounts[k] ?? 0) > 0).map((k) => `${k} ${result.errorCounts[k]}`)
+  const total = Object.values(result.errorCounts).reduce((a, b) => a + (b ?? 0), 0)
+  io.out(`verdict: INVALID (not linearizable): ${total} anomal${total === 1 ? "y" : "ies"} (${counts.join(", ")})`)
+  for (const e of result.errors) {
+    io.out("")
+    io.out(`${e.kind}: ${e.message}`)
+    for (const op of e.ops) io.out(`  ${formatOp(op)}`)
+  }
+  for (const k of ERROR_KINDS) {
+    const shown = result.errors.filter((e) => e.kind === k).length
+    const all = result.errorCounts[k] ?? 0
+    if (all > shown) io.out(`\n(${all - shown} more ${k} anomalies not shown; see --max-errors)`)
+  }
+  io.err(`paxos check: ${file} is not linearizable: ${counts.join(", ")}`)
+}
+
+/** The summary lines for the stats. */
+function summary(s: CheckStats): string[] {
+  const outcome = (c: { ok: number; fail: number; info: number }) => `${c.ok} ok, ${c.fail} fail, ${c.info} info`
+  const skipped = s.ignored > 0 ? `; ${s.ignored} non-client events skipped` : ""
+  return [
+    `ops: ${s.ops} (${s.events} events${skipped})`,
+    `appends: ${s.appends.ok + s.appends.fail + s.appends.info} (${outcome(s.appends)})`,
+    `reads: ${s.reads.ok + s.reads.fail + s.reads.info} (${outcome(s.reads)})`,
+    `final list length: ${s.finalLength}`,
+  ]
+}
