@@ -1,0 +1,680 @@
+/**
+ * The deterministic simulator: the real core (`runBatch` over `step`) on 3 or 5 nodes, with a seeded
+ * network (loss, duplication, delay and so reordering, partitions of several shapes), crashes with
+ * restart (a crash may tear a batch: its early messages left, its writes are lost), pauses, and
+ * clients that append unique values and read at random nodes with timeouts and retries.
+ *
+ * Checked after every step (TigerBeetle's state checker):
+ *  - at most one value is chosen per slot, where "chosen" is computed from the acceptors' durable
+ *    accepts (a quorum at one ballot), not from what learners claim;
+ *  - no node learns a decision that differs from another's;
+ *  - applied lists are prefixes of one another, and no running node's list shrinks.
+ * At the end the client history must pass the exact checker. Then a liveness phase: faults heal and
+ * every client op must complete within a bounded number of ticks, and all nodes converge.
+ * One seed replays exactly: all randomness comes from it.
+ */
+import { Cause, Context, Effect, Exit, Option } from "effect"
+import { batchKey } from "../core/acceptor.ts"
+import * as Bal from "../core/ballot.ts"
+import { defaultConfig, quorum, type BugName, type NodeConfig } from "../core/config.ts"
+import { InvariantViolation } from "../core/invariant.ts"
+import type { Message } from "../core/messages.ts"
+import { Random } from "../core/prng.ts"
+import { Clients, Network, Storage, StorageError, runBatch } from "../core/program.ts"
+import { restore, type Envelope, type Event, type Input, type NodeState, type Reply, type Write } from "../core/state.ts"
+import { checkOps, type CheckResult } from "../check/checker.ts"
+import type { MicroOp, Op } from "../check/history.ts"
+import { MemStore } from "./store.ts"
+
+export interface SimOptions {
+  readonly seed: number
+  readonly nodes: 3 | 5
+  readonly clients: number
+  readonly ops: number
+  readonly faults: boolean
+  readonly bug?: BugName | undefined
+  /** Ticks the liveness phase may take for the last ops and convergence. */
+  readonly livenessTicks: number
+  /** Give up on the fault phase after this many ticks (a liveness failure if ops remain). */
+  readonly maxTicks: number
+}
+
+export const defaultSimOptions = (seed: number, overrides: Partial<SimOptions> = {}): SimOptions => ({
+  seed,
+  nodes: 3,
+  clients: 5,
+  ops: 500,
+  faults: true,
+  livenessTicks: 3_000,
+  maxTicks: 60_000,
+  ...overrides
+})
+
+export interface SimResult {
+  readonly seed: number
+  readonly violations: string[]
+  readonly ticks: number
+  readonly history: Op[]
+  readonly check: CheckResult | null
+  readonly counters: Record<string, number>
+}
+
+const MAX_DELAY = 8
+const CLIENT_TIMEOUT_TICKS = 200
+
+interface SimNode {
+  readonly id: number
+  state: NodeState | null
+  readonly store: MemStore
+  paused: boolean
+  restartAt: number
+  resumeAt: number
+  inputs: Input[]
+  /** Length of the list already compared with the global list. */
+  verified: number
+  boots: number
+  ctx: Context.Context<Storage | Network | Clients>
+}
+
+interface InFlight {
+  readonly from: number
+  readonly to: number
+  readonly msg: Message
+}
+
+interface Client {
+  readonly k: number
+  process: number
+  seq: number
+  /** The op in progress. */
+  op: null | {
+    readonly kind: "append" | "read"
+    readonly value: number
+    readonly seq: number
+    readonly invoke: Op
+    attempts: number
+    /** Whether every attempt so far failed definitely (then the op is a :fail). */
+    definite: boolean
+    rid: number
+    node: number
+    deadline: number
+  }
+  done: number
+  idleUntil: number
+}
+
+/** Faults of the network: each drawn from the seed. */
+interface NetFaults {
+  loss: number
+  dup: number
+  blocked: Set<number>
+}
+
+export class World {
+  readonly rng: Random
+  readonly cfgs: NodeConfig[]
+  readonly nodes: SimNode[]
+  readonly clients: Client[] = []
+  readonly history: Op[] = []
+  readonly violations: string[] = []
+  readonly counters: Record<string, number> = {}
+  private readonly buckets: InFlight[][] = Array.from({ length: MAX_DELAY + 2 }, () => [])
+  private readonly net: NetFaults = { loss: 0, dup: 0, blocked: new Set() }
+  private readonly rids = new Map<number, number>()
+  private nextRid = 1
+  private nextValue = 1
+  private issued = 0
+  private t = 0
+  private faultsOn: boolean
+  private nextFaultAt = 50
+  private healAt = 0
+  /** Chosen value of each slot, from durable accepts: slot -> key of the value. */
+  private readonly chosen = new Map<number, string>()
+  /** Votes: "slot|ballot" -> value key and voters. */
+  private readonly votes = new Map<string, { key: string; voters: Set<number> }>()
+  /** Decisions learned by any node: slot -> key. */
+  private readonly learned = new Map<number, string>()
+  /** The longest applied list seen on any node. */
+  private readonly global: number[] = []
+
+  constructor(readonly opts: SimOptions) {
+    this.rng = new Random(opts.seed)
+    this.faultsOn = opts.faults
+    const snapshotEverySlots = this.rng.pick([4, 8, 16, 64])
+    this.cfgs = Array.from({ length: opts.nodes }, (_, id) =>
+      defaultConfig(id, opts.nodes, {
+        snapshotEverySlots,
+        windowSlots: this.rng.pick([1, 4, 16]),
+        batchCommandsMax: this.rng.pick([1, 3, 16]),
+        messageEntriesMax: 8,
+        requestTicks: 120,
+        clientTableMax: 64,
+        bugs: opts.bug === undefined ? new Set() : new Set([opts.bug])
+      })
+    )
+    this.nodes = this.cfgs.map((cfg) => this.makeNode(cfg))
+    for (let k = 0; k < opts.clients; k++) this.clients.push({ k, process: k, seq: 0, op: null, done: 0, idleUntil: 0 })
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Running
+
+  run(): SimResult {
+    const o = this.opts
+    while (this.issued < o.ops || this.clients.some((c) => c.op !== null)) {
+      if (this.t >= o.maxTicks) {
+        this.violate(`liveness: fault phase did not finish ${o.ops} ops in ${o.maxTicks} ticks`)
+        break
+      }
+      this.tick()
+      if (this.violations.length > 0) return this.result(null)
+    }
+    this.healAll()
+    this.faultsOn = false
+    this.livenessPhase()
+    const check = checkOps(this.history)
+    if (!check.valid) {
+      for (const e of check.errors.slice(0, 3)) this.violate(`history ${e.kind}: ${e.message}`)
+    }
+    return this.result(check)
+  }
+
+  private result(check: CheckResult | null): SimResult {
+    return { seed: this.opts.seed, violations: this.violations, ticks: this.t, history: this.history, check, counters: this.counters }
+  }
+
+  /** Faults are healed: each client's next ops, and a read at every node, must complete in time. */
+  private livenessPhase(): void {
+    const deadline = this.t + this.opts.livenessTicks
+    const extra = this.nodes.length
+    for (const c of this.clients) c.done = 0
+    const target = (c: Client) => c.done >= extra
+    while (!this.clients.every((c) => target(c) && c.op === null)) {
+      if (this.t >= deadline) {
+        this.violate(`liveness: ops did not complete within ${this.opts.livenessTicks} ticks after healing`)
+        return
+      }
+      this.tick(true)
+      if (this.violations.length > 0) return
+    }
+    // Convergence: every node applies the same list.
+    while (this.t < deadline) {
+      const lens = this.nodes.map((n) => n.state?.list.length ?? -1)
+      if (lens.every((l) => l === this.global.length)) return
+      this.tick(true, false)
+      if (this.violations.length > 0) return
+    }
+    this.violate(`liveness: nodes did not converge (list lengths ${this.nodes.map((n) => n.state?.list.length).join(",")} vs ${this.global.length})`)
+  }
+
+  private tick(liveness = false, clientsOn = true): void {
+    this.t++
+    if (this.faultsOn) this.nemesis()
+    this.wake()
+    this.deliver()
+    if (clientsOn) this.clientsAct(liveness)
+    for (const node of this.rng.shuffle(this.nodes)) this.runNode(node)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Nodes
+
+  private makeNode(cfg: NodeConfig): SimNode {
+    const node: SimNode = {
+      id: cfg.id,
+      state: null,
+      store: new MemStore(),
+      paused: false,
+      restartAt: 0,
+      resumeAt: 0,
+      inputs: [],
+      verified: 0,
+      boots: 0,
+      ctx: Context.empty() as Context.Context<Storage | Network | Clients>
+    }
+    node.ctx = Context.make(Storage, { persist: (ws) => this.persist(node, ws) }).pipe(
+      Context.add(Network, { send: (es) => Effect.sync(() => this.send(node.id, es)) }),
+      Context.add(Clients, { reply: (rs, st) => Effect.sync(() => this.onReplies(node.id, rs, st)) })
+    )
+    this.boot(node)
+    return node
+  }
+
+  private boot(node: SimNode): void {
+    node.boots++
+    node.state = restore(this.cfgs[node.id] as NodeConfig, node.store.load(), this.rng.u32())
+    node.verified = 0
+    node.inputs = []
+  }
+
+  /** A crash in the middle of a batch loses its writes: persist fails and nothing after it is sent. */
+  private tornCrash = -1
+
+  private persist(node: SimNode, ws: readonly Write[]): Effect.Effect<void, StorageError> {
+    if (this.tornCrash === node.id) return Effect.fail(new StorageError({ message: "crashed before fsync" }))
+    return Effect.sync(() => {
+      node.store.apply(ws)
+      for (const w of ws) if (w._tag === "Accept") for (const e of w.entries) this.vote(node.id, e.slot, e.ballot, batchKey(e.value))
+    })
+  }
+
+  private runNode(node: SimNode): void {
+    if (node.state === null || node.paused) return
+    const inputs: Input[] = [{ _tag: "Tick" }, ...node.inputs]
+    node.inputs = []
+    const torn = this.faultsOn && this.rng.chance(0.002)
+    if (torn) this.tornCrash = node.id
+    const exit = Effect.runSyncExit(Effect.provide(runBatch(node.state, inputs), node.ctx))
+    this.tornCrash = -1
+    if (Exit.isSuccess(exit)) {
+      node.state = exit.value.state
+      this.observe(node, exit.value.events)
+      return
+    }
+    const defect = Cause.dieOption(exit.cause)
+    if (Option.isSome(defect)) {
+      const d = defect.value
+      this.violate(d instanceof InvariantViolation ? `node ${node.id} stopped: ${d.message}` : `node ${node.id} crashed: ${String(d)}`)
+      node.state = null
+      return
+    }
+    this.count("fault.torn-crash")
+    this.crash(node, this.rng.chance(0.5) ? this.rng.int(1, 12) : this.rng.int(12, 120))
+  }
+
+  private observe(node: SimNode, events: readonly Event[]): void {
+    for (const e of events) {
+      switch (e._tag) {
+        case "Decided": {
+          const key = batchKey(e.value)
+          const prev = this.learned.get(e.slot)
+          if (prev === undefined) this.learned.set(e.slot, key)
+          else if (prev !== key) this.violate(`slot ${e.slot}: node ${node.id} learned ${key || "no-op"} but another node learned ${prev || "no-op"}`)
+          break
+        }
+        case "BecameLeader":
+          this.count("path.elected")
+          this.count("path.noop-fills", e.noops)
+          this.count("path.reproposed", e.reproposed)
+          break
+        case "SteppedDown":
+          this.count(`path.stepped-down.${e.reason}`)
+          break
+        case "ElectionStarted":
+          this.count("path.elections")
+          break
+        case "SnapshotInstalled":
+          this.count("path.snapshot-installs")
+          break
+        case "SnapshotTaken":
+          this.count("path.snapshots")
+          break
+        case "CatchupServed":
+          this.count("path.catchups")
+          break
+        case "DuplicateFromTable":
+        case "DuplicateApplied":
+          this.count("path.duplicates-answered")
+          break
+        case "Retransmitted":
+          this.count("path.retransmits")
+          break
+        default:
+          break
+      }
+    }
+    this.checkList(node)
+  }
+
+  /** The node's list must extend or be a prefix of the global list, and never shrink while it runs. */
+  private checkList(node: SimNode): void {
+    const st = node.state
+    if (st === null) return
+    const list = st.list
+    if (list.length < node.verified) {
+      this.violate(`node ${node.id}: applied list shrank from ${node.verified} to ${list.length} without a restart`)
+      return
+    }
+    for (let i = node.verified; i < list.length; i++) {
+      const v = list.at(i) as number
+      if (i < this.global.length) {
+        if (this.global[i] !== v) {
+          this.violate(`node ${node.id}: list diverges at index ${i}: ${v} vs ${this.global[i]}`)
+          return
+        }
+      } else this.global.push(v)
+    }
+    node.verified = list.length
+  }
+
+  private vote(node: number, slot: number, ballot: Bal.Ballot, key: string): void {
+    const id = `${slot}|${Bal.show(ballot)}`
+    let v = this.votes.get(id)
+    if (v === undefined) this.votes.set(id, (v = { key, voters: new Set() }))
+    else if (v.key !== key) {
+      this.violate(`slot ${slot}: two values accepted at the same ballot ${Bal.show(ballot)}`)
+      return
+    }
+    v.voters.add(node)
+    if (v.voters.size < quorum(this.opts.nodes)) return
+    const prev = this.chosen.get(slot)
+    if (prev === undefined) this.chosen.set(slot, key)
+    else if (prev !== key) this.violate(`slot ${slot}: two values chosen: ${prev || "no-op"} and ${key || "no-op"} (at ballot ${Bal.show(ballot)})`)
+  }
+
+  private crash(node: SimNode, downTicks: number): void {
+    if (node.state === null) return
+    node.state = null
+    node.paused = false
+    node.inputs = []
+    node.restartAt = this.t + downTicks
+  }
+
+  private wake(): void {
+    for (const n of this.nodes) {
+      if (n.state === null && n.restartAt > 0 && this.t >= n.restartAt) {
+        n.restartAt = 0
+        this.boot(n)
+      }
+      if (n.paused && this.t >= n.resumeAt) n.paused = false
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Network
+
+  private send(from: number, envelopes: readonly Envelope[]): void {
+    for (const e of envelopes) {
+      this.count("net.messages")
+      if (e.to === from) {
+        this.bucket(1).push({ from, to: e.to, msg: e.msg })
+        continue
+      }
+      if (this.rng.chance(this.net.loss)) {
+        this.count("fault.lost")
+        continue
+      }
+      this.bucket(this.rng.int(1, MAX_DELAY + 1)).push({ from, to: e.to, msg: e.msg })
+      if (this.rng.chance(this.net.dup)) {
+        this.count("fault.duplicated")
+        this.bucket(this.rng.int(1, MAX_DELAY + 1)).push({ from, to: e.to, msg: e.msg })
+      }
+    }
+  }
+
+  private bucket(delay: number): InFlight[] {
+    return this.buckets[(this.t + delay) % this.buckets.length] as InFlight[]
+  }
+
+  private deliver(): void {
+    const i = this.t % this.buckets.length
+    const due = this.buckets[i] as InFlight[]
+    this.buckets[i] = []
+    for (const m of due) {
+      const node = this.nodes[m.to] as SimNode
+      if (node.state === null) continue
+      if (node.paused) {
+        this.bucket(1).push(m)
+        continue
+      }
+      if (m.from !== m.to && this.net.blocked.has(m.from * 16 + m.to)) {
+        this.count("fault.partition-drops")
+        continue
+      }
+      node.inputs.push({ _tag: "Receive", from: m.from, msg: m.msg })
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Nemesis
+
+  private nemesis(): void {
+    if (this.healAt > 0 && this.t >= this.healAt) {
+      this.healAt = 0
+      this.net.blocked.clear()
+      this.net.loss = 0.01
+      this.net.dup = 0.01
+    }
+    if (this.t < this.nextFaultAt) return
+    this.nextFaultAt = this.t + this.rng.int(30, 200)
+    const n = this.nodes.length
+    const up = this.nodes.filter((x) => x.state !== null)
+    const leader = this.nodes.find((x) => x.state?.role._tag === "Leader") ?? this.rng.pick(this.nodes)
+    const heal = this.t + this.rng.int(40, 300)
+    // Half the crashes are a quick kill and restart (as Jepsen's kill nemesis does), half long outages.
+    const crashTicks = () => (this.rng.chance(0.5) ? this.rng.int(1, 12) : this.rng.int(12, 250))
+    switch (this.rng.int(0, 11)) {
+      case 0:
+        this.partition("random-halves", this.randomHalves(n))
+        break
+      case 1:
+        this.partition("isolate-leader", this.isolate(leader.id, n))
+        break
+      case 2:
+        this.partition("majorities-ring", this.majoritiesRing(n))
+        break
+      case 3:
+        this.partition("bridge", this.bridge(n))
+        break
+      case 4:
+        this.count("fault.crash-one")
+        this.crash(this.rng.pick(this.nodes), crashTicks())
+        break
+      case 5:
+        this.count("fault.crash-leader")
+        this.crash(leader, crashTicks())
+        break
+      case 6:
+        this.count("fault.crash-majority")
+        for (const x of this.rng.shuffle(this.nodes).slice(0, quorum(n))) this.crash(x, crashTicks())
+        break
+      case 7:
+        if (this.rng.chance(0.3)) {
+          this.count("fault.crash-all")
+          for (const x of this.nodes) this.crash(x, crashTicks())
+        }
+        break
+      case 8: {
+        const x = this.rng.chance(0.5) ? leader : this.rng.pick(up.length > 0 ? up : this.nodes)
+        if (x.state !== null && !x.paused) {
+          this.count("fault.pause")
+          x.paused = true
+          x.resumeAt = this.t + this.rng.int(20, 250)
+        }
+        break
+      }
+      case 9:
+        this.count("fault.lossy-network")
+        this.net.loss = this.rng.pick([0.05, 0.2, 0.5])
+        this.net.dup = this.rng.pick([0.05, 0.2])
+        this.healAt = heal
+        return
+      default:
+        this.healAt = this.t
+        return
+    }
+    if (this.healAt === 0) this.healAt = heal
+  }
+
+  /** Installs a grudge: each pair [from, to] means `to` drops what `from` sends (iptables INPUT DROP). */
+  private partition(name: string, grudge: Array<[number, number]>): void {
+    this.count(`fault.partition.${name}`)
+    this.net.blocked.clear()
+    for (const [from, to] of grudge) this.net.blocked.add(from * 16 + to)
+  }
+
+  /** Both directions between every node of `a` and every node of `b`. */
+  private cut(a: readonly number[], b: readonly number[]): Array<[number, number]> {
+    return a.flatMap((x) => b.flatMap((y) => [[x, y], [y, x]] as Array<[number, number]>))
+  }
+
+  /** Two random non-empty halves that cannot talk. */
+  private randomHalves(n: number): Array<[number, number]> {
+    const order = this.rng.shuffle(Array.from({ length: n }, (_, i) => i))
+    const cut = this.rng.int(1, n)
+    return this.cut(order.slice(0, cut), order.slice(cut))
+  }
+
+  private isolate(x: number, n: number): Array<[number, number]> {
+    return this.cut([x], Array.from({ length: n }, (_, y) => y).filter((y) => y !== x))
+  }
+
+  /**
+   * Jepsen's majorities ring: on a random ring, each node hears only the majority of nodes nearest
+   * to it (itself included), so every node sees a majority but no two see the same one. With 3 nodes
+   * this is one-directional: node i hears itself and its successor only.
+   */
+  private majoritiesRing(n: number): Array<[number, number]> {
+    const ring = this.rng.shuffle(Array.from({ length: n }, (_, i) => i))
+    const q = quorum(n)
+    const grudge: Array<[number, number]> = []
+    for (let i = 0; i < n; i++) {
+      const hears = new Set<number>()
+      for (let d = 0; hears.size < q; d++) {
+        hears.add(ring[(i + d) % n] as number)
+        if (hears.size < q && d > 0) hears.add(ring[(i - d + n) % n] as number)
+      }
+      for (const from of ring) if (!hears.has(from)) grudge.push([from, ring[i] as number])
+    }
+    return grudge
+  }
+
+  /** Two halves joined by one bridge node that hears both. */
+  private bridge(n: number): Array<[number, number]> {
+    const order = this.rng.shuffle(Array.from({ length: n }, (_, i) => i))
+    const mid = Math.floor(n / 2)
+    return this.cut(order.slice(0, mid), order.slice(mid + 1))
+  }
+
+  private healAll(): void {
+    this.net.blocked.clear()
+    this.net.loss = 0
+    this.net.dup = 0
+    this.healAt = 0
+    for (const n of this.nodes) {
+      n.paused = false
+      if (n.state === null && !this.violations.length) {
+        n.restartAt = 0
+        this.boot(n)
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Clients (Jepsen semantics: one op at a time per process; after :info the process is replaced)
+
+  private clientsAct(liveness: boolean): void {
+    for (const c of this.clients) {
+      if (c.op !== null) {
+        if (this.t >= c.op.deadline) this.retryOrGiveUp(c, false)
+        continue
+      }
+      if (this.t < c.idleUntil) continue
+      if (liveness ? c.done >= this.nodes.length : this.issued >= this.opts.ops) continue
+      this.invoke(c, liveness)
+    }
+  }
+
+  private invoke(c: Client, liveness: boolean): void {
+    const read = liveness ? c.done % 2 === 1 : this.rng.chance(0.25)
+    const value = read ? 0 : this.nextValue++
+    const mops: MicroOp[] = read ? [["r", 0, null]] : [["append", 0, value], ["r", 0, null]]
+    const invoke = this.record("invoke", c.process, mops)
+    c.seq++
+    c.op = { kind: read ? "read" : "append", value, seq: c.seq, invoke, attempts: 0, definite: true, rid: 0, node: 0, deadline: 0 }
+    if (!liveness) this.issued++
+    const target = liveness ? c.done % this.nodes.length : this.rng.int(0, this.nodes.length)
+    this.attempt(c, target)
+  }
+
+  private attempt(c: Client, nodeId: number): void {
+    const op = c.op
+    if (op === null) return
+    op.attempts++
+    op.node = nodeId
+    const node = this.nodes[nodeId] as SimNode
+    if (node.state === null) {
+      // Connection refused: definitely not applied by this attempt.
+      op.deadline = this.t
+      op.rid = 0
+      this.retryOrGiveUp(c, true)
+      return
+    }
+    const rid = this.nextRid++
+    op.rid = rid
+    op.deadline = this.t + CLIENT_TIMEOUT_TICKS
+    this.rids.set(rid, c.k)
+    node.inputs.push(
+      op.kind === "read"
+        ? { _tag: "Read", rid }
+        : { _tag: "Append", rid, value: op.value, client: `p${c.process}`, seq: op.seq }
+    )
+  }
+
+  private retryOrGiveUp(c: Client, definite: boolean): void {
+    const op = c.op
+    if (op === null) return
+    if (!definite) op.definite = false
+    if (op.rid !== 0) this.rids.delete(op.rid)
+    if (op.attempts < 3) {
+      this.count("client.retries")
+      this.attempt(c, (op.node + 1 + this.rng.int(0, this.nodes.length - 1)) % this.nodes.length)
+      return
+    }
+    const type = op.kind === "read" || op.definite ? "fail" : "info"
+    this.complete(c, type, op.invoke.value as MicroOp[])
+  }
+
+  private onReplies(nodeId: number, replies: readonly Reply[], st: NodeState): void {
+    for (const r of replies) {
+      const k = this.rids.get(r.rid)
+      if (k === undefined) continue
+      const c = this.clients[k] as Client
+      const op = c.op
+      if (op === null || op.rid !== r.rid || op.node !== nodeId) continue
+      this.rids.delete(r.rid)
+      switch (r._tag) {
+        case "Appended":
+          this.complete(c, "ok", [["append", 0, op.value], ["r", 0, st.list.slice(0, r.index + 1)]])
+          break
+        case "ReadDone":
+          this.complete(c, "ok", [["r", 0, st.list.slice(0, r.length)]])
+          break
+        case "Rejected":
+          op.rid = 0
+          this.retryOrGiveUp(c, r.definite)
+          break
+      }
+    }
+  }
+
+  private complete(c: Client, type: "ok" | "fail" | "info", value: MicroOp[]): void {
+    this.record(type, c.process, value)
+    this.count(`client.${type}`)
+    c.op = null
+    c.done++
+    c.idleUntil = this.t + this.rng.int(0, 5)
+    if (type === "info") c.process += this.opts.clients
+  }
+
+  private record(type: Op["type"], process: number, value: MicroOp[]): Op {
+    const index = this.history.length
+    const op: Op = { type, f: "txn", process, time: this.t * 1_000_000 + index, index, value }
+    this.history.push(op)
+    return op
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private count(name: string, by = 1): void {
+    this.counters[name] = (this.counters[name] ?? 0) + by
+  }
+
+  private violate(msg: string): void {
+    if (this.violations.length < 20) this.violations.push(`tick ${this.t}: ${msg}`)
+  }
+}
+
+export function simulate(opts: SimOptions): SimResult {
+  return new World(opts).run()
+}
