@@ -1,0 +1,103 @@
+/**
+ * The leader's rules: one Phase 1 per ballot over every slot above what it applied; the value
+ * reported with the highest ballot is re-proposed (Chand et al.'s Phase2a condition), holes become
+ * no-ops, slots inside a reported snapshot are not proposed; then pipelined, batched Phase 2 and an
+ * advertised commit watermark that only a quorum at its own ballot moves.
+ */
+import assert from "node:assert/strict"
+import type { Ballot } from "../../src/core/ballot.ts"
+import type { Batch } from "../../src/core/messages.ts"
+import { test } from "../portable.ts"
+import { Bench, only, sentOf, type Sent } from "./harness.ts"
+
+const b = (round: number, leader: number): Ballot => ({ round, leader })
+const cmd = (id: string, value: number) => ({ _tag: "Append" as const, id, value })
+
+/** Node 0 campaigns; returns its Prepare ballot. */
+function campaign(t: Bench): Ballot {
+  const prepares = t.tickUntil(0, "Prepare")
+  assert.equal(prepares.length, 3, "a Prepare goes to every node, itself included")
+  return only(prepares, "Prepare").ballot
+}
+
+function accepts(sent: readonly Sent[], to: number): Array<{ slot: number; value: Batch }> {
+  return sent.filter((s) => s.msg._tag === "Accept" && s.to === to).flatMap((s) => (s.msg._tag === "Accept" ? [...s.msg.entries] : []))
+}
+
+test("Phase2a after Phase1: the highest-ballot reported value is re-proposed, holes become no-ops", () => {
+  const t = new Bench(3)
+  const ballot = campaign(t)
+  t.receive(0, 0, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  t.receive(0, 1, {
+    _tag: "Promise",
+    ballot,
+    snapshot: 0,
+    accepted: [
+      { slot: 1, ballot: b(0, 1), value: [cmd("old", 1)] },
+      { slot: 3, ballot: b(0, 1), value: [cmd("c", 3)] }
+    ]
+  })
+  const out = t.receive(0, 2, {
+    _tag: "Promise",
+    ballot,
+    snapshot: 0,
+    accepted: [{ slot: 1, ballot: b(0, 2), value: [cmd("new", 2)] }]
+  })
+  // A quorum (0 and 1) was enough: the leader was elected at the second promise.
+  assert.equal(t.nodes[0]?.role._tag, "Leader")
+  const proposed = accepts(t.outputs[0]?.flatMap((o) => sentOf(0, o)) ?? [], 1)
+  assert.deepEqual(proposed, [
+    { slot: 1, value: [cmd("old", 1)] },
+    { slot: 2, value: [] },
+    { slot: 3, value: [cmd("c", 3)] }
+  ])
+  assert.deepEqual(out.persist, [], "the third promise arrives after election and changes nothing")
+})
+
+test("slots inside a reported snapshot are decided already and are not proposed again", () => {
+  const t = new Bench(3)
+  const ballot = campaign(t)
+  t.receive(0, 0, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  t.receive(0, 1, { _tag: "Promise", ballot, snapshot: 5, accepted: [{ slot: 6, ballot: b(0, 1), value: [cmd("x", 6)] }] })
+  const proposed = accepts(t.outputs[0]?.flatMap((o) => sentOf(0, o)) ?? [], 1)
+  assert.deepEqual(proposed.map((e) => e.slot), [6])
+  // It asks the node with the snapshot for what it lacks.
+  const req = only(t.outputs[0]?.flatMap((o) => sentOf(0, o)) ?? [], "CatchupRequest")
+  assert.equal(req.from, 1)
+})
+
+test("client commands are batched per slot and pipelined up to the window; the watermark needs a quorum", () => {
+  const t = new Bench(3, { windowSlots: 2, batchCommandsMax: 2 })
+  const ballot = campaign(t)
+  t.receive(0, 0, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  t.receive(0, 1, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  for (let rid = 1; rid <= 5; rid++) t.step(0, { _tag: "Append", rid, value: rid * 10 })
+  const sent = t.outputs[0]?.flatMap((o) => sentOf(0, o)) ?? []
+  const proposed = accepts(sent, 1)
+  assert.deepEqual(proposed.map((e) => [e.slot, e.value.length]), [[1, 1], [2, 1]], "window of 2 slots fills first")
+  // Slot 2 is chosen before slot 1 (pipelining): the advertised commit stays at 0.
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: [2] })
+  const out2 = t.receive(0, 1, { _tag: "Accepted", ballot, slots: [2] })
+  const leader = t.nodes[0]?.role
+  assert.ok(leader?._tag === "Leader")
+  assert.equal(leader.committed, 0, "slot 1 has no quorum yet, so nothing may be advertised")
+  // The freed window slot takes the next batch of up to 2 queued commands.
+  assert.deepEqual(accepts(sentOf(0, out2), 1).map((e) => [e.slot, e.value.length]), [[3, 2]])
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: [1] })
+  const out = t.receive(0, 1, { _tag: "Accepted", ballot, slots: [1] })
+  const leader2 = t.nodes[0]?.role
+  assert.ok(leader2?._tag === "Leader")
+  assert.equal(leader2.committed, 2)
+  assert.deepEqual(out.replies.map((r) => r._tag), ["Appended", "Appended"], "slots 1 and 2 apply in order and answer their clients")
+})
+
+test("a leader that meets a higher ballot steps down", () => {
+  const t = new Bench(3)
+  const ballot = campaign(t)
+  t.receive(0, 0, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  t.receive(0, 1, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  assert.equal(t.nodes[0]?.role._tag, "Leader")
+  const out = t.receive(0, 2, { _tag: "Nack", ballot, promised: b(ballot.round + 1, 2) })
+  assert.equal(t.nodes[0]?.role._tag, "Follower")
+  assert.ok(out.events.some((e) => e._tag === "SteppedDown" && e.reason === "preempted"))
+})

@@ -1,0 +1,68 @@
+/**
+ * The replica: decided slots apply in order; the client table answers a retry of (client, seq)
+ * with the first answer and never applies it twice; reads are answered where their marker is
+ * applied; a snapshot lets a lagging node jump ahead.
+ */
+import assert from "node:assert/strict"
+import type { Ballot } from "../../src/core/ballot.ts"
+import { test } from "../portable.ts"
+import { Bench } from "./harness.ts"
+
+const lb: Ballot = { round: 1, leader: 1 }
+
+test("decided slots apply in order, whatever order they are learned in", () => {
+  const t = new Bench(3)
+  const v = (id: string, value: number) => [{ _tag: "Append" as const, id, value }]
+  t.receive(0, 1, { _tag: "CatchupReply", entries: [{ slot: 2, value: v("b", 2) }] })
+  assert.equal(t.nodes[0]?.list.length, 0, "slot 2 waits for slot 1")
+  t.receive(0, 1, { _tag: "CatchupReply", entries: [{ slot: 1, value: v("a", 1) }] })
+  assert.deepEqual(t.nodes[0]?.list.slice(), [1, 2])
+})
+
+test("exactly-once: a retried (client, seq) is applied once and answered with the first answer", () => {
+  const t = new Bench(3)
+  const first = { _tag: "Append" as const, id: "x.1", value: 5, client: "c1", seq: 1 }
+  const retry = { _tag: "Append" as const, id: "x.2", value: 5, client: "c1", seq: 1 }
+  t.receive(0, 1, { _tag: "Accept", ballot: lb, entries: [{ slot: 1, value: [first] }, { slot: 2, value: [retry] }], commit: 2 })
+  assert.deepEqual(t.nodes[0]?.list.slice(), [5])
+  // A third try reaching this node is answered from the table at once.
+  const out = t.step(0, { _tag: "Append", rid: 9, value: 5, client: "c1", seq: 1 })
+  assert.deepEqual(out.replies, [{ _tag: "Appended", rid: 9, value: 5, index: 0 }])
+  assert.ok(out.events.some((e) => e._tag === "DuplicateFromTable"))
+})
+
+test("a read is answered where its marker is applied, with the list at that point", () => {
+  const t = new Bench(3)
+  // Learn of leader 1 so the read is forwarded.
+  t.receive(0, 1, { _tag: "Commit", ballot: lb, commit: 0 })
+  const out = t.step(0, { _tag: "Read", rid: 7 })
+  const fwd = out.early.find((e) => e.msg._tag === "Forward")
+  assert.ok(fwd !== undefined && fwd.to === 1 && fwd.msg._tag === "Forward")
+  const readCmd = fwd.msg.commands[0]
+  assert.ok(readCmd !== undefined)
+  const a = { _tag: "Append" as const, id: "y.1", value: 3 }
+  const applied = t.receive(0, 1, { _tag: "Accept", ballot: lb, entries: [{ slot: 1, value: [a, readCmd] }], commit: 1 })
+  assert.deepEqual(applied.replies, [{ _tag: "ReadDone", rid: 7, length: 1 }])
+})
+
+test("a commit watermark alone does not decide a slot accepted at another ballot", () => {
+  const t = new Bench(3)
+  const a = [{ _tag: "Append" as const, id: "z.1", value: 1 }]
+  t.receive(0, 1, { _tag: "Accept", ballot: lb, entries: [{ slot: 1, value: a }], commit: 0 })
+  // A later leader (ballot 2.2) says slot 1 is decided: its value may differ, so node 0 must fetch it.
+  t.receive(0, 2, { _tag: "Commit", ballot: { round: 2, leader: 2 }, commit: 1 })
+  assert.equal(t.nodes[0]?.list.length, 0)
+  // Catch-up is driven by ticks (rate-limited), not by every Commit.
+  const out = t.step(0, { _tag: "Tick" })
+  assert.ok(out.early.some((e) => e.msg._tag === "CatchupRequest"), "on its next tick it asks a peer for the decided value")
+})
+
+test("a lagging node installs a snapshot and keeps its list a prefix of it", () => {
+  const t = new Bench(3)
+  const out = t.receive(0, 1, { _tag: "Snapshot", slot: 40, listFrom: 0, values: [1, 2, 3], clients: [] })
+  assert.deepEqual(t.nodes[0]?.list.slice(), [1, 2, 3])
+  assert.equal(t.nodes[0]?.applied, 40)
+  assert.deepEqual(out.persist, [{ _tag: "Snapshot", slot: 40, from: 0, values: [1, 2, 3], clients: [] }])
+  // A snapshot that contradicts the applied list stops the node.
+  assert.throws(() => t.receive(0, 1, { _tag: "Snapshot", slot: 50, listFrom: 0, values: [9, 2, 3, 4], clients: [] }), /PAXOS-INVARIANT-VIOLATION/)
+})
