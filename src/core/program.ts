@@ -10,7 +10,7 @@
  */
 import { Context, Data, Effect } from "effect"
 import { step } from "./node.ts"
-import type { Envelope, Event, Input, NodeState, Reply, Write } from "./state.ts"
+import { emptyOutput, type Envelope, type Event, type Input, type NodeState, type Output, type Reply, type Write } from "./state.ts"
 
 export class StorageError extends Data.TaggedError("StorageError")<{ readonly message: string; readonly cause?: unknown }> {}
 
@@ -35,33 +35,42 @@ export interface BatchResult {
   readonly writes: number
 }
 
-/** Steps every input of the batch, then performs the outputs in the order above. */
+/** Steps every input of a batch (pure): the next state and the outputs of the whole batch. */
+export function stepBatch(state: NodeState, inputs: readonly Input[]): { readonly state: NodeState; readonly output: Output } {
+  let s = state
+  const output = emptyOutput()
+  for (const input of inputs) {
+    const r = step(s, input)
+    s = r.state
+    pushAll(output.early, r.output.early)
+    pushAll(output.persist, r.output.persist)
+    pushAll(output.send, r.output.send)
+    pushAll(output.replies, r.output.replies)
+    pushAll(output.events, r.output.events)
+  }
+  return { state: s, output }
+}
+
+/** Carries out a batch's outputs in the order above. */
+export const perform = (output: Output, state: NodeState): Effect.Effect<void, StorageError, Storage | Network | Clients> =>
+  Effect.gen(function* () {
+    const network = yield* Network
+    if (output.early.length > 0) yield* network.send(output.early)
+    if (output.persist.length > 0) yield* (yield* Storage).persist(output.persist)
+    if (output.send.length > 0) yield* network.send(output.send)
+    if (output.replies.length > 0) yield* (yield* Clients).reply(output.replies, state)
+  })
+
+/** Steps every input of the batch, then performs the outputs (when there are any). */
 export const runBatch = (
   state: NodeState,
   inputs: readonly Input[]
 ): Effect.Effect<BatchResult, StorageError, Storage | Network | Clients> =>
-  Effect.gen(function* () {
-    let s = state
-    const early: Envelope[] = []
-    const writes: Write[] = []
-    const send: Envelope[] = []
-    const replies: Reply[] = []
-    const events: Event[] = []
-    for (const input of inputs) {
-      const r = step(s, input)
-      s = r.state
-      pushAll(early, r.output.early)
-      pushAll(writes, r.output.persist)
-      pushAll(send, r.output.send)
-      pushAll(replies, r.output.replies)
-      pushAll(events, r.output.events)
-    }
-    const network = yield* Network
-    if (early.length > 0) yield* network.send(early)
-    if (writes.length > 0) yield* (yield* Storage).persist(writes)
-    if (send.length > 0) yield* network.send(send)
-    if (replies.length > 0) yield* (yield* Clients).reply(replies, s)
-    return { state: s, events, writes: writes.length }
+  Effect.suspend(() => {
+    const { state: next, output } = stepBatch(state, inputs)
+    const result: BatchResult = { state: next, events: output.events, writes: output.persist.length }
+    const idle = output.early.length + output.persist.length + output.send.length + output.replies.length === 0
+    return idle ? Effect.succeed(result) : Effect.as(perform(output, next), result)
   })
 
 function pushAll<A>(into: A[], from: readonly A[]): void {
