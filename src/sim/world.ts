@@ -13,7 +13,7 @@
  * every client op must complete within a bounded number of ticks, and all nodes converge.
  * One seed replays exactly: all randomness comes from it.
  */
-import { Cause, Context, Effect, Exit, Option } from "effect"
+import { Cause, Context, Effect, Exit, Option, Runtime } from "effect"
 import { batchKey } from "../core/acceptor.ts"
 import * as Bal from "../core/ballot.ts"
 import { defaultConfig, quorum, type BugName, type NodeConfig } from "../core/config.ts"
@@ -73,7 +73,8 @@ interface SimNode {
   /** Length of the list already compared with the global list. */
   verified: number
   boots: number
-  ctx: Context.Context<Storage | Network | Clients>
+  /** The node's services, as a runtime: each batch runs synchronously on it (no per-run provide). */
+  runtime: Runtime.Runtime<Storage | Network | Clients>
 }
 
 interface InFlight {
@@ -230,12 +231,13 @@ export class World {
       inputs: [],
       verified: 0,
       boots: 0,
-      ctx: Context.empty() as Context.Context<Storage | Network | Clients>
+      runtime: Runtime.defaultRuntime as unknown as Runtime.Runtime<Storage | Network | Clients>
     }
-    node.ctx = Context.make(Storage, { persist: (ws) => this.persist(node, ws) }).pipe(
+    const context = Context.make(Storage, { persist: (ws) => this.persist(node, ws) }).pipe(
       Context.add(Network, { send: (es) => Effect.sync(() => this.send(node.id, es)) }),
       Context.add(Clients, { reply: (rs, st) => Effect.sync(() => this.onReplies(node.id, rs, st)) })
     )
+    node.runtime = Runtime.make({ context, runtimeFlags: Runtime.defaultRuntimeFlags, fiberRefs: Runtime.defaultRuntime.fiberRefs })
     this.boot(node)
     return node
   }
@@ -264,7 +266,7 @@ export class World {
     node.inputs = []
     const torn = this.faultsOn && this.rng.chance(0.002)
     if (torn) this.tornCrash = node.id
-    const exit = Effect.runSyncExit(Effect.provide(runBatch(node.state, inputs), node.ctx))
+    const exit = Runtime.runSyncExit(node.runtime)(runBatch(node.state, inputs))
     this.tornCrash = -1
     if (Exit.isSuccess(exit)) {
       node.state = exit.value.state
