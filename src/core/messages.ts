@@ -23,8 +23,8 @@ export const Ballot = S.Struct({ round: Slot, leader: NodeIndex })
 export const AppendCommand = S.TaggedStruct("Append", {
   id: CommandId,
   value: Value,
-  client: S.optional(ClientId),
-  seq: S.optional(Seq)
+  client: S.optionalWith(ClientId, { exact: true }),
+  seq: S.optionalWith(Seq, { exact: true })
 })
 export const ReadCommand = S.TaggedStruct("Read", { id: CommandId })
 export const Command = S.Union(AppendCommand, ReadCommand)
@@ -124,15 +124,15 @@ export type PeerEnvelope = typeof PeerEnvelope.Type
 
 export const AppendRequest = S.Struct({
   value: Value,
-  client: S.optional(ClientId),
-  seq: S.optional(Seq)
+  client: S.optionalWith(ClientId, { exact: true }),
+  seq: S.optionalWith(Seq, { exact: true })
 })
 export type AppendRequest = typeof AppendRequest.Type
 
 export const AppendResponse = S.Struct({
   value: Value,
   index: S.Int.pipe(S.nonNegative()),
-  list: S.optional(S.Array(Value))
+  list: S.optionalWith(S.Array(Value), { exact: true })
 })
 export const ListResponse = S.Struct({ list: S.Array(Value) })
 export const ErrorResponse = S.Struct({ error: S.String, message: S.String, definite: S.Boolean })
