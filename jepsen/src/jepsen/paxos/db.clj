@@ -1,0 +1,264 @@
+(ns jepsen.paxos.db
+  "Installs, starts, kills, pauses and inspects the `paxos` binary on each
+  node.
+
+  The binary is the one built on the control node (`bun run build` makes
+  `dist/paxos`); it is uploaded to every node, so workers need neither a git
+  checkout nor a compiler. Everything a node uses lives under a directory
+  named for the node, /opt/paxos/<node>/, with its own copy of the binary, its
+  config, data, pidfile and log. Processes are found only through that
+  pidfile, never by name: on a single machine whose hosts are network
+  namespaces, every node shares one filesystem and one PID space, and a
+  name-based kill would hit all of them."
+  (:require [clojure.java.io :as io]
+            [clojure.string :as str]
+            [clojure.tools.logging :refer [info warn]]
+            [jepsen [control :as c]
+                    [db :as db]
+                    [util :as util]]
+            [jepsen.control.util :as cu]
+            [jepsen.paxos.client :as pc]
+            [clj-commons.slingshot :refer [try+ throw+]])
+  (:import (java.security SecureRandom)))
+
+(def base-dir
+  "Every node's directory lives under this one."
+  "/opt/paxos")
+
+(defn node-dir
+  "The directory holding everything of one node. Node names are addresses
+  (or host names); anything that could escape base-dir is refused, since this
+  directory is removed with rm -rf."
+  [node]
+  (let [node (str node)]
+    (when-not (and (re-matches #"[A-Za-z0-9._-]+" node)
+                   (not (#{"." ".."} node)))
+      (throw (IllegalArgumentException.
+               (str "node name " (pr-str node)
+                    " is not a plain host name or address"))))
+    (str base-dir "/" node)))
+
+(defn binary
+  "This node's own copy of the paxos binary."
+  [node]
+  (str (node-dir node) "/bin/paxos"))
+
+(defn data-dir
+  "Where this node keeps its durable state."
+  [node]
+  (str (node-dir node) "/data"))
+
+(defn config-file
+  "This node's copy of the cluster config."
+  [node]
+  (str (node-dir node) "/paxos.conf"))
+
+(defn secret-file
+  "The file holding the cluster's shared secret for peer authentication."
+  [node]
+  (str (node-dir node) "/secret"))
+
+(defn pidfile
+  "The pidfile start-stop-daemon writes for this node's process."
+  [node]
+  (str (node-dir node) "/paxos.pid"))
+
+(defn logfile
+  "Where this node's stdout and stderr go."
+  [node]
+  (str (node-dir node) "/paxos.log"))
+
+(defn random-secret
+  "A fresh random shared secret for one test: 32 random bytes, as hex."
+  []
+  (let [bytes (byte-array 32)]
+    (.nextBytes (SecureRandom.) bytes)
+    (apply str (map #(format "%02x" %) bytes))))
+
+(defn config-text
+  "The cluster config file (SPEC format: one `host:port` a line) for the
+  test's nodes."
+  [test]
+  (str "# Written by the Jepsen test: the nodes of this run.\n"
+       (str/join "\n" (map pc/node-address (:nodes test)))
+       "\n"))
+
+(defn install!
+  "Uploads the locally built binary (the test's :binary) to this node and
+  writes its config and secret."
+  [test node]
+  (let [local (io/file (:binary test))]
+    (when-not (.isFile local)
+      (throw (IllegalArgumentException.
+               (str "No paxos binary at " (.getCanonicalPath local)
+                    "; build it with `bun run build` in the repository root,"
+                    " or pass --binary PATH"))))
+    (c/su
+      (c/exec :mkdir :-p (str (node-dir node) "/bin") (data-dir node))
+      (c/upload local (binary node))
+      (c/exec :chmod "0755" (binary node))
+      (cu/write-file! (config-text test) (config-file node))
+      (cu/write-file! (:secret test) (secret-file node))
+      (c/exec :chmod "0600" (secret-file node)))))
+
+(defn start-node!
+  "Starts this node's process with start-stop-daemon, unless its pidfile names
+  a live process running this node's binary. Returns :started or
+  :already-running."
+  [test node]
+  (c/su
+    (cu/start-daemon!
+      {:logfile (logfile node)
+       :pidfile (pidfile node)
+       :chdir   (node-dir node)}
+      (binary node)
+      :server
+      :--config      (config-file node)
+      :--node        (pc/node-address node)
+      :--data-dir    (data-dir node)
+      :--secret-file (secret-file node))))
+
+(defn pid
+  "The process id in this node's pidfile, as a string, or nil when there is no
+  pidfile."
+  [node]
+  (c/su
+    (try+
+      (let [p (str/trim (c/exec :cat (pidfile node)))]
+        (when (re-matches #"\d+" p) p))
+      (catch [:type :jepsen.control/nonzero-exit] _
+        nil))))
+
+(defn await-exit!
+  "Waits until process pid is gone from the process table. A killed process
+  stays a zombie until its parent reaps it, about a second on the one-box
+  hosts; if it is still there after about 10 seconds we log and go on (a
+  zombie holds no port or file)."
+  [node pid]
+  (loop [tries 100]
+    (let [stat (try+ (str/trim (c/exec :ps :-o "stat=" :-p pid))
+                     (catch [:type :jepsen.control/nonzero-exit] _
+                       nil))]
+      (cond (str/blank? stat) :exited
+
+            (zero? tries)
+            (do (warn node "process" pid "still in the process table, state"
+                      stat)
+                :still-present)
+
+            :else
+            (do (Thread/sleep 100)
+                (recur (dec tries)))))))
+
+(defn kill-node!
+  "Kills this node's process with SIGKILL, by its pidfile, removes the
+  pidfile, and waits for the process to be gone. Returns :killed, or
+  :not-running when there was no pidfile."
+  [node]
+  (if-let [p (pid node)]
+    (do (c/su (cu/stop-daemon! (pidfile node)))
+        (c/su (await-exit! node p))
+        :killed)
+    :not-running))
+
+(defn signal-node!
+  "Sends signal (e.g. :STOP, :CONT) to the process in this node's pidfile.
+  Returns :signaled, or :not-running when there is no pidfile or no such
+  process."
+  [node signal]
+  (if-let [p (pid node)]
+    (c/su
+      (try+
+        (c/exec :kill (str "-" (name signal)) p)
+        :signaled
+        (catch [:type :jepsen.control/nonzero-exit] e
+          (warn node "could not send" signal "to" p ":" (:err e))
+          :not-running)))
+    :not-running))
+
+(defn await-healthy!
+  "Blocks until node answers `GET /health` with 200. If it does not within a
+  minute, throws :jepsen.db/setup-failed so jepsen.db/cycle! tears the cluster
+  down and tries again."
+  [node]
+  (try+
+    (util/await-fn (fn check-health [] (pc/health! node 2000))
+                   {:retry-interval 500
+                    :log-interval   5000
+                    :log-message    (str "Waiting for " node
+                                         " to answer /health")
+                    :timeout        60000})
+    (catch [:type :timeout] _
+      (throw+ {:type :jepsen.db/setup-failed
+               :node node
+               :why  "no 200 from /health within 60 s"}))))
+
+(defn leaders
+  "The nodes whose `GET /status` says they are the leader right now. Several
+  can claim it during a change of leadership; all of them are returned.
+  Unreachable nodes are left out."
+  [test]
+  (->> (:nodes test)
+       (util/real-pmap (fn leader? [node]
+                         (when (= "leader" (:role (pc/status node 1000)))
+                           node)))
+       (remove nil?)
+       vec))
+
+(defn node-log-files
+  "The files to bring back from this node into store/: its log, its config,
+  and a tarball of its data directory (the durable Paxos state, for
+  post-mortems)."
+  [node]
+  (let [tarball (str (node-dir node) "/data.tar.gz")
+        tarred? (try (c/su (cu/tarball! (data-dir node) tarball))
+                     true
+                     (catch Exception e
+                       (warn e node "could not tar up" (data-dir node))
+                       false))]
+    (cond-> {(logfile node)     "paxos.log"
+             (config-file node) "paxos.conf"}
+      tarred? (assoc tarball "data.tar.gz"))))
+
+(defrecord DB []
+  db/DB
+  (setup! [this test node]
+    (info node "installing paxos from" (:binary test))
+    (install! test node)
+    (start-node! test node)
+    (await-healthy! node))
+
+  (teardown! [this test node]
+    (info node "tearing down paxos")
+    (kill-node! node)
+    (c/su (c/exec :rm :-rf (node-dir node))))
+
+  db/Kill
+  (start! [this test node]
+    (start-node! test node))
+
+  (kill! [this test node]
+    (kill-node! node))
+
+  db/Pause
+  (pause! [this test node]
+    (signal-node! node :STOP))
+
+  (resume! [this test node]
+    (signal-node! node :CONT))
+
+  db/Primary
+  (setup-primary! [this test node])
+
+  (primaries [this test]
+    (leaders test))
+
+  db/LogFiles
+  (log-files [this test node]
+    (node-log-files node)))
+
+(defn db
+  "The paxos DB. Reads from the test map :nodes, :binary (path of the binary
+  on the control node) and :secret (the cluster's shared secret)."
+  []
+  (DB.))
