@@ -20,7 +20,7 @@ import { defaultConfig, quorum, type BugName, type NodeConfig } from "../core/co
 import { InvariantViolation } from "../core/invariant.ts"
 import type { Message } from "../core/messages.ts"
 import { Random } from "../core/prng.ts"
-import { Clients, Network, Storage, StorageError, runBatch } from "../core/program.ts"
+import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
 import { restore, type Envelope, type Event, type Input, type NodeState, type Reply, type Write } from "../core/state.ts"
 import { checkOps, type CheckResult } from "../check/checker.ts"
 import type { MicroOp, Op } from "../check/history.ts"
@@ -73,8 +73,6 @@ interface SimNode {
   /** Length of the list already compared with the global list. */
   verified: number
   boots: number
-  /** The node's services, as a runtime: each batch runs synchronously on it (no per-run provide). */
-  runtime: Runtime.Runtime<Storage | Network | Clients>
 }
 
 interface InFlight {
@@ -214,7 +212,7 @@ export class World {
     this.wake()
     this.deliver()
     if (clientsOn) this.clientsAct(liveness)
-    for (const node of this.rng.shuffle(this.nodes)) this.runNode(node)
+    this.runNodes()
   }
 
   // -------------------------------------------------------------------------------------------
@@ -230,14 +228,8 @@ export class World {
       resumeAt: 0,
       inputs: [],
       verified: 0,
-      boots: 0,
-      runtime: Runtime.defaultRuntime as unknown as Runtime.Runtime<Storage | Network | Clients>
+      boots: 0
     }
-    const context = Context.make(Storage, { persist: (ws) => this.persist(node, ws) }).pipe(
-      Context.add(Network, { send: (es) => Effect.sync(() => this.send(node.id, es)) }),
-      Context.add(Clients, { reply: (rs, st) => Effect.sync(() => this.onReplies(node.id, rs, st)) })
-    )
-    node.runtime = Runtime.make({ context, runtimeFlags: Runtime.defaultRuntimeFlags, fiberRefs: Runtime.defaultRuntime.fiberRefs })
     this.boot(node)
     return node
   }
@@ -260,14 +252,42 @@ export class World {
     })
   }
 
-  private runNode(node: SimNode): void {
-    if (node.state === null || node.paused) return
+  /**
+   * The services of whichever node is running: one runtime serves every node, and `current` says
+   * whose batch it is (the simulation is single-threaded, so this is exact).
+   */
+  private current: SimNode | null = null
+  private readonly runtime: Runtime.Runtime<Storage | Network | Clients> = Runtime.make({
+    context: Context.make(Storage, { persist: (ws) => this.persist(this.current as SimNode, ws) }).pipe(
+      Context.add(Network, { send: (es) => Effect.sync(() => this.send((this.current as SimNode).id, es)) }),
+      Context.add(Clients, { reply: (rs, st) => Effect.sync(() => this.onReplies((this.current as SimNode).id, rs, st)) })
+    ),
+    runtimeFlags: Runtime.defaultRuntimeFlags,
+    fiberRefs: Runtime.defaultRuntime.fiberRefs
+  })
+
+  /** One tick of every running node, in a random order: one Effect program, one batch per node. */
+  private runNodes(): void {
+    const order = this.rng.shuffle(this.nodes)
+    const program = Effect.forEach(order, (node) => this.runNode(node), { discard: true })
+    Runtime.runSync(this.runtime)(program)
+  }
+
+  private runNode(node: SimNode): Effect.Effect<void, never, Storage | Network | Clients> {
+    if (node.state === null || node.paused) return Effect.void
     const inputs: Input[] = [{ _tag: "Tick" }, ...node.inputs]
     node.inputs = []
     const torn = this.faultsOn && this.rng.chance(0.002)
-    if (torn) this.tornCrash = node.id
-    const exit = Runtime.runSyncExit(node.runtime)(runBatch(node.state, inputs))
+    return Effect.suspend(() => {
+      this.current = node
+      if (torn) this.tornCrash = node.id
+      return Effect.exit(runBatch(node.state as NodeState, inputs))
+    }).pipe(Effect.map((exit) => this.afterBatch(node, exit)))
+  }
+
+  private afterBatch(node: SimNode, exit: Exit.Exit<BatchResult, StorageError>): void {
     this.tornCrash = -1
+    this.current = null
     if (Exit.isSuccess(exit)) {
       node.state = exit.value.state
       this.observe(node, exit.value.events)
