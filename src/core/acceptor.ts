@@ -4,11 +4,10 @@
  * Promise and Accepted replies go through `ctx.send`, which the shell holds until the step's writes
  * are synced.
  */
-import { HashMap, Option } from "effect"
+import { HashMap } from "effect"
 import * as B from "./ballot.ts"
 import { hasBug } from "./config.ts"
 import type { Ctx } from "./ctx.ts"
-import { invariant } from "./invariant.ts"
 import type { AcceptedEntry, Batch, Message } from "./messages.ts"
 
 type Prepare = Extract<Message, { _tag: "Prepare" }>
@@ -47,7 +46,6 @@ export function onAccept(c: Ctx, from: number, m: Accept): boolean {
     // Slots inside the snapshot are decided and compacted: acknowledge without storing. Any leader
     // whose ballot passes the check above proposes the chosen value there (see docs/PROTOCOL.md).
     if (e.slot <= s.snapSlot) continue
-    checkAgainstChosen(c, e.slot, e.value)
     const entry: AcceptedEntry = { slot: e.slot, ballot: m.ballot, value: e.value }
     accepted = HashMap.set(accepted, e.slot, entry)
     stored.push(entry)
@@ -58,15 +56,12 @@ export function onAccept(c: Ctx, from: number, m: Accept): boolean {
   return true
 }
 
-/** A proposal for a slot this node already knows is decided must carry the decided value. */
-function checkAgainstChosen(c: Ctx, slot: number, value: Batch): void {
-  const known = Option.orElse(HashMap.get(c.s.log, slot), () => HashMap.get(c.s.decided, slot))
-  if (Option.isSome(known)) {
-    invariant(sameBatch(known.value, value), () =>
-      `node ${c.id}: slot ${slot} is decided as ${batchKey(known.value)} but a leader proposes ${batchKey(value)}`
-    )
-  }
-}
+// No local check "a proposal for a decided slot carries the decided value" here: Paxos (P2c)
+// guarantees that only for ballots above the one at which the value was chosen, and a lagging
+// leader of a lower ballot may well propose something else (it cannot win a quorum). Decisions
+// learned by catch-up carry no ballot, so the acceptor cannot tell the cases apart. The simulator
+// checks the real property (at most one value chosen per slot) from durable accepts. Seed 2328
+// of the 10,000-seed run tripped an earlier version of this check.
 
 export const batchKey = (b: Batch): string =>
   b.map((cmd) => (cmd._tag === "Append" ? `a:${cmd.id}:${cmd.value}` : `r:${cmd.id}`)).join(",")
