@@ -1,0 +1,187 @@
+/**
+ * The bench: its flags, the raw HTTP/1.1 load generator against a local Bun.serve (Content-Length,
+ * chunked and error answers), the profile summary, and a short real run of `paxos bench` against a
+ * 3-node cluster of the binary: the report's shape and that appends were made. Nothing here asserts
+ * a speed: the machine is shared and noisy.
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { benchCommand, parseBenchArgs, type BenchOptions, type Point } from "../../src/bench/main.ts"
+import { runLoad, type Workload } from "../../src/bench/loadgen.ts"
+import { summarizeProfile, type CpuProfile } from "../../src/bench/profile.ts"
+import { median, percentile, summarize } from "../../src/bench/stats.ts"
+import { promSum } from "../../src/bench/etcd.ts"
+import { cleanup, ensureBinary, tempDir } from "../node/support.ts"
+
+afterAll(cleanup)
+
+describe("flags", () => {
+  test("defaults", () => {
+    const o = parseBenchArgs([]) as BenchOptions
+    expect(o.concurrency).toEqual([1, 5, 32, 128])
+    expect(o.target).toBe("leader")
+    expect(o.list).toBe(false)
+    expect(o.runs).toBe(3)
+    expect(o.client).toBe("raw")
+    expect(o.soak).toBeUndefined()
+    expect(o.out).toMatch(/^runs\/bench-\d{8}T\d{6}Z$/)
+  })
+
+  test("--soak alone means a million appends at concurrency 32", () => {
+    const o = parseBenchArgs(["--soak", "--warmup", "1"]) as BenchOptions
+    expect(o.soak).toBe(1_000_000)
+    expect(o.concurrency).toEqual([32])
+    expect((parseBenchArgs(["--soak", "100_000", "--concurrency", "8"]) as BenchOptions).soak).toBe(100_000)
+  })
+
+  test("bad input is one line naming the flag", () => {
+    expect(parseBenchArgs(["--concurrency", "0"])).toContain("--concurrency")
+    expect(parseBenchArgs(["--target", "all"])).toContain("--target")
+    expect(parseBenchArgs(["--duration", "-1"])).toContain("--duration")
+    expect(parseBenchArgs(["--bogus"])).toContain("--bogus")
+    expect(parseBenchArgs(["--soak", "1000", "--concurrency", "1,2"])).toContain("one concurrency")
+  })
+})
+
+describe("statistics", () => {
+  test("nearest-rank percentiles and medians", () => {
+    const s = Float64Array.from({ length: 100 }, (_, i) => i + 1)
+    expect(percentile(s, 50)).toBe(50)
+    expect(percentile(s, 99)).toBe(99)
+    expect(percentile(s, 100)).toBe(100)
+    expect(summarize(s).meanMs).toBe(50.5)
+    expect(median([3, null, 1, 2])).toBe(2)
+    expect(median([4, 1])).toBe(2.5)
+    expect(median([null])).toBeNull()
+  })
+
+  test("Prometheus sums over label sets", () => {
+    const text = '# TYPE x counter\nx_total{To="a"} 10\nx_total{To="b"} 5\nx_total_other 99\ny 1\n'
+    expect(promSum(text, "x_total")).toBe(15)
+    expect(promSum(text, "z")).toBeNull()
+  })
+})
+
+describe("load generator", () => {
+  test("raw HTTP/1.1 client: Content-Length, chunked and error answers", async () => {
+    let n = 0
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        const body = (await req.json()) as { value: number }
+        n++
+        if (body.value % 10 === 0) return new Response('{"error":"Unavailable","message":"no"}', { status: 503 })
+        if (body.value % 2 === 0) {
+          // a streamed body: chunked transfer encoding
+          const parts = [`{"value":${body.value},`, '"index":1', "}"]
+          return new Response(
+            new ReadableStream({
+              pull(c) {
+                const p = parts.shift()
+                if (p === undefined) c.close()
+                else c.enqueue(new TextEncoder().encode(p))
+              }
+            })
+          )
+        }
+        return new Response(`{"value":${body.value},"index":1}`)
+      }
+    })
+    try {
+      let v = 1
+      const workload: Workload = { method: "POST", path: "/append", contentType: "application/json", body: () => `{"value":${v++}}` }
+      for (const client of ["raw", "fetch"] as const) {
+        const r = await runLoad({ endpoints: [{ host: "127.0.0.1", port: server.port as number }], concurrency: 4, workload, client, warmupMs: 50, durationMs: 300, timeoutMs: 2_000 })
+        expect(r.ops).toBeGreaterThan(10)
+        expect(r.errors).toBeGreaterThan(0)
+        expect(r.errorKinds["HTTP503:Unavailable"]).toBe(r.errors)
+        // about one in ten requests is refused
+        expect(r.errors / (r.ops + r.errors)).toBeGreaterThan(0.05)
+        expect(r.errors / (r.ops + r.errors)).toBeLessThan(0.15)
+        expect(r.latencies.length).toBe(r.ops)
+      }
+      expect(n).toBeGreaterThan(0)
+    } finally {
+      void server.stop(true)
+    }
+  })
+
+  test("a request past the timeout is an error and the connection is replaced", async () => {
+    let slow = true
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch() {
+        if (slow) {
+          slow = false
+          await Bun.sleep(400)
+        }
+        return new Response("{}")
+      }
+    })
+    try {
+      const workload: Workload = { method: "GET", path: "/", contentType: "application/json", body: () => "" }
+      const r = await runLoad({ endpoints: [{ host: "127.0.0.1", port: server.port as number }], concurrency: 1, workload, client: "raw", warmupMs: 0, durationMs: 600, timeoutMs: 100 })
+      expect(r.errorKinds.timeout).toBe(1)
+      expect(r.ops).toBeGreaterThan(0)
+    } finally {
+      void server.stop(true)
+    }
+  })
+})
+
+test("profile summary: areas and own code", () => {
+  const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({ id, callFrame: { functionName, url, lineNumber: 0, columnNumber: 0, scriptId: "0" }, children })
+  const p: CpuProfile = {
+    nodes: [
+      frame(1, "(root)", "", [2, 5]),
+      frame(2, "persist", "file:///x/src/server/storage.ts", [3]),
+      frame(3, "run", "bun:sqlite"),
+      frame(5, "(idle)", "")
+    ],
+    startTime: 0,
+    endTime: 4_000,
+    samples: [3, 3, 3, 5],
+    timeDeltas: [1_000, 1_000, 1_000, 1_000]
+  }
+  const s = summarizeProfile(p, "n0", "f")
+  expect(s.busyMs).toBe(3)
+  expect(s.idleMs).toBe(1)
+  expect(s.byArea[0]?.name).toContain("SQLite")
+  expect(s.byOwnCode[0]?.name).toContain("persist src/server/storage.ts")
+  expect(s.text).toContain("by area")
+})
+
+test("paxos bench against a 3-node cluster: the report's shape, and appends were made", async () => {
+  const binary = ensureBinary()
+  const out = join(tempDir("paxos-bench-"), "run")
+  const code = await benchCommand(["--binary", binary, "--concurrency", "4", "--warmup", "0.5", "--duration", "2", "--runs", "1", "--out", out])
+  expect(code).toBe(0)
+  expect(existsSync(join(out, "summary.txt"))).toBe(true)
+  const summary = readFileSync(join(out, "summary.txt"), "utf8")
+  expect(summary).toContain("ops/s")
+  const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { command: string; knobs: BenchOptions; points: Point[]; machine: { cpus: number } }
+  expect(r.command).toContain("--concurrency 4")
+  expect(r.knobs.concurrency).toEqual([4])
+  expect(r.machine.cpus).toBeGreaterThan(0)
+  expect(r.points.length).toBe(1)
+  const p = r.points[0] as Point
+  expect(p.system).toBe("paxos")
+  expect(p.concurrency).toBe(4)
+  expect(p.runs.length).toBe(1)
+  const run = p.runs[0]
+  expect(run?.ops).toBeGreaterThan(0)
+  const m = p.median
+  expect(m.opsPerSec).toBeGreaterThan(0)
+  for (const k of ["meanMs", "p50Ms", "p95Ms", "p99Ms", "maxMs"] as const) expect(m[k]).toBeGreaterThan(0)
+  expect(m.p50Ms).toBeLessThanOrEqual(m.p99Ms)
+  expect(m.p99Ms).toBeLessThanOrEqual(m.maxMs)
+  expect(m.peerBytesPerOp).toBeGreaterThan(0)
+  expect(m.peerMessagesPerOp).toBeGreaterThan(0)
+  expect(m.fsyncsPerOp).toBeGreaterThan(0)
+  expect(m.rssBytes.length).toBe(3)
+  for (const b of m.rssBytes) expect(b).toBeGreaterThan(1024 * 1024)
+  expect(run?.phases?.length).toBe(3)
+}, 90_000)
