@@ -1,0 +1,56 @@
+/**
+ * A small flag parser for the subcommands: `--name value`, `--name=value`, boolean `--name`,
+ * `--` ends the flags. A token that looks like a negative number is a positional (a VALUE).
+ */
+
+export type FlagKind = "value" | "bool"
+
+export interface Parsed {
+  readonly flags: Record<string, string | true>
+  readonly positionals: string[]
+}
+
+/** Parses `argv` against `spec`; returns a one-line reason when it does not fit. */
+export function parseFlags(argv: readonly string[], spec: Record<string, FlagKind>): Parsed | string {
+  const flags: Record<string, string | true> = {}
+  const positionals: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (a === "--") {
+      positionals.push(...argv.slice(i + 1))
+      break
+    }
+    if (!a.startsWith("-") || a === "-" || /^-\d/.test(a)) {
+      positionals.push(a)
+      continue
+    }
+    const eq = a.indexOf("=")
+    const name = (eq === -1 ? a : a.slice(0, eq)).replace(/^--?/, "")
+    const kind = spec[name]
+    if (kind === undefined) return `unknown option ${eq === -1 ? a : a.slice(0, eq)}`
+    if (kind === "bool") {
+      if (eq !== -1) return `option --${name} takes no value`
+      flags[name] = true
+      continue
+    }
+    const value = eq !== -1 ? a.slice(eq + 1) : argv[++i]
+    if (value === undefined) return `option --${name} needs a value`
+    if (name in flags) return `option --${name} given twice`
+    flags[name] = value
+  }
+  return { flags, positionals }
+}
+
+/** A flag's string value, or undefined. */
+export const str = (p: Parsed, name: string): string | undefined => {
+  const v = p.flags[name]
+  return typeof v === "string" ? v : undefined
+}
+
+/** Parses a positive safe integer flag; returns a reason when it is not one. */
+export function positiveInt(p: Parsed, name: string): number | undefined | string {
+  const v = str(p, name)
+  if (v === undefined) return undefined
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) return `--${name} needs a positive integer, got '${v}'`
+  return Number(v)
+}

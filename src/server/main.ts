@@ -1,0 +1,208 @@
+/**
+ * `paxos server`: one node. Reads the config, opens (or refuses) its data file, restores the core
+ * from it, starts the HTTP server (client API and peer endpoint on one port), the tick schedule,
+ * the peer senders and the node loop, and runs until a signal or a fatal error.
+ *
+ * Exit codes: 0 after SIGINT/SIGTERM; 1 storage refused or failed, or the port is taken;
+ * 2 bad flags or config; 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log).
+ */
+import { HttpMiddleware, HttpServer } from "@effect/platform"
+import { BunHttpServer } from "@effect/platform-bun"
+import { Cause, Data, Duration, Effect, Exit, Fiber, Option, Schedule, type Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import { readFileSync, statSync } from "node:fs"
+import { SECRET_MIN_BYTES } from "../auth/peer-auth.ts"
+import { defaultConfig, type NodeConfig } from "../core/config.ts"
+import * as B from "../core/ballot.ts"
+import { restore, type DurableState } from "../core/state.ts"
+import { PEER_BODY_MAX_BYTES } from "./body.ts"
+import { ConfigError, defaultDataDir, indexOfNode, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
+import { makeApp, type ApiDeps } from "./http.ts"
+import { makeLog, type Log } from "./log.ts"
+import { newCounters } from "./metrics.ts"
+import { Fatal, Node } from "./node.ts"
+import { Outboxes } from "./peer.ts"
+import { oneLine, SqliteStore, StorageRefused } from "./storage.ts"
+
+export const TICK_MS = 10
+/** Bun closes a connection idle this long (seconds): above the longest request (requestTicks). */
+export const IDLE_TIMEOUT_S = 60
+/** A stuck shutdown is cut short after this long. */
+const SHUTDOWN_GRACE_MS = 5_000
+
+export interface ServerOptions {
+  readonly configFile: string
+  readonly node: string
+  readonly dataDir?: string | undefined
+  readonly secretFile?: string | undefined
+  /** Core tuning (tests): slots between snapshots. */
+  readonly snapshotEverySlots?: number | undefined
+}
+
+/** The server cannot start: one line on stderr, exit `code`. */
+export class StartupError extends Data.TaggedError("StartupError")<{ readonly code: number; readonly message: string }> {}
+
+interface Setup {
+  readonly cluster: ClusterConfig
+  readonly self: number
+  readonly address: NodeAddress
+  readonly dataDir: string
+  readonly cfg: NodeConfig
+  readonly log: Log
+}
+
+/** Validates the options and reads the config; StartupError with exit 2 when they are wrong. */
+function setup(o: ServerOptions): Effect.Effect<Setup, StartupError> {
+  return Effect.try({
+    try: () => {
+      const cluster = readConfig(o.configFile)
+      const self = indexOfNode(cluster, o.node)
+      if (typeof self === "string") throw new ConfigError(`--node ${o.node}: ${self}`)
+      const address = cluster.nodes[self] as NodeAddress
+      const overrides = o.snapshotEverySlots === undefined ? {} : { snapshotEverySlots: o.snapshotEverySlots }
+      const cfg = defaultConfig(self, cluster.nodes.length, overrides)
+      return { cluster, self, address, dataDir: o.dataDir ?? defaultDataDir(address), cfg, log: makeLog(address.name) }
+    },
+    catch: (e) => new StartupError({ code: 2, message: e instanceof ConfigError ? e.message : oneLine(e) })
+  })
+}
+
+/**
+ * The shared secret for peer authentication (SPEC). Peer authentication itself is not implemented
+ * yet: the file is checked (readable, long enough) and the node says loudly that peers are not
+ * authenticated either way.
+ */
+function checkSecret(file: string | undefined, log: Log): Effect.Effect<void, StartupError> {
+  return Effect.try({
+    try: () => {
+      if (file === undefined) {
+        log("WARNING-peers-not-authenticated", { reason: "no --secret-file or PAXOS_SECRET_FILE given; any host that reaches this port can send peer messages" })
+        return
+      }
+      const bytes = new TextEncoder().encode(readFileSync(file, "utf8").trim()).length
+      if (bytes < SECRET_MIN_BYTES) throw new Error(`the secret in ${file} has ${bytes} bytes; at least ${SECRET_MIN_BYTES} are needed`)
+      if ((statSync(file).mode & 0o077) !== 0) log("WARNING-secret-file-readable-by-others", { file })
+      log("WARNING-peers-not-authenticated", { reason: "peer authentication is not implemented yet; the secret is read but not used", file })
+    },
+    catch: (e) => new StartupError({ code: 2, message: `--secret-file: ${oneLine(e)}` })
+  })
+}
+
+/** The address Bun listens on: an IP literal as given, a name (localhost, a host name) on all IPv4 interfaces. */
+function listenHost(host: string): string {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":")) return host
+  return "0.0.0.0"
+}
+
+/** Opens the data file (closed when the scope ends); StartupError (exit 1) when it is refused. */
+function openStore(s: Setup): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
+  const open = Effect.try({
+    try: () => SqliteStore.open(s.dataDir, { clusterId: s.cluster.clusterId, node: s.address.name }),
+    catch: (e) => new StartupError({ code: 1, message: e instanceof StorageRefused ? e.message : `storage: ${oneLine(e)}` })
+  })
+  const close = ({ store }: { store: SqliteStore }) =>
+    Effect.sync(() => {
+      try {
+        store.close()
+      } catch (e) {
+        s.log("storage-close-failed", { error: oneLine(e) })
+      }
+    })
+  return Effect.acquireRelease(open, close).pipe(
+    Effect.tap(({ store, durable }) =>
+      s.log("storage-opened", {
+        file: store.file,
+        promised: B.show(durable.promised),
+        accepted: durable.accepted.length,
+        snapshot: durable.snapshot.slot,
+        list: durable.snapshot.list.length
+      })
+    )
+  )
+}
+
+/** Listens on the node's port and serves the API (until the scope ends); StartupError when the port is taken. */
+function listen(s: Setup, deps: ApiDeps): Effect.Effect<void, StartupError, Scope.Scope> {
+  return Effect.gen(function* () {
+    const bun = yield* BunHttpServer.make({
+      port: s.address.port,
+      hostname: listenHost(s.address.host),
+      idleTimeout: IDLE_TIMEOUT_S,
+      maxRequestBodySize: PEER_BODY_MAX_BYTES + 1024 * 1024
+    }).pipe(Effect.catchAllDefect((d) => new StartupError({ code: 1, message: `cannot listen on ${s.address.name}: ${oneLine(d)}` })))
+    const app = yield* makeApp(deps)
+    // No tracing spans per request: nobody collects them, and they cost a tenth of a request's CPU.
+    yield* HttpServer.serveEffect(app).pipe(Effect.provideService(HttpServer.HttpServer, bun), HttpMiddleware.withTracerDisabledWhenEffect(() => true))
+  })
+}
+
+/**
+ * At shutdown, before the HTTP server closes (finalizers run in reverse order): answers every
+ * waiting request (503 or 504, all 504 after a fatal error) and gives the answers time to leave.
+ */
+function answerWaitingAtExit(node: Node, log: Log): Effect.Effect<void, never, Scope.Scope> {
+  return Effect.addFinalizer((exit) =>
+    Effect.gen(function* () {
+      const n = node.answerAll(Exit.isFailure(exit) && !Exit.isInterrupted(exit))
+      if (n > 0) yield* Effect.sleep(Duration.millis(100))
+      log("stopped", { answered: n })
+    })
+  )
+}
+
+/** The whole server as a scoped program. Fails with StartupError or Fatal; runs until interrupted. */
+export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fatal> {
+  return Effect.scoped(
+    Effect.gen(function* () {
+      const s = yield* setup(o)
+      yield* checkSecret(o.secretFile, s.log)
+      const { store, durable } = yield* openStore(s)
+      const counters = newCounters()
+      const outboxes = new Outboxes({ self: s.self, nodes: s.cluster.nodes, clusterId: s.cluster.clusterId, counters, log: s.log })
+      const seed = randomBytes(4).readUInt32LE(0)
+      const node = new Node(restore(s.cfg, durable, seed), { cfg: s.cfg, nodes: s.cluster.nodes, store, outboxes, counters, log: s.log, tickMs: TICK_MS })
+      yield* listen(s, { node, cluster: s.cluster, self: s.self, outboxes, counters, store, log: s.log, startedAt: Date.now() })
+      yield* answerWaitingAtExit(node, s.log)
+      yield* Effect.forkScoped(outboxes.run())
+      yield* Effect.forkScoped(Effect.repeat(node.tick(), Schedule.spaced(Duration.millis(TICK_MS))))
+      s.log("serving", {
+        listen: `${listenHost(s.address.host)}:${s.address.port}`,
+        node: s.self,
+        nodes: s.cluster.nodes.map((n) => n.name).join(","),
+        cluster: s.cluster.clusterId,
+        dataDir: s.dataDir
+      })
+      return yield* node.run()
+    })
+  )
+}
+
+/**
+ * Runs the server until SIGINT/SIGTERM; returns the exit code. Errors are one line on stderr;
+ * an invariant violation's line carries PAXOS-INVARIANT-VIOLATION.
+ */
+export async function runServer(o: ServerOptions): Promise<number> {
+  const fiber = Effect.runFork(server(o))
+  const stop = (signal: string) => {
+    process.stderr.write(`${new Date().toISOString()} ${o.node} signal ${signal}: stopping\n`)
+    setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref()
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
+  process.once("SIGINT", () => stop("SIGINT"))
+  process.once("SIGTERM", () => stop("SIGTERM"))
+  const exit = await Effect.runPromise(Fiber.await(fiber))
+  return exitCode(o.node, exit)
+}
+
+function exitCode(node: string, exit: Exit.Exit<never, StartupError | Fatal>): number {
+  if (Exit.isSuccess(exit) || Exit.isInterrupted(exit)) return 0
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const e = failure.value
+    // A Fatal's line was written when it happened (node.ts).
+    if (e._tag === "StartupError") process.stderr.write(`paxos server: ${e.message}\n`)
+    return e.code
+  }
+  process.stderr.write(`${new Date().toISOString()} ${node} crashed: ${oneLine(Cause.pretty(exit.cause))}\n`)
+  return 1
+}

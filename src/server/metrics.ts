@@ -1,0 +1,107 @@
+/**
+ * The node's counters (monotonic) and their Prometheus text rendering. Gauges (role, slots, queue
+ * lengths) are read from the node's state when /status or /metrics is asked.
+ */
+
+export interface Counters {
+  clientAppends: number
+  clientReads: number
+  clientOk: number
+  clientBadRequests: number
+  clientUnavailable: number
+  clientUnknown: number
+  /** Client commands the leader proposed. */
+  proposals: number
+  proposedSlots: number
+  /** Slots this node learned decided. */
+  decisions: number
+  elections: number
+  becameLeader: number
+  leaderChanges: number
+  snapshotsTaken: number
+  snapshotsInstalled: number
+  snapshotsSent: number
+  catchupRequests: number
+  catchupsServed: number
+  retransmittedSlots: number
+  forwardedCommands: number
+  duplicatesAnswered: number
+  batches: number
+  batchInputs: number
+  /** Inputs refused because the input queue was full. */
+  inputsDropped: number
+  peerEnvelopesSent: number
+  peerMessagesSent: number
+  peerBytesSent: number
+  peerSendFailures: number
+  /** Messages dropped from a full outbox or with a failed envelope. */
+  peerMessagesDropped: number
+  peerEnvelopesReceived: number
+  peerMessagesReceived: number
+  peerBytesReceived: number
+  peerEnvelopesRejected: number
+  /** Envelopes a peer refused (4xx from it). */
+  peerEnvelopesRefusedByPeer: number
+  fsyncs: number
+  writes: number
+  /** Time spent in batches (stepping, persisting, sending), and in persisting alone. */
+  batchMicros: number
+  persistMicros: number
+}
+
+export const newCounters = (): Counters => ({
+  clientAppends: 0,
+  clientReads: 0,
+  clientOk: 0,
+  clientBadRequests: 0,
+  clientUnavailable: 0,
+  clientUnknown: 0,
+  proposals: 0,
+  proposedSlots: 0,
+  decisions: 0,
+  elections: 0,
+  becameLeader: 0,
+  leaderChanges: 0,
+  snapshotsTaken: 0,
+  snapshotsInstalled: 0,
+  snapshotsSent: 0,
+  catchupRequests: 0,
+  catchupsServed: 0,
+  retransmittedSlots: 0,
+  forwardedCommands: 0,
+  duplicatesAnswered: 0,
+  batches: 0,
+  batchInputs: 0,
+  inputsDropped: 0,
+  peerEnvelopesSent: 0,
+  peerMessagesSent: 0,
+  peerBytesSent: 0,
+  peerSendFailures: 0,
+  peerMessagesDropped: 0,
+  peerEnvelopesReceived: 0,
+  peerMessagesReceived: 0,
+  peerBytesReceived: 0,
+  peerEnvelopesRejected: 0,
+  peerEnvelopesRefusedByPeer: 0,
+  fsyncs: 0,
+  writes: 0,
+  batchMicros: 0,
+  persistMicros: 0
+})
+
+const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
+/** Prometheus text format (version 0.0.4): counters as `paxos_<name>_total`, gauges as `paxos_<name>`. */
+export function renderPrometheus(node: string, counters: Counters, gauges: Record<string, number>): string {
+  const label = `{node="${node.replace(/["\\]/g, "")}"}`
+  const lines: string[] = []
+  for (const [k, v] of Object.entries(counters)) {
+    const name = `paxos_${snake(k)}_total`
+    lines.push(`# TYPE ${name} counter`, `${name}${label} ${v}`)
+  }
+  for (const [k, v] of Object.entries(gauges)) {
+    const name = `paxos_${snake(k)}`
+    lines.push(`# TYPE ${name} gauge`, `${name}${label} ${v}`)
+  }
+  return lines.join("\n") + "\n"
+}

@@ -1,0 +1,396 @@
+/**
+ * Peer transport, on the same port as the client API (scripts/bench-transport.ts measures why):
+ * one WebSocket per ordered pair of nodes, opened by the sender to `GET /peer/ws`, carrying one
+ * JSON `PeerEnvelope` {cluster, from, to, messages} per text frame; the receiving side only
+ * answers pings. A message too large for one frame goes alone as an HTTP POST to `/peer/envelope`
+ * (the same envelope format, which tools and tests can also use).
+ *
+ * Sending: one bounded outbox per destination (messages already serialized; over the bound the
+ * oldest are dropped and counted: Paxos tolerates loss, and the newest messages matter most). One
+ * sender fiber per destination connects (with a timeout, and an exponential, jittered backoff
+ * after failures), then takes whatever is queued and coalesces it into one frame (at most
+ * messagesPerEnvelopeMax messages and ENVELOPE_MAX_BYTES). A keep-alive fiber pings every
+ * PING_INTERVAL; a connection that has not answered for DEAD_AFTER is terminated and reopened,
+ * so a half-open connection (a partition, a peer that vanished) costs at most that long.
+ *
+ * Receiving: `acceptEnvelope` checks an envelope's JSON, schema, cluster id, sender and receiver
+ * before any of its messages reaches the core.
+ */
+import { Duration, Effect, Either, Queue, Schedule, Schema as S } from "effect"
+import { LIMITS } from "../core/config.ts"
+import { PeerEnvelope, strict } from "../core/messages.ts"
+import { BadRequest } from "./errors.ts"
+import { describeIssues, parseJson, PEER_BODY_MAX_BYTES } from "./body.ts"
+import type { NodeAddress } from "./cluster-config.ts"
+import type { Log } from "./log.ts"
+import type { Counters } from "./metrics.ts"
+
+export const PEER_PATH = "/peer/envelope"
+export const PEER_WS_PATH = "/peer/ws"
+/** Messages waiting for one destination, at most; older ones are dropped past it. */
+export const OUTBOX_MESSAGES_MAX = 20_000
+/** Bytes waiting for one destination, at most. */
+export const OUTBOX_BYTES_MAX = 128 * 1024 * 1024
+/** One envelope carries at most this many bytes of messages (a single larger message goes alone). */
+export const ENVELOPE_MAX_BYTES = 8 * 1024 * 1024
+/** Frames above this go by HTTP POST instead (Bun's WebSocket servers take at most 16 MiB a frame). */
+export const FRAME_MAX_BYTES = 15 * 1024 * 1024
+/** Bytes a connection may hold unsent before the sender waits for it to drain. */
+export const SOCKET_BUFFERED_MAX = 16 * 1024 * 1024
+/** Opening a connection, or a POST, that takes longer is abandoned. */
+export const CONNECT_TIMEOUT = Duration.millis(1_000)
+export const POST_TIMEOUT = Duration.millis(5_000)
+export const PING_INTERVAL = Duration.millis(250)
+/** A connection that answered nothing (pong or message) for this long is given up. */
+export const DEAD_AFTER_MS = 1_500
+/** Backoff between connection attempts: 20 ms doubling, jittered, at most 500 ms. */
+export const RECONNECT = Schedule.exponential(Duration.millis(20), 2).pipe(
+  Schedule.jittered,
+  Schedule.union(Schedule.spaced(Duration.millis(500)))
+)
+
+/** What one destination's link shows in /status. */
+export interface PeerStatus {
+  readonly node: string
+  readonly id: number
+  /** null until the first connection attempt ends. */
+  readonly reachable: boolean | null
+  readonly connected: boolean
+  readonly outbox: number
+  readonly sentEnvelopes: number
+  readonly failures: number
+  readonly dropped: number
+  readonly lastError: string | null
+}
+
+class Link {
+  readonly queue: string[] = []
+  head = 0
+  bytes = 0
+  ws: WebSocket | null = null
+  /** When the open connection last showed it is alive (open, pong). */
+  heardAt = 0
+  reachable: boolean | null = null
+  sentEnvelopes = 0
+  failures = 0
+  dropped = 0
+  lastError: string | null = null
+  readonly wake = Effect.runSync(Queue.sliding<true>(1))
+
+  constructor(
+    readonly id: number,
+    readonly address: NodeAddress,
+    readonly wsUrl: string,
+    readonly postUrl: string
+  ) {}
+
+  get length(): number {
+    return this.queue.length - this.head
+  }
+
+  push(json: string): void {
+    this.queue.push(json)
+    this.bytes += json.length
+  }
+
+  shift(): string {
+    const json = this.queue[this.head] as string
+    this.queue[this.head] = ""
+    this.head += 1
+    this.bytes -= json.length
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head)
+      this.head = 0
+    }
+    return json
+  }
+}
+
+export interface OutboxOptions {
+  readonly self: number
+  readonly nodes: readonly NodeAddress[]
+  readonly clusterId: string
+  readonly counters: Counters
+  readonly log: Log
+}
+
+/** The outboxes, connections and sender fibers of one node. */
+export class Outboxes {
+  private readonly links: Array<Link | undefined>
+  private readonly header: string
+
+  constructor(private readonly o: OutboxOptions) {
+    const hello = `?cluster=${encodeURIComponent(o.clusterId)}&from=${o.self}`
+    this.links = o.nodes.map((a, i) =>
+      i === o.self ? undefined : new Link(i, a, `ws://${a.name}${PEER_WS_PATH}${hello}`, `http://${a.name}${PEER_PATH}`)
+    )
+    this.header = `{"cluster":${JSON.stringify(o.clusterId)},"from":${o.self},"to":`
+  }
+
+  /** Queues one serialized message for `to`; drops the oldest past the outbox bounds. */
+  enqueue(to: number, json: string): void {
+    const link = this.links[to]
+    if (link === undefined) return
+    link.push(json)
+    while (link.length > 1 && (link.length > OUTBOX_MESSAGES_MAX || link.bytes > OUTBOX_BYTES_MAX)) {
+      link.shift()
+      link.dropped += 1
+      this.o.counters.peerMessagesDropped += 1
+    }
+    link.wake.unsafeOffer(true)
+  }
+
+  status(): PeerStatus[] {
+    const out: PeerStatus[] = []
+    for (const l of this.links) {
+      if (l === undefined) continue
+      out.push({
+        node: l.address.name,
+        id: l.id,
+        reachable: l.reachable,
+        connected: l.ws !== null,
+        outbox: l.length,
+        sentEnvelopes: l.sentEnvelopes,
+        failures: l.failures,
+        dropped: l.dropped,
+        lastError: l.lastError
+      })
+    }
+    return out
+  }
+
+  /** Runs the sender and keep-alive fibers of every destination until interrupted (then closes all). */
+  run(): Effect.Effect<void> {
+    const links = this.links.filter((l): l is Link => l !== undefined)
+    const fibers = links.flatMap((l) => [this.sender(l), this.keepAlive(l)])
+    return Effect.all(fibers, { concurrency: "unbounded", discard: true }).pipe(
+      Effect.ensuring(Effect.sync(() => links.forEach((l) => l.ws?.close(1001, "node stopping"))))
+    )
+  }
+
+  /** Connects, then sends whatever is queued, frame by frame; reconnects when the connection goes. */
+  private sender(link: Link): Effect.Effect<never> {
+    const self = this
+    return Effect.gen(function* () {
+      const backoff = yield* Schedule.driver(RECONNECT)
+      for (;;) {
+        if (link.ws === null) {
+          if (!(yield* self.connect(link))) {
+            yield* Effect.ignore(backoff.next(undefined))
+            continue
+          }
+          yield* backoff.reset
+        }
+        if (link.length === 0) yield* Queue.take(link.wake)
+        yield* self.drain(link)
+      }
+    })
+  }
+
+  /** Sends queued messages while the connection is open, waiting when its buffer is full. */
+  private drain(link: Link): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function* () {
+      while (link.length > 0 && link.ws !== null) {
+        if (link.ws.bufferedAmount > SOCKET_BUFFERED_MAX) {
+          yield* Effect.sleep(Duration.millis(5))
+          continue
+        }
+        const { body, count } = self.takeEnvelope(link)
+        if (body.length > FRAME_MAX_BYTES) {
+          yield* self.post(link, body, count)
+          continue
+        }
+        link.ws.send(body)
+        self.sent(link, body, count)
+      }
+    })
+  }
+
+  private sent(link: Link, body: string, count: number): void {
+    const c = this.o.counters
+    link.sentEnvelopes += 1
+    c.peerEnvelopesSent += 1
+    c.peerMessagesSent += count
+    c.peerBytesSent += body.length
+  }
+
+  private lost(link: Link, count: number): void {
+    link.failures += 1
+    link.dropped += count
+    this.o.counters.peerSendFailures += 1
+    this.o.counters.peerMessagesDropped += count
+  }
+
+  /** Opens the connection; true when it is open. */
+  private connect(link: Link): Effect.Effect<boolean> {
+    const open = Effect.async<WebSocket, string>((resume) => {
+      let settled = false
+      const settle = (r: Effect.Effect<WebSocket, string>) => {
+        if (settled) return
+        settled = true
+        resume(r)
+      }
+      const ws = new WebSocket(link.wsUrl)
+      ws.onopen = () => settle(Effect.succeed(ws))
+      ws.onerror = (ev) => settle(Effect.fail(errorText(ev)))
+      ws.onclose = (ev) => settle(Effect.fail(`closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`))
+      return Effect.sync(() => {
+        if (!settled) ws.terminate()
+      })
+    })
+    return open.pipe(
+      Effect.timeoutFail({ duration: CONNECT_TIMEOUT, onTimeout: () => `no connection within ${Duration.toMillis(CONNECT_TIMEOUT)} ms` }),
+      Effect.either,
+      Effect.map((r) => {
+        if (Either.isLeft(r)) {
+          link.failures += 1
+          this.markReachable(link, false, r.left)
+          return false
+        }
+        this.adopt(link, r.right)
+        return true
+      })
+    )
+  }
+
+  /** Makes an open socket the link's connection. */
+  private adopt(link: Link, ws: WebSocket): void {
+    link.ws = ws
+    link.heardAt = Date.now()
+    ws.onmessage = () => (link.heardAt = Date.now())
+    ws.addEventListener("pong", () => (link.heardAt = Date.now()))
+    ws.onerror = null
+    ws.onclose = (ev) => {
+      if (link.ws !== ws) return
+      link.ws = null
+      const reason = `connection closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`
+      if (ev.code === 1008) {
+        this.o.counters.peerEnvelopesRefusedByPeer += 1
+        this.o.log.limited(`refused-${link.id}`, 5_000, "peer-refused-envelope", { peer: link.address.name, reason: ev.reason })
+      }
+      this.markReachable(link, false, reason)
+      link.wake.unsafeOffer(true)
+    }
+    this.markReachable(link, true, null)
+  }
+
+  /** Pings the open connection; terminates it when it has been silent for DEAD_AFTER_MS. */
+  private keepAlive(link: Link): Effect.Effect<void> {
+    const check = Effect.sync(() => {
+      const ws = link.ws
+      if (ws === null) return
+      if (Date.now() - link.heardAt > DEAD_AFTER_MS) {
+        link.ws = null
+        ws.terminate()
+        link.failures += 1
+        this.markReachable(link, false, `no answer to pings for ${DEAD_AFTER_MS} ms`)
+        link.wake.unsafeOffer(true)
+        return
+      }
+      try {
+        ws.ping()
+      } catch {
+        // closing: its close event reopens the link
+      }
+    })
+    return Effect.repeat(check, Schedule.spaced(PING_INTERVAL)).pipe(Effect.asVoid)
+  }
+
+  /** Takes queued messages into one envelope body. */
+  private takeEnvelope(link: Link): { body: string; count: number } {
+    const parts: string[] = []
+    let bytes = 0
+    while (link.length > 0 && parts.length < LIMITS.messagesPerEnvelopeMax) {
+      const next = link.queue[link.head] as string
+      if (parts.length > 0 && bytes + next.length > ENVELOPE_MAX_BYTES) break
+      parts.push(link.shift())
+      bytes += next.length
+    }
+    return { body: `${this.header}${link.id},"messages":[${parts.join(",")}]}`, count: parts.length }
+  }
+
+  /** POSTs one (large) envelope. Never fails: errors are counted and logged. */
+  private post(link: Link, body: string, count: number): Effect.Effect<void> {
+    const log = this.o.log
+    if (body.length > PEER_BODY_MAX_BYTES) {
+      this.lost(link, count)
+      log.limited(`oversize-${link.id}`, 5_000, "peer-envelope-too-large", { peer: link.address.name, bytes: body.length, limit: PEER_BODY_MAX_BYTES })
+      return Effect.void
+    }
+    return Effect.tryPromise({
+      try: (signal) =>
+        fetch(link.postUrl, { method: "POST", body, headers: { "content-type": "application/json" }, signal }).then(async (r) => ({
+          status: r.status,
+          text: r.status === 204 ? "" : (await r.text()).slice(0, 300)
+        })),
+      catch: (e) => (e instanceof Error ? e.message : String(e))
+    }).pipe(
+      Effect.timeoutFail({ duration: POST_TIMEOUT, onTimeout: () => `no answer within ${Duration.toMillis(POST_TIMEOUT)} ms` }),
+      Effect.either,
+      Effect.map((r) => {
+        if (Either.isRight(r) && r.right.status === 204) return this.sent(link, body, count)
+        this.lost(link, count)
+        const error = Either.isLeft(r) ? r.left : `status ${r.right.status}: ${r.right.text}`
+        if (Either.isRight(r) && r.right.status < 500) this.o.counters.peerEnvelopesRefusedByPeer += 1
+        log.limited(`post-${link.id}`, 5_000, "peer-post-failed", { peer: link.address.name, bytes: body.length, error })
+      })
+    )
+  }
+
+  /** Logs transitions between reachable and unreachable, once each. */
+  private markReachable(link: Link, reachable: boolean, error: string | null): void {
+    if (error !== null) link.lastError = error
+    if (link.reachable === reachable) return
+    const before = link.reachable
+    link.reachable = reachable
+    if (reachable && before === false) this.o.log("peer-up", { peer: link.address.name })
+    if (!reachable) this.o.log("peer-down", { peer: link.address.name, error: error ?? undefined })
+  }
+}
+
+const errorText = (ev: Event): string => {
+  const e = ev as ErrorEvent & { error?: { code?: string } }
+  return e.error?.code ?? e.message ?? "connection failed"
+}
+
+const decodeEnvelope = S.decodeUnknownEither(PeerEnvelope, { ...strict, errors: "first" })
+
+export interface EnvelopeCheck {
+  readonly self: number
+  readonly n: number
+  readonly clusterId: string
+}
+
+/** Validates an envelope's text; Left with a BadRequest naming the problem. */
+export function acceptEnvelope(text: string, k: EnvelopeCheck): Either.Either<PeerEnvelope, BadRequest> {
+  const json = parseJson(text, '{"cluster":"...","from":0,"to":1,"messages":[...]}')
+  if (Either.isLeft(json)) return Either.left(json.left)
+  const r = decodeEnvelope(json.right)
+  if (Either.isLeft(r)) return Either.left(new BadRequest({ message: `peer envelope: ${describeIssues(r.left, json.right)}` }))
+  const env = r.right
+  if (env.cluster !== k.clusterId) {
+    return Either.left(new BadRequest({ message: `peer envelope is for cluster ${JSON.stringify(env.cluster)}, this node belongs to cluster ${k.clusterId}` }))
+  }
+  if (env.to !== k.self) return Either.left(new BadRequest({ message: `peer envelope is addressed to node ${env.to}, this is node ${k.self}` }))
+  if (env.from === k.self || env.from >= k.n) {
+    return Either.left(new BadRequest({ message: `peer envelope comes from unknown node ${env.from} (the cluster has nodes 0..${k.n - 1}, this is ${k.self})` }))
+  }
+  return Either.right(env)
+}
+
+/** Checks the query of a connection request (`?cluster=...&from=N`) before upgrading it. */
+export function acceptHello(url: string, k: EnvelopeCheck): Either.Either<number, BadRequest> {
+  const q = url.indexOf("?")
+  const params = new URLSearchParams(q === -1 ? "" : url.slice(q + 1))
+  const cluster = params.get("cluster")
+  const fromText = params.get("from") ?? ""
+  if (cluster !== k.clusterId) {
+    return Either.left(new BadRequest({ message: `peer connection is for cluster ${JSON.stringify(cluster)}, this node belongs to cluster ${k.clusterId}` }))
+  }
+  const from = /^\d+$/.test(fromText) ? Number(fromText) : -1
+  if (from < 0 || from >= k.n || from === k.self) {
+    return Either.left(new BadRequest({ message: `peer connection from unknown node ${JSON.stringify(fromText)} (the cluster has nodes 0..${k.n - 1}, this is ${k.self})` }))
+  }
+  return Either.right(from)
+}

@@ -1,0 +1,303 @@
+/**
+ * Durable storage of one node in `bun:sqlite`: WAL journal, `synchronous=FULL`, so a committed
+ * transaction is on disk (fsync of the WAL) before `persist` returns. All writes of a batch are
+ * applied in one transaction: one fsync for every client request of the batch (group commit).
+ *
+ * Tables: meta (format version, cluster id, node identity), promise, accepted (slot PK),
+ * snapshot (slot), list (the snapshot's list, append-only rows by index), clients (the client
+ * table at the snapshot). At start the file is checked read-only first (integrity, format version,
+ * cluster and node identity): a file that fails is refused and never modified.
+ */
+import { Database } from "bun:sqlite"
+import { existsSync, mkdirSync, statSync, unlinkSync } from "node:fs"
+import { join } from "node:path"
+import { Schema as S } from "effect"
+import * as B from "../core/ballot.ts"
+import type { Ballot } from "../core/ballot.ts"
+import { Batch, type AcceptedEntry, type ClientEntry } from "../core/messages.ts"
+import type { DurableState, Write } from "../core/state.ts"
+
+/** Bumped on any incompatible change of the tables; a newer file is refused, never downgraded. */
+export const FORMAT_VERSION = 1
+export const DATA_FILE = "paxos.sqlite"
+
+/** Who owns a data file: written at creation, checked at every start. */
+export interface StoreIdentity {
+  readonly clusterId: string
+  /** `host:port` of the node. */
+  readonly node: string
+}
+
+/** The data file cannot be used; `message` is one line saying why and what to do. */
+export class StorageRefused extends Error {
+  override readonly name = "StorageRefused"
+}
+
+const SCHEMA = [
+  "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+  "CREATE TABLE promise (id INTEGER PRIMARY KEY CHECK (id = 0), round INTEGER NOT NULL, leader INTEGER NOT NULL)",
+  "CREATE TABLE accepted (slot INTEGER PRIMARY KEY, round INTEGER NOT NULL, leader INTEGER NOT NULL, value TEXT NOT NULL)",
+  "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 0), slot INTEGER NOT NULL)",
+  "CREATE TABLE list (idx INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
+  "CREATE TABLE clients (client TEXT PRIMARY KEY, seq INTEGER NOT NULL, value INTEGER NOT NULL, idx INTEGER NOT NULL, slot INTEGER NOT NULL) WITHOUT ROWID"
+]
+
+const decodeBatch = S.decodeUnknownSync(S.parseJson(Batch))
+
+/** Counters of the store, for /status and /metrics. */
+export interface StoreStats {
+  /** Committed write transactions (each one fsync of the WAL). */
+  transactions: number
+  writes: number
+  /** Rows of the snapshot's list. */
+  listRows: number
+}
+
+export class SqliteStore {
+  readonly stats: StoreStats
+  private promised: Ballot
+  private snapSlot: number
+  private readonly stmt: ReturnType<SqliteStore["prepare"]>
+  private readonly applyAll: (writes: readonly Write[]) => void
+
+  private constructor(
+    private readonly db: Database,
+    readonly file: string,
+    durable: DurableState
+  ) {
+    this.promised = durable.promised
+    this.snapSlot = durable.snapshot.slot
+    this.stats = { transactions: 0, writes: 0, listRows: durable.snapshot.list.length }
+    this.stmt = this.prepare()
+    this.applyAll = db.transaction((writes: readonly Write[]) => {
+      for (const w of writes) this.apply(w)
+    })
+  }
+
+  /**
+   * Opens (creating if absent) the data file in `dir` for `identity` and loads what it holds.
+   * Throws StorageRefused for a file of another cluster or node, of a newer format, or corrupt.
+   */
+  static open(dir: string, identity: StoreIdentity): { store: SqliteStore; durable: DurableState } {
+    const file = join(dir, DATA_FILE)
+    try {
+      mkdirSync(dir, { recursive: true })
+    } catch (e) {
+      throw new StorageRefused(`cannot create data dir ${dir}: ${oneLine(e)}`)
+    }
+    const existing = existsSync(file) && statSync(file).size > 0
+    if (existing) checkReadOnly(file, identity)
+    let db: Database
+    try {
+      db = new Database(file, { create: true, strict: true })
+      // Held for the life of the process: a second server on the same data dir is refused.
+      db.run("PRAGMA locking_mode = EXCLUSIVE")
+      db.run("PRAGMA journal_mode = WAL")
+      db.run("PRAGMA synchronous = FULL")
+      db.run("PRAGMA foreign_keys = OFF")
+      // Takes the exclusive lock now rather than at the first write.
+      db.run("BEGIN IMMEDIATE")
+      db.run("COMMIT")
+      if (!hasTable(db, "meta")) create(db, identity)
+    } catch (e) {
+      throw isBusy(e) ? refusedBusy(file) : new StorageRefused(`data file ${file} cannot be opened: ${oneLine(e)}`)
+    }
+    const durable = load(db, file)
+    return { store: new SqliteStore(db, file, durable), durable }
+  }
+
+  /** Applies every write of a batch in one transaction; durable when it returns. Throws on failure. */
+  persist(writes: readonly Write[]): void {
+    this.applyAll(writes)
+    this.stats.transactions += 1
+    this.stats.writes += writes.length
+  }
+
+  /** Closes the file and releases its lock (close(true) finalizes every statement first, or SQLite keeps it open). */
+  close(): void {
+    this.db.close(true)
+  }
+
+  private prepare() {
+    const db = this.db
+    return {
+      promise: db.prepare("UPDATE promise SET round = ?, leader = ? WHERE id = 0"),
+      accept: db.prepare("INSERT OR REPLACE INTO accepted (slot, round, leader, value) VALUES (?, ?, ?, ?)"),
+      dropAccepted: db.prepare("DELETE FROM accepted WHERE slot <= ?"),
+      snapSlot: db.prepare("UPDATE snapshot SET slot = ? WHERE id = 0"),
+      cutList: db.prepare("DELETE FROM list WHERE idx >= ?"),
+      pushList: db.prepare("INSERT INTO list (idx, value) VALUES (?, ?)"),
+      clearClients: db.prepare("DELETE FROM clients"),
+      putClient: db.prepare("INSERT INTO clients (client, seq, value, idx, slot) VALUES (?, ?, ?, ?, ?)")
+    }
+  }
+
+  private apply(w: Write): void {
+    switch (w._tag) {
+      case "Promise":
+        this.raisePromise(w.promised)
+        return
+      case "Accept":
+        this.raisePromise(w.promised)
+        for (const e of w.entries) {
+          if (e.slot <= this.snapSlot) continue
+          this.stmt.accept.run(e.slot, e.ballot.round, e.ballot.leader, JSON.stringify(e.value))
+        }
+        return
+      case "Snapshot":
+        this.writeSnapshot(w)
+        return
+    }
+  }
+
+  /** The promise only grows (as the acceptor's own state does). */
+  private raisePromise(b: Ballot): void {
+    if (!B.gt(b, this.promised)) return
+    this.stmt.promise.run(b.round, b.leader)
+    this.promised = b
+  }
+
+  /** The durable list becomes its first `from` values followed by `values`; older accepts go. */
+  private writeSnapshot(w: Extract<Write, { _tag: "Snapshot" }>): void {
+    this.stmt.snapSlot.run(w.slot)
+    this.snapSlot = w.slot
+    this.stmt.dropAccepted.run(w.slot)
+    if (w.from < this.stats.listRows) this.stmt.cutList.run(w.from)
+    for (let i = 0; i < w.values.length; i++) this.stmt.pushList.run(w.from + i, w.values[i] as number)
+    this.stats.listRows = w.from + w.values.length
+    this.stmt.clearClients.run()
+    for (const c of w.clients) this.stmt.putClient.run(c.client, c.seq, c.value, c.index, c.slot)
+  }
+}
+
+/**
+ * Checks an existing data file without writing to it; throws StorageRefused. A read-only
+ * connection may create empty `-wal` and `-shm` files next to it: those it created are removed
+ * again, so a refused data dir is left exactly as it was.
+ */
+function checkReadOnly(file: string, id: StoreIdentity): void {
+  const created = [`${file}-wal`, `${file}-shm`].filter((f) => !existsSync(f))
+  try {
+    checkReadOnlyWith(file, id)
+  } finally {
+    for (const f of created) {
+      try {
+        if (f.endsWith("-shm") || statSync(f).size === 0) unlinkSync(f)
+      } catch {
+        // not created after all
+      }
+    }
+  }
+}
+
+function checkReadOnlyWith(file: string, id: StoreIdentity): void {
+  let db: Database
+  try {
+    db = new Database(file, { readonly: true, strict: true })
+  } catch (e) {
+    throw refusedCorrupt(file, e)
+  }
+  try {
+    const check = db.query<{ quick_check: string }, []>("PRAGMA quick_check").all()
+    const problems = check.map((r) => r.quick_check).filter((r) => r !== "ok")
+    if (problems.length > 0) throw refusedCorrupt(file, new Error(problems.slice(0, 3).join("; ")))
+    if (!hasTable(db, "meta")) {
+      const tables = db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table'").all()
+      if (tables.length === 0) return // an empty database: treated as fresh
+      throw new StorageRefused(`data file ${file} is not a paxos data file (no meta table); refusing to use it`)
+    }
+    checkMeta(file, readMeta(db), id)
+  } catch (e) {
+    if (e instanceof StorageRefused) throw e
+    throw refusedCorrupt(file, e)
+  } finally {
+    db.close(true)
+  }
+}
+
+function checkMeta(file: string, meta: Map<string, string>, id: StoreIdentity): void {
+  const version = Number(meta.get("format_version"))
+  if (!Number.isSafeInteger(version)) throw new StorageRefused(`data file ${file} has no valid format version; refusing to use it`)
+  if (version > FORMAT_VERSION) {
+    throw new StorageRefused(`data file ${file} has format version ${version}, newer than this binary's ${FORMAT_VERSION}; use a newer paxos binary`)
+  }
+  if (version < FORMAT_VERSION) {
+    throw new StorageRefused(`data file ${file} has old format version ${version} (this binary writes ${FORMAT_VERSION}) and no upgrade exists`)
+  }
+  const cluster = meta.get("cluster_id")
+  if (cluster !== id.clusterId) {
+    throw new StorageRefused(
+      `data file ${file} belongs to another cluster (cluster id ${cluster}, this config's is ${id.clusterId}); refusing to start. Use another --data-dir, or remove it to start this node empty`
+    )
+  }
+  const node = meta.get("node")
+  if (node !== id.node) {
+    throw new StorageRefused(`data file ${file} belongs to node ${node}, not ${id.node}; refusing to start. Use that node's own --data-dir`)
+  }
+}
+
+function create(db: Database, id: StoreIdentity): void {
+  db.transaction(() => {
+    for (const sql of SCHEMA) db.run(sql)
+    const meta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)")
+    meta.run("format_version", String(FORMAT_VERSION))
+    meta.run("cluster_id", id.clusterId)
+    meta.run("node", id.node)
+    meta.run("created_at", new Date().toISOString())
+    db.run("INSERT INTO promise (id, round, leader) VALUES (0, 0, 0)")
+    db.run("INSERT INTO snapshot (id, slot) VALUES (0, 0)")
+  })()
+}
+
+/** Reads the durable state; throws StorageRefused when rows are missing or malformed. */
+function load(db: Database, file: string): DurableState {
+  try {
+    const p = db.query<{ round: number; leader: number }, []>("SELECT round, leader FROM promise WHERE id = 0").get()
+    const snap = db.query<{ slot: number }, []>("SELECT slot FROM snapshot WHERE id = 0").get()
+    if (p === null || snap === null) throw new Error("the promise or snapshot row is missing")
+    const accepted: AcceptedEntry[] = db
+      .query<{ slot: number; round: number; leader: number; value: string }, []>("SELECT slot, round, leader, value FROM accepted ORDER BY slot")
+      .all()
+      .map((r) => ({ slot: r.slot, ballot: { round: r.round, leader: r.leader }, value: decodeBatch(r.value) }))
+    const rows = db.query<{ idx: number; value: number }, []>("SELECT idx, value FROM list ORDER BY idx").all()
+    const list = new Array<number>(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i] as { idx: number; value: number }
+      if (r.idx !== i) throw new Error(`the list has a gap at index ${i}`)
+      list[i] = r.value
+    }
+    const clients: ClientEntry[] = db
+      .query<{ client: string; seq: number; value: number; idx: number; slot: number }, []>("SELECT client, seq, value, idx, slot FROM clients")
+      .all()
+      .map((r) => ({ client: r.client, seq: r.seq, value: r.value, index: r.idx, slot: r.slot }))
+    return { promised: { round: p.round, leader: p.leader }, accepted, snapshot: { slot: snap.slot, list, clients } }
+  } catch (e) {
+    throw refusedCorrupt(file, e)
+  }
+}
+
+function readMeta(db: Database): Map<string, string> {
+  const rows = db.query<{ key: string; value: string }, []>("SELECT key, value FROM meta").all()
+  return new Map(rows.map((r) => [r.key, r.value]))
+}
+
+function hasTable(db: Database, name: string): boolean {
+  return db.query<{ n: number }, [string]>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?").get(name)?.n === 1
+}
+
+const isBusy = (e: unknown): boolean => {
+  const code = (e as { code?: unknown } | null)?.code
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || /database is locked/.test(oneLine(e))
+}
+
+const refusedBusy = (file: string): StorageRefused =>
+  new StorageRefused(`data file ${file} is in use by another process (is another paxos server running on this data dir?); refusing to start`)
+
+const refusedCorrupt = (file: string, e: unknown): StorageRefused =>
+  isBusy(e) ? refusedBusy(file) : new StorageRefused(`data file ${file} is unreadable or corrupt (${oneLine(e)}); refusing to start. Move it away to start this node empty (it then catches up from its peers)`)
+
+/** An error's message on one line. */
+export function oneLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e)
+  return m.replace(/\s+/g, " ").trim().slice(0, 300)
+}
