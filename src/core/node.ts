@@ -1,7 +1,8 @@
 /**
  * One Multi-Paxos node as a pure function: step(state, input) -> { state, output }.
  *
- * Input is a tick, a peer message or a client request. Output holds messages that may leave at once
+ * Input is a tick, a peer message, a client request, or the end of a batch (Flush, which
+ * `stepBatch` adds: commands queued during a batch are proposed together). Output holds messages that may leave at once
  * (`early`), writes to make durable (`persist`), and the messages and client replies that must wait
  * for those writes (`send`, `replies`). Messages a node sends to itself (its own acceptor's votes)
  * are in `send`, so a self-vote counts only once it is durable: the loop-back is this design's
@@ -53,8 +54,12 @@ export function step(state: NodeState, input: Input): StepResult {
     case "Read":
       onClientRead(c, input.rid)
       break
+    case "Flush":
+      break
   }
-  flush(c)
+  // Proposals and forwards wait for the end of the batch (or a tick), so that every command that
+  // arrived in one batch shares slots and messages: batching follows the load by itself.
+  if (input._tag === "Flush" || input._tag === "Tick") flush(c)
   return { state: c.s, output: c.out }
 }
 
@@ -157,7 +162,7 @@ function onForwardReject(c: Ctx, from: number): void {
   if (c.s.leader === from) c.s.leader = null
 }
 
-/** After every input: propose (leader) or forward (follower) what waits in the queue. */
+/** At the end of a batch and on ticks: propose (leader) or forward (follower) what waits in the queue. */
 function flush(c: Ctx): void {
   const s = c.s
   if (s.role._tag === "Leader") {

@@ -35,11 +35,17 @@ export interface BatchResult {
   readonly writes: number
 }
 
-/** Steps every input of a batch (pure): the next state and the outputs of the whole batch. */
+const FLUSH: Input = { _tag: "Flush" }
+
+/**
+ * Steps every input of a batch and then a Flush (pure): the next state and the outputs of the
+ * whole batch. The Flush is where the leader proposes everything the batch queued, in as few slots
+ * as the batch limit allows.
+ */
 export function stepBatch(state: NodeState, inputs: readonly Input[]): { readonly state: NodeState; readonly output: Output } {
   let s = state
   const output = emptyOutput()
-  for (const input of inputs) {
+  for (const input of [...inputs, FLUSH]) {
     const r = step(s, input)
     s = r.state
     pushAll(output.early, r.output.early)

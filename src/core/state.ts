@@ -103,6 +103,8 @@ export interface NodeState {
 
 export type Input =
   | { readonly _tag: "Tick" }
+  /** End of a batch of inputs: propose (leader) or forward (follower) what queued up during it. */
+  | { readonly _tag: "Flush" }
   | { readonly _tag: "Receive"; readonly from: number; readonly msg: Message }
   | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number }
   | { readonly _tag: "Read"; readonly rid: number }

@@ -4,7 +4,7 @@
  */
 import { defaultConfig, type NodeConfig } from "../../src/core/config.ts"
 import type { Message } from "../../src/core/messages.ts"
-import { step } from "../../src/core/node.ts"
+import { stepBatch } from "../../src/core/program.ts"
 import { emptyDurable, restore, type Input, type NodeState, type Output } from "../../src/core/state.ts"
 
 export interface Sent {
@@ -22,9 +22,14 @@ export class Bench {
     this.outputs = this.nodes.map(() => [])
   }
 
-  /** Steps `input` into node `id` and returns its output. */
+  /** Steps `input` into node `id` as a batch of one (so a Flush follows) and returns its output. */
   step(id: number, input: Input): Output {
-    const r = step(this.nodes[id] as NodeState, input)
+    return this.batch(id, [input])
+  }
+
+  /** Steps the inputs into node `id` as one batch, as the server and the simulator do. */
+  batch(id: number, inputs: readonly Input[]): Output {
+    const r = stepBatch(this.nodes[id] as NodeState, inputs)
     this.nodes[id] = r.state
     ;(this.outputs[id] as Output[]).push(r.output)
     return r.output

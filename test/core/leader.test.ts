@@ -101,3 +101,20 @@ test("a leader that meets a higher ballot steps down", () => {
   assert.equal(t.nodes[0]?.role._tag, "Follower")
   assert.ok(out.events.some((e) => e._tag === "SteppedDown" && e.reason === "preempted"))
 })
+
+test("commands arriving in one batch share slots: five appends in a batch make one proposal", () => {
+  const t = new Bench(3)
+  const ballot = campaign(t)
+  t.receive(0, 0, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  t.receive(0, 1, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  const out = t.batch(0, [1, 2, 3, 4, 5].map((rid) => ({ _tag: "Append" as const, rid, value: rid })))
+  assert.deepEqual(accepts(sentOf(0, out), 1).map((e) => [e.slot, e.value.length]), [[1, 5]])
+  // With a small batch limit and window, the same batch fills the window and the rest waits.
+  const t2 = new Bench(3, { windowSlots: 2, batchCommandsMax: 2 })
+  const b2 = campaign(t2)
+  t2.receive(0, 0, { _tag: "Promise", ballot: b2, snapshot: 0, accepted: [] })
+  t2.receive(0, 1, { _tag: "Promise", ballot: b2, snapshot: 0, accepted: [] })
+  const out2 = t2.batch(0, [1, 2, 3, 4, 5].map((rid) => ({ _tag: "Append" as const, rid, value: rid })))
+  assert.deepEqual(accepts(sentOf(0, out2), 1).map((e) => [e.slot, e.value.length]), [[1, 2], [2, 2]])
+  assert.equal(t2.nodes[0]?.queue.length, 1)
+})
