@@ -14,7 +14,8 @@ export const LIMITS = {
   promiseEntriesMax: 1_000_000,
   commandIdLengthMax: 64,
   clientIdLengthMax: 128,
-  snapshotValuesMax: 50_000_000,
+  /** Values in one Snapshot message, at most: a larger transfer goes in chunks. */
+  snapshotChunkValuesMax: 250_000,
   clientTableMax: 100_000,
   reasonLengthMax: 200
 } as const
@@ -44,6 +45,8 @@ export interface NodeConfig {
   readonly messageEntriesMax: number
   /** A snapshot is taken every this many applied slots; older slots are then compacted. */
   readonly snapshotEverySlots: number
+  /** Values sent in one Snapshot chunk during catch-up (at most LIMITS.snapshotChunkValuesMax). */
+  readonly snapshotChunkValues: number
   /** Distinct clients remembered for exactly-once; the least recently applied are evicted. */
   readonly clientTableMax: number
   /** Heartbeat period of the leader. */
@@ -69,6 +72,7 @@ export const defaultConfig = (id: number, n: number, overrides: Partial<NodeConf
   pendingRequestsMax: 20_000,
   messageEntriesMax: 256,
   snapshotEverySlots: 1_000,
+  snapshotChunkValues: 250_000,
   clientTableMax: 50_000,
   heartbeatTicks: 5,
   electionTicks: 30,

@@ -85,12 +85,17 @@ export const CatchupRequest = S.TaggedStruct("CatchupRequest", {
   listLength: S.Int.pipe(S.nonNegative())
 })
 export const CatchupReply = S.TaggedStruct("CatchupReply", { entries: entries(Entry) })
-/** The sender's state at `slot`: the list from `listFrom` on, and the whole client table. */
+/**
+ * Part of the sender's list from `listFrom` on. The last chunk (`complete`) reaches the end of the
+ * sender's list at `slot` and carries the whole client table; earlier chunks carry no clients and
+ * are staged by the receiver until it has the rest.
+ */
 export const Snapshot = S.TaggedStruct("Snapshot", {
   slot: Slot,
   listFrom: S.Int.pipe(S.nonNegative()),
-  values: S.Array(Value).pipe(S.maxItems(LIMITS.snapshotValuesMax)),
-  clients: S.Array(ClientEntry).pipe(S.maxItems(LIMITS.clientTableMax))
+  values: S.Array(Value).pipe(S.maxItems(LIMITS.snapshotChunkValuesMax)),
+  clients: S.Array(ClientEntry).pipe(S.maxItems(LIMITS.clientTableMax)),
+  complete: S.Boolean
 })
 
 export const Message = S.Union(

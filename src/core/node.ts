@@ -132,7 +132,7 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
     case "CatchupReply":
       return onCatchupReply(c, from, msg.entries)
     case "Snapshot":
-      return installSnapshot(c, msg)
+      return installSnapshot(c, from, msg)
   }
 }
 

@@ -7,12 +7,11 @@
 import { HashMap, Option } from "effect"
 import * as B from "./ballot.ts"
 import type { Ballot } from "./ballot.ts"
-import { hasBug } from "./config.ts"
+import { hasBug, LIMITS } from "./config.ts"
 import type { Ctx } from "./ctx.ts"
 import { batchKey, sameBatch } from "./acceptor.ts"
 import { invariant } from "./invariant.ts"
 import type { Batch, ClientEntry, Command, Entry, Message } from "./messages.ts"
-import { PList } from "./plist.ts"
 
 type Snapshot = Extract<Message, { _tag: "Snapshot" }>
 type CatchupRequest = Extract<Message, { _tag: "CatchupRequest" }>
@@ -64,6 +63,7 @@ export function learnCommit(c: Ctx, from: number, ballot: Ballot, commit: number
 /** Applies every decided slot that directly follows `applied`, then snapshots if it is time. */
 export function applyReady(c: Ctx): void {
   const s = c.s
+  const before = s.applied
   for (;;) {
     const next = HashMap.get(s.decided, s.applied + 1)
     if (Option.isNone(next)) break
@@ -74,6 +74,9 @@ export function applyReady(c: Ctx): void {
     s.applied = slot
     c.event({ _tag: "Applied", slot })
   }
+  // Staged snapshot values were cut from a peer's list; once this list grows on its own they are
+  // simpler to fetch again than to realign.
+  if (s.applied !== before) s.staged = null
   if (s.applied - s.snapSlot >= s.cfg.snapshotEverySlots) takeSnapshot(c)
 }
 
@@ -254,23 +257,39 @@ function compact(c: Ctx, slot: number): void {
   s.decided = HashMap.filter(s.decided, (_, k) => k > slot)
 }
 
-/** Installs a peer's state at `m.slot` when it is ahead of this node's. */
-export function installSnapshot(c: Ctx, m: Snapshot): void {
+/**
+ * A chunk of a peer's state. A partial chunk extends the staged list; the complete one installs
+ * the peer's state at `m.slot` when it is ahead of this node's. Values that overlap what this node
+ * already has must agree with it.
+ */
+export function installSnapshot(c: Ctx, from: number, m: Snapshot): void {
   const s = c.s
-  if (m.slot <= s.applied || m.listFrom > s.list.length) return
-  const overlap = Math.min(s.list.length, m.listFrom + m.values.length) - m.listFrom
+  const base = s.staged ?? s.list
+  if (m.listFrom > base.length) return // a gap: the chunk that fills it comes first
+  const overlap = Math.min(base.length, m.listFrom + m.values.length) - m.listFrom
   for (let i = 0; i < overlap; i++) {
-    invariant(s.list.at(m.listFrom + i) === m.values[i], () =>
-      `node ${c.id}: snapshot at slot ${m.slot} disagrees with the applied list at index ${m.listFrom + i}`
+    invariant(base.at(m.listFrom + i) === m.values[i], () =>
+      `node ${c.id}: snapshot from node ${from} at slot ${m.slot} disagrees with this node's list at index ${m.listFrom + i}`
     )
   }
-  invariant(m.listFrom + m.values.length >= s.list.length, () =>
-    `node ${c.id}: snapshot at slot ${m.slot} is shorter than the applied list (${m.listFrom + m.values.length} < ${s.list.length})`
+  // The chunk ends at `end`. A complete chunk says the sender's list at `m.slot` ends exactly
+  // there, so a longer staged tail (cut earlier from a peer further ahead) is dropped.
+  const end = m.listFrom + m.values.length
+  let list = base.length > end ? base.take(end) : base
+  for (let i = list.length - m.listFrom; i < m.values.length; i++) list = list.push(m.values[i] as number)
+  if (!m.complete) {
+    s.staged = base.length > end ? base : list
+    c.event({ _tag: "SnapshotChunkStaged", values: m.values.length })
+    maybeCatchup(c, true, from)
+    return
+  }
+  if (m.slot <= s.applied) return
+  invariant(list.length >= s.list.length, () =>
+    `node ${c.id}: snapshot at slot ${m.slot} is shorter than the applied list (${list.length} < ${s.list.length})`
   )
-  const list = PList.from(s.list.slice(0, m.listFrom).concat(m.values))
-  const from = Math.min(s.snapLen, m.listFrom)
-  c.persist({ _tag: "Snapshot", slot: m.slot, from, values: list.slice(from), clients: m.clients })
+  c.persist({ _tag: "Snapshot", slot: m.slot, from: s.snapLen, values: list.slice(s.snapLen), clients: m.clients })
   s.list = list
+  s.staged = null
   s.snapLen = list.length
   s.clients = HashMap.fromIterable(m.clients.map((e) => [e.client, e] as const))
   s.applied = m.slot
@@ -288,14 +307,15 @@ export function installSnapshot(c: Ctx, m: Snapshot): void {
  * node that told it of them) or, when there is none and every other time, from a random peer, so a
  * source that lost the slots (or went away) does not stall it.
  */
-export function maybeCatchup(c: Ctx, force = false): void {
+export function maybeCatchup(c: Ctx, force = false, target?: number): void {
   const s = c.s
   if (s.knownDecided <= s.applied || HashMap.has(s.decided, s.applied + 1)) return
   if (!force && s.now < s.catchupAt) return
-  let to = s.source
+  let to = target ?? s.source
   if (to === null || to === c.id || (!force && c.random(0, 2) === 0)) to = (c.id + c.random(1, s.cfg.n)) % s.cfg.n
   s.catchupAt = s.now + s.cfg.catchupTicks
-  c.early(to, { _tag: "CatchupRequest", from: s.applied + 1, listLength: s.list.length })
+  const listLength = (s.staged ?? s.list).length
+  c.early(to, { _tag: "CatchupRequest", from: s.applied + 1, listLength })
   c.event({ _tag: "CatchupRequested", from: s.applied + 1 })
 }
 
@@ -305,15 +325,19 @@ export function serveCatchup(c: Ctx, from: number, m: CatchupRequest): void {
   if (m.from > s.applied && !HashMap.has(s.decided, m.from)) return
   if (m.from <= s.snapSlot) {
     if (s.applied < m.from) return
+    // One chunk per request: the requester asks again from where it got to.
     const listFrom = Math.min(m.listLength, s.list.length)
+    const end = Math.min(s.list.length, listFrom + Math.min(s.cfg.snapshotChunkValues, LIMITS.snapshotChunkValuesMax))
+    const complete = end === s.list.length
     c.early(from, {
       _tag: "Snapshot",
       slot: s.applied,
       listFrom,
-      values: s.list.slice(listFrom),
-      clients: Array.from(HashMap.values(s.clients))
+      values: s.list.slice(listFrom, end),
+      clients: complete ? Array.from(HashMap.values(s.clients)) : [],
+      complete
     })
-    c.event({ _tag: "SnapshotSent", to: from, values: s.list.length - listFrom })
+    c.event({ _tag: "SnapshotSent", to: from, values: end - listFrom })
     return
   }
   const entries: Entry[] = []

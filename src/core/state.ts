@@ -87,6 +87,12 @@ export interface NodeState {
   /** The node that told us of the newest decisions: where catch-up requests go. */
   readonly source: number | null
   readonly catchupAt: number
+  /**
+   * The list extended by values of snapshot chunks received so far, while a chunked transfer is
+   * under way (null otherwise). Chunks cut from states at different slots still extend one another:
+   * every list is a prefix of one order.
+   */
+  readonly staged: PList | null
   // roles
   readonly role: Role
   readonly leader: number | null
@@ -144,6 +150,7 @@ export type Event =
   | { readonly _tag: "Applied"; readonly slot: number }
   | { readonly _tag: "SnapshotTaken"; readonly slot: number }
   | { readonly _tag: "SnapshotInstalled"; readonly slot: number }
+  | { readonly _tag: "SnapshotChunkStaged"; readonly values: number }
   | { readonly _tag: "SnapshotSent"; readonly to: number; readonly values: number }
   | { readonly _tag: "CatchupServed"; readonly to: number; readonly entries: number }
   | { readonly _tag: "CatchupRequested"; readonly from: number }
@@ -208,6 +215,7 @@ export function restore(cfg: NodeConfig, durable: DurableState, seed: number): N
     knownDecided: snap.slot,
     source: null,
     catchupAt: 0,
+    staged: null,
     role: { _tag: "Follower" },
     leader: null,
     // A restarted node listens for a full election timeout before it campaigns.

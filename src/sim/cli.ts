@@ -35,6 +35,7 @@ export const REQUIRED_PATHS = [
   "path.reproposed",
   "path.snapshots",
   "path.snapshot-installs",
+  "path.snapshot-chunks",
   "path.catchups",
   "path.retransmits",
   "path.duplicates-answered"

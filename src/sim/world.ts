@@ -143,6 +143,7 @@ export class World {
     this.cfgs = Array.from({ length: opts.nodes }, (_, id) =>
       defaultConfig(id, opts.nodes, {
         snapshotEverySlots,
+        snapshotChunkValues: this.rng.pick([3, 10, 1000]),
         windowSlots: this.rng.pick([1, 4, 16]),
         batchCommandsMax: this.rng.pick([1, 3, 16]),
         messageEntriesMax: 8,
@@ -327,6 +328,9 @@ export class World {
           break
         case "SnapshotInstalled":
           this.count("path.snapshot-installs")
+          break
+        case "SnapshotChunkStaged":
+          this.count("path.snapshot-chunks")
           break
         case "SnapshotTaken":
           this.count("path.snapshots")

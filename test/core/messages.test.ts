@@ -22,7 +22,7 @@ const samples: Message[] = [
   { _tag: "ForwardReject", ids: ["1.ab.7"], reason: "NotLeader" },
   { _tag: "CatchupRequest", from: 2, listLength: 10 },
   { _tag: "CatchupReply", entries: [{ slot: 2, value: [append] }] },
-  { _tag: "Snapshot", slot: 9, listFrom: 1, values: [2, 3], clients: [{ client: "c1", seq: 2, value: -5, index: 2, slot: 8 }] }
+  { _tag: "Snapshot", slot: 9, listFrom: 1, values: [2, 3], clients: [{ client: "c1", seq: 2, value: -5, index: 2, slot: 8 }], complete: true }
 ]
 
 const decodeMessage = S.decodeUnknownEither(Message, strict)

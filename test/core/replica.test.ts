@@ -59,10 +59,48 @@ test("a commit watermark alone does not decide a slot accepted at another ballot
 
 test("a lagging node installs a snapshot and keeps its list a prefix of it", () => {
   const t = new Bench(3)
-  const out = t.receive(0, 1, { _tag: "Snapshot", slot: 40, listFrom: 0, values: [1, 2, 3], clients: [] })
+  const out = t.receive(0, 1, { _tag: "Snapshot", slot: 40, listFrom: 0, values: [1, 2, 3], clients: [], complete: true })
   assert.deepEqual(t.nodes[0]?.list.slice(), [1, 2, 3])
   assert.equal(t.nodes[0]?.applied, 40)
   assert.deepEqual(out.persist, [{ _tag: "Snapshot", slot: 40, from: 0, values: [1, 2, 3], clients: [] }])
   // A snapshot that contradicts the applied list stops the node.
-  assert.throws(() => t.receive(0, 1, { _tag: "Snapshot", slot: 50, listFrom: 0, values: [9, 2, 3, 4], clients: [] }), /PAXOS-INVARIANT-VIOLATION/)
+  assert.throws(() => t.receive(0, 1, { _tag: "Snapshot", slot: 50, listFrom: 0, values: [9, 2, 3, 4], clients: [], complete: true }), /PAXOS-INVARIANT-VIOLATION/)
+})
+
+test("a large snapshot travels in chunks the receiver asks for one by one, and installs at the last", () => {
+  const sender = new Bench(3, { snapshotChunkValues: 4 })
+  // Node 1 has applied 10 values in 10 slots and compacted them into a snapshot.
+  sender.nodes[1] = { ...sender.nodes[1]!, snapSlot: 10, applied: 10, knownDecided: 10 }
+  for (let v = 1; v <= 10; v++) sender.nodes[1] = { ...sender.nodes[1]!, list: sender.nodes[1]!.list.push(v) }
+  const t = new Bench(3)
+  let request: { _tag: "CatchupRequest"; from: number; listLength: number } = { _tag: "CatchupRequest", from: 1, listLength: 0 }
+  const chunks: boolean[] = []
+  for (let round = 0; round < 5; round++) {
+    const served = sender.receive(1, 0, request).early.find((e) => e.msg._tag === "Snapshot")
+    assert.ok(served !== undefined && served.msg._tag === "Snapshot")
+    assert.ok(served.msg.values.length <= 4, "a chunk holds at most snapshotChunkValues values")
+    chunks.push(served.msg.complete)
+    t.nodes[0] = { ...t.nodes[0]!, knownDecided: 10 }
+    const out = t.receive(0, 1, served.msg)
+    if (served.msg.complete) break
+    const next = out.early.find((e) => e.msg._tag === "CatchupRequest")
+    assert.ok(next !== undefined && next.msg._tag === "CatchupRequest", "a staged chunk asks for the next one at once")
+    request = next.msg
+  }
+  assert.deepEqual(chunks, [false, false, true])
+  assert.deepEqual(t.nodes[0]?.list.slice(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+  assert.equal(t.nodes[0]?.applied, 10)
+  assert.equal(t.nodes[0]?.staged, null)
+})
+
+test("a complete chunk from a node behind drops a longer staged tail: the list is the sender's at its slot", () => {
+  const t = new Bench(3)
+  t.nodes[0] = { ...t.nodes[0]!, knownDecided: 30 }
+  // Staged from a node further ahead: values 1..6.
+  t.receive(0, 1, { _tag: "Snapshot", slot: 30, listFrom: 0, values: [1, 2, 3, 4, 5, 6], clients: [], complete: false })
+  assert.equal(t.nodes[0]?.staged?.length, 6)
+  // Node 2 is behind: at its slot 20 the list is 1..4.
+  t.receive(0, 2, { _tag: "Snapshot", slot: 20, listFrom: 4, values: [], clients: [], complete: true })
+  assert.deepEqual(t.nodes[0]?.list.slice(), [1, 2, 3, 4])
+  assert.equal(t.nodes[0]?.applied, 20)
 })

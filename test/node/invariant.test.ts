@@ -17,7 +17,7 @@ test("a contradicting snapshot from a peer stops the node with PAXOS-INVARIANT-V
   const from = (leader + 2) % 3
   const st = await status(cluster.names[victim] as string, 2_000)
   expect(st?.listLength).toBe(5)
-  const snapshot = { _tag: "Snapshot", slot: 1_000, listFrom: 0, values: [9, 9, 9, 9, 9, 9], clients: [] }
+  const snapshot = { _tag: "Snapshot", slot: 1_000, listFrom: 0, values: [9, 9, 9, 9, 9, 9], clients: [], complete: true }
   const res = await fetch(`http://${cluster.names[victim]}/peer/envelope`, {
     method: "POST",
     body: JSON.stringify({ cluster: st?.cluster, from, to: victim, messages: [snapshot] })
