@@ -23,7 +23,7 @@ import { checkHistoryText, type CheckResult } from "../check/checker.ts"
 import { EdnMap } from "../check/edn.ts"
 import { parseFlags, str } from "../cli/args.ts"
 import { isCompiled } from "../cli/self.ts"
-import { Random } from "../core/prng.ts"
+import { floatSource, Random } from "../core/prng.ts"
 import { runClients, readOp, type Sample } from "./clients.ts"
 import { Cluster, freePorts, withTimeout, type Mode } from "./cluster.ts"
 import { Nemesis, FAULT_KINDS, type FaultKind } from "./nemesis.ts"
@@ -267,7 +267,7 @@ class ChaosRun {
       }
       if (!(await heal(hosts))) throw new SetupError("could not flush the hosts' iptables rules")
     } else {
-      ports = freePorts(o.nodes, mulberry(o.seed ^ 0x5bd1e995))
+      ports = freePorts(o.nodes, floatSource(o.seed ^ 0x5bd1e995))
     }
     this.throwIfInterrupted()
     const cluster = new Cluster({ mode: this.mode, binary: this.binary, out: this.out, nodes: o.nodes, now: () => rec.now(), ...(ports !== undefined ? { ports } : {}) })
@@ -482,12 +482,6 @@ function defaultBinary(): string {
 /** `20250101T120000Z`. */
 function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")
-}
-
-/** A [0, 1) generator from a seed (for the choice of loopback ports). */
-function mulberry(seed: number): () => number {
-  const r = new Random(seed >>> 0)
-  return () => r.float()
 }
 
 if (import.meta.main) {

@@ -57,3 +57,13 @@ export class Random {
     return a
   }
 }
+
+/** A seeded source of floats in [0, 1) as a plain function (mulberry32), for code outside the core. */
+export function floatSource(seed: number): () => number {
+  let s: Rng = seed | 0
+  return () => {
+    const [u, next] = nextU32(s)
+    s = next
+    return u / 4294967296
+  }
+}

@@ -21,18 +21,10 @@ import {
   splitOne,
   type Grudge,
 } from "../../src/chaos/netns.ts"
+import { floatSource } from "../../src/core/prng.ts"
 
-/** A small seeded generator (mulberry32), so random grudges repeat. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A small seeded generator, so random grudges repeat. */
+const rng = floatSource
 
 const asObject = (g: Grudge<string>) => Object.fromEntries([...g].map(([k, v]) => [k, [...v].sort()]))
 const N5 = ["n1", "n2", "n3", "n4", "n5"]

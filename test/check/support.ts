@@ -3,18 +3,10 @@
  * produces Jepsen-style histories, and a brute-force linearizability oracle for small histories.
  */
 import type { MicroOp, Op, Txn } from "../../src/check/history.ts"
+import { floatSource } from "../../src/core/prng.ts"
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A small seeded PRNG returning floats in [0, 1) (the core's mulberry32). */
+export const rng = floatSource
 
 /** A random integer in [0, n). */
 export function pick(r: () => number, n: number): number {
