@@ -5,6 +5,13 @@
  * replayed envelopes: the timestamp must be within `skewMs` of its own clock, and each
  * (sender, boot) counter is accepted once, within a sliding window of recent counters.
  *
+ * Three carriers, one MAC (see docs/SECURITY.md for the wire format):
+ *   - POST /peer/envelope: the x-paxos-* headers (AUTH_HEADERS), the MAC over the body's bytes;
+ *   - GET /peer/ws (the upgrade request): the same headers, the MAC over UPGRADE_BODY, so that a
+ *     connection is authenticated before it is upgraded;
+ *   - each WebSocket text frame: `v1 <boot> <counter> <time> <mac>\n<envelope JSON>` (encodeFrame),
+ *     the MAC over the envelope JSON, so that an on-path attacker cannot inject frames.
+ *
  * Why an HMAC and not mutual TLS: peers already talk HTTP on the client port, a shared secret file
  * is one thing to deploy (no CA, no certificates to rotate), and Paxos needs integrity and
  * authenticity of peers, not secrecy of the list (which any client may read). Replays cannot break
@@ -18,17 +25,28 @@ export const AUTH_HEADERS = {
   mac: "x-paxos-mac",
   boot: "x-paxos-boot",
   counter: "x-paxos-counter",
-  time: "x-paxos-time"
+  time: "x-paxos-time",
+  /** The sender's node index (POST only: a connection's sender is in its query, `from=`). */
+  from: "x-paxos-from"
 } as const
 
 /** How far a peer's clock may differ from ours, and how long a recorded envelope stays usable. */
 export const DEFAULT_SKEW_MS = 30_000
 /** Counters below the highest seen minus this are refused (IPsec-style anti-replay window). */
 export const REPLAY_WINDOW = 4_096
+/** Boots of one sender remembered at once (a boot is forgotten once all its envelopes are stale). */
+export const BOOTS_MAX = 16
 /** Shortest secret accepted (bytes, after trimming whitespace). */
 export const SECRET_MIN_BYTES = 16
+/** What the MAC of a WebSocket upgrade request covers in place of a body. */
+export const UPGRADE_BODY = "paxos-peer-ws-upgrade"
+/** The first word of an authenticated WebSocket frame. */
+export const FRAME_VERSION = "v1"
+/** An authenticated frame's header line is at most this long (5 fields, the MAC is 64 hex digits). */
+const FRAME_HEADER_MAX = 160
 
 export type AuthFailure = "Missing" | "BadMac" | "Stale" | "Replayed" | "Malformed"
+export const AUTH_FAILURES: readonly AuthFailure[] = ["Missing", "BadMac", "Stale", "Replayed", "Malformed"]
 
 export interface Signed {
   readonly mac: string
@@ -36,6 +54,9 @@ export interface Signed {
   readonly counter: number
   readonly time: number
 }
+
+/** A body to sign or verify: bytes, or text (its UTF-8 bytes are what is covered). */
+export type Body = Uint8Array | string
 
 const encoder = new TextEncoder()
 
@@ -48,12 +69,19 @@ export async function importSecret(secret: string): Promise<CryptoKey> {
   return crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"])
 }
 
+/** A fresh boot id: 16 random hex digits, new at every start of a node. */
+export function newBootId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("")
+}
+
 /** The bytes the MAC covers: a header line binding the envelope's context, then the body. */
-function material(cluster: string, from: number, to: number, s: Omit<Signed, "mac">, body: Uint8Array): Uint8Array<ArrayBuffer> {
-  const head = encoder.encode(`paxos-peer-v1\n${cluster}\n${from}\n${to}\n${s.boot}\n${s.counter}\n${s.time}\n`)
-  const out = new Uint8Array(head.length + body.length)
-  out.set(head, 0)
-  out.set(body, head.length)
+function material(cluster: string, from: number, to: number, s: Omit<Signed, "mac">, body: Body): Uint8Array<ArrayBuffer> {
+  const head = `paxos-peer-v1\n${cluster}\n${from}\n${to}\n${s.boot}\n${s.counter}\n${s.time}\n`
+  if (typeof body === "string") return encoder.encode(head + body) as Uint8Array<ArrayBuffer>
+  const h = encoder.encode(head)
+  const out = new Uint8Array(h.length + body.length)
+  out.set(h, 0)
+  out.set(body, h.length)
   return out
 }
 
@@ -66,7 +94,7 @@ function fromHex(hex: string): Uint8Array<ArrayBuffer> | null {
   return out
 }
 
-/** Signs envelopes of one sender for one boot; counters grow by one per envelope. */
+/** Signs envelopes of one sender for one boot; counters grow by one per envelope (any receiver). */
 export class Signer {
   private counter = 0
   constructor(
@@ -76,25 +104,65 @@ export class Signer {
     readonly boot: string
   ) {}
 
-  async sign(to: number, body: Uint8Array, now: number): Promise<Signed> {
+  async sign(to: number, body: Body, now: number): Promise<Signed> {
     this.counter += 1
     const s = { boot: this.boot, counter: this.counter, time: Math.floor(now) }
     const mac = await crypto.subtle.sign("HMAC", this.key, material(this.cluster, this.from, to, s, body))
     return { ...s, mac: toHex(mac) }
   }
+
+  /** The headers of a POST (or of a WebSocket upgrade, with `body` = UPGRADE_BODY). */
+  async headers(to: number, body: Body, now: number): Promise<Record<string, string>> {
+    return signedHeaders(this.from, await this.sign(to, body, now))
+  }
+
+  /** One authenticated WebSocket frame carrying `body`. */
+  async frame(to: number, body: string, now: number): Promise<string> {
+    return encodeFrame(await this.sign(to, body, now), body)
+  }
 }
 
-/** Per sender: its current boot and the counters seen recently. */
-interface Seen {
-  boot: string
-  bootTime: number
+/** The x-paxos-* headers of a signature. */
+export function signedHeaders(from: number, s: Signed): Record<string, string> {
+  return {
+    [AUTH_HEADERS.from]: String(from),
+    [AUTH_HEADERS.boot]: s.boot,
+    [AUTH_HEADERS.counter]: String(s.counter),
+    [AUTH_HEADERS.time]: String(s.time),
+    [AUTH_HEADERS.mac]: s.mac
+  }
+}
+
+/** `v1 <boot> <counter> <time> <mac>\n<body>`. */
+export function encodeFrame(s: Signed, body: string): string {
+  return `${FRAME_VERSION} ${s.boot} ${s.counter} ${s.time} ${s.mac}\n${body}`
+}
+
+/** Splits an authenticated frame into its signature and body; a bare envelope is "Missing". */
+export function decodeFrame(text: string): { readonly signed: Signed; readonly body: string } | AuthFailure {
+  if (!text.startsWith(`${FRAME_VERSION} `)) return /^\s*[{[]/.test(text.slice(0, 64)) ? "Missing" : "Malformed"
+  const nl = text.indexOf("\n")
+  if (nl === -1 || nl > FRAME_HEADER_MAX) return "Malformed"
+  const parts = text.slice(0, nl).split(" ")
+  if (parts.length !== 5) return "Malformed"
+  const [, boot, counter, time, mac] = parts as [string, string, string, string, string]
+  const fields: Record<string, string> = { [AUTH_HEADERS.boot]: boot, [AUTH_HEADERS.counter]: counter, [AUTH_HEADERS.time]: time, [AUTH_HEADERS.mac]: mac }
+  const signed = Verifier.parse((k) => fields[k] ?? null)
+  if (typeof signed === "string") return signed
+  return { signed, body: text.slice(nl + 1) }
+}
+
+/** What is remembered of one boot of a sender. */
+interface Boot {
+  /** The latest timestamp among its accepted envelopes: once it is stale, so is every one of them. */
+  lastTime: number
   highest: number
   recent: Set<number>
 }
 
-/** Verifies envelopes addressed to node `to`; remembers counters per sender against replay. */
+/** Verifies envelopes addressed to node `to`; remembers counters per sender and boot against replay. */
 export class Verifier {
-  private readonly seen = new Map<number, Seen>()
+  private readonly seen = new Map<number, Map<string, Boot>>()
   constructor(
     private readonly key: CryptoKey,
     private readonly cluster: string,
@@ -102,42 +170,56 @@ export class Verifier {
     private readonly skewMs = DEFAULT_SKEW_MS
   ) {}
 
-  /** Reads the auth headers; null when any is missing or malformed. */
+  /** Reads the auth headers: "Missing" when any is absent, "Malformed" when any is not well-formed. */
   static parse(get: (name: string) => string | null): Signed | AuthFailure {
     const mac = get(AUTH_HEADERS.mac)
     const boot = get(AUTH_HEADERS.boot)
     const counter = get(AUTH_HEADERS.counter)
     const time = get(AUTH_HEADERS.time)
     if (mac === null || boot === null || counter === null || time === null) return "Missing"
+    if (!/^\d{1,16}$/.test(counter) || !/^\d{1,16}$/.test(time)) return "Malformed"
     const c = Number(counter)
     const t = Number(time)
     if (!/^[0-9a-z]{1,32}$/.test(boot) || !Number.isSafeInteger(c) || c < 1 || !Number.isSafeInteger(t)) return "Malformed"
+    if (!/^[0-9a-fA-F]{64}$/.test(mac)) return "Malformed"
     return { mac: mac.toLowerCase(), boot, counter: c, time: t }
   }
 
   /** null when the envelope is authentic, fresh and not seen before; else why it is refused. */
-  async verify(from: number, s: Signed, body: Uint8Array, now: number): Promise<AuthFailure | null> {
+  async verify(from: number, s: Signed, body: Body, now: number): Promise<AuthFailure | null> {
     const mac = fromHex(s.mac)
     if (mac === null) return "Malformed"
     const ok = await crypto.subtle.verify("HMAC", this.key, mac, material(this.cluster, from, this.to, s, body))
     if (!ok) return "BadMac"
     if (Math.abs(now - s.time) > this.skewMs) return "Stale"
-    return this.remember(from, s) ? null : "Replayed"
+    return this.remember(from, s, now) ? null : "Replayed"
   }
 
-  /** Records (boot, counter); false if it was seen, or is too old for the window. */
-  private remember(from: number, s: Signed): boolean {
-    let e = this.seen.get(from)
-    if (e === undefined || (e.boot !== s.boot && s.time > e.bootTime)) {
-      // A sender that restarted has a new boot id; an older boot's envelopes are then refused.
-      e = { boot: s.boot, bootTime: s.time, highest: 0, recent: new Set() }
-      this.seen.set(from, e)
-    } else if (e.boot !== s.boot) return false
-    if (s.counter <= e.highest - REPLAY_WINDOW || e.recent.has(s.counter)) return false
-    e.recent.add(s.counter)
-    if (s.counter > e.highest) e.highest = s.counter
-    if (e.recent.size > 2 * REPLAY_WINDOW) {
-      for (const c of e.recent) if (c <= e.highest - REPLAY_WINDOW) e.recent.delete(c)
+  /**
+   * Records (boot, counter); false if it was seen, is too old for the window, or the sender has
+   * BOOTS_MAX boots whose envelopes are still fresh. A boot's record is dropped once the latest
+   * timestamp it was seen with is older than the skew window: every envelope of it is then refused
+   * as stale, so forgetting it lets no replay through.
+   */
+  private remember(from: number, s: Signed, now: number): boolean {
+    let boots = this.seen.get(from)
+    if (boots === undefined) {
+      boots = new Map()
+      this.seen.set(from, boots)
+    }
+    let b = boots.get(s.boot)
+    if (b === undefined) {
+      for (const [id, old] of boots) if (now - old.lastTime > this.skewMs) boots.delete(id)
+      if (boots.size >= BOOTS_MAX) return false
+      b = { lastTime: s.time, highest: 0, recent: new Set() }
+      boots.set(s.boot, b)
+    }
+    if (s.counter <= b.highest - REPLAY_WINDOW || b.recent.has(s.counter)) return false
+    b.recent.add(s.counter)
+    if (s.counter > b.highest) b.highest = s.counter
+    if (s.time > b.lastTime) b.lastTime = s.time
+    if (b.recent.size > 2 * REPLAY_WINDOW) {
+      for (const c of b.recent) if (c <= b.highest - REPLAY_WINDOW) b.recent.delete(c)
     }
     return true
   }

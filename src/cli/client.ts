@@ -1,6 +1,8 @@
 /**
- * `paxos client [--config F] [--server N] [--timeout MS] VALUE`: appends VALUE and prints the list
- * right after it as JSON (`[1,2,5]`).
+ * `paxos client [--config F] [--server N] [--timeout MS] [--token-file T] VALUE`: appends VALUE and
+ * prints the list right after it as JSON (`[1,2,5]`). T (or PAXOS_CLIENT_TOKEN_FILE) holds the
+ * nodes' client token, sent as `Authorization: Bearer <token>`; a node that refuses it (401) ends
+ * the run with exit 2.
  *
  * Without --server it tries the config's nodes in turn until one answers or the time is up; N is
  * a node index (from 0, as in /status) or HOST:PORT. Every attempt carries the same client id
@@ -11,11 +13,12 @@
  */
 import { Duration, Effect, Either, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { append } from "../client/http.ts"
 import { ConfigError, parseAddress, readConfig } from "../server/cluster-config.ts"
 import { parseFlags, positiveInt, str } from "./args.ts"
 
-export const CLIENT_USAGE = "usage: paxos client [--config F] [--server N|HOST:PORT] [--timeout MS] VALUE"
+export const CLIENT_USAGE = "usage: paxos client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE"
 const DEFAULT_CONFIG = "example-config"
 const DEFAULT_TIMEOUT_MS = 10_000
 /** One attempt waits at most this long (the node answers within its request timeout, 5 s). */
@@ -44,7 +47,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const p = parseFlags(argv, { config: "value", server: "value", timeout: "value", help: "bool", h: "bool" })
+  const p = parseFlags(argv, { config: "value", server: "value", timeout: "value", "token-file": "value", help: "bool", h: "bool" })
   if (typeof p === "string") throw new Usage(p)
   if (p.flags.help === true || p.flags.h === true) {
     process.stdout.write(`${CLIENT_USAGE}\n`)
@@ -54,8 +57,23 @@ async function run(argv: string[]): Promise<number> {
   const value = parseValue(p.positionals[0] as string)
   const timeout = positiveInt(p, "timeout")
   if (typeof timeout === "string") throw new Usage(timeout)
+  const token = readToken(str(p, "token-file") ?? (process.env.PAXOS_CLIENT_TOKEN_FILE || undefined))
   const nodes = targets(str(p, "config"), str(p, "server"))
-  return appendWithRetries(nodes, value, timeout ?? DEFAULT_TIMEOUT_MS)
+  return appendWithRetries(nodes, value, timeout ?? DEFAULT_TIMEOUT_MS, token)
+}
+
+/** The client token in `file` (trimmed), or undefined without a file. */
+function readToken(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined
+  let text: string
+  try {
+    text = readFileSync(file, "utf8")
+  } catch (e) {
+    throw new Usage(`--token-file ${file}: ${(e as { code?: string }).code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`)
+  }
+  const token = text.trim()
+  if (token.length === 0) throw new Usage(`--token-file ${file}: the file is empty`)
+  return token
 }
 
 /** VALUE must be a safe integer written in decimal. */
@@ -97,7 +115,7 @@ const ROUND_PAUSE = Schedule.exponential(Duration.millis(100), 2).pipe(Schedule.
  * (a round tries every node once; rounds are retried on the ROUND_PAUSE schedule). A node
  * that may have applied the request (timeout, 504) makes the final failure "unknown".
  */
-async function appendWithRetries(nodes: readonly string[], value: number, timeoutMs: number): Promise<number> {
+async function appendWithRetries(nodes: readonly string[], value: number, timeoutMs: number, token: string | undefined): Promise<number> {
   const body = { value, client: `cli-${randomBytes(8).toString("hex")}`, seq: 1 }
   const deadline = Date.now() + timeoutMs
   let uncertain = false
@@ -107,12 +125,14 @@ async function appendWithRetries(nodes: readonly string[], value: number, timeou
     Effect.suspend(() => {
       const left = deadline - Date.now()
       if (left < ATTEMPT_MIN_MS) return Effect.fail({ node, message: "time is up", badInput: false })
-      return Effect.promise(() => append(node, body, { timeoutMs: Math.min(left, ATTEMPT_TIMEOUT_MS) })).pipe(
+      const opts = { timeoutMs: Math.min(left, ATTEMPT_TIMEOUT_MS), ...(token === undefined ? {} : { token }) }
+      return Effect.promise(() => append(node, body, opts)).pipe(
         Effect.flatMap((r) => {
           if (r.type === "ok") return Effect.succeed(r.value.list ?? [])
           if (r.type === "info") uncertain = true
           last = `${node}: ${r.message}`
-          return Effect.fail<AttemptFailed>({ node, message: r.message, badInput: r.status === 400 || r.status === 413 })
+          // 400/413: the input is bad; 401: the token is missing or wrong. No other node will differ.
+          return Effect.fail<AttemptFailed>({ node, message: r.message, badInput: r.status === 400 || r.status === 401 || r.status === 413 })
         })
       )
     })

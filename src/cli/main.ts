@@ -15,9 +15,11 @@ import { startServersCommand } from "./start-servers.ts"
 export const USAGE = `usage: paxos <command> [options]
 
 commands:
-  server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--snapshot-every SLOTS]
-                       run one node (HOST:PORT is a line of F; S or $PAXOS_SECRET_FILE holds the cluster secret)
-  client [--config F] [--server N|HOST:PORT] [--timeout MS] VALUE
+  server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T]
+         [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS]
+                       run one node (HOST:PORT is a line of F; S or $PAXOS_SECRET_FILE holds the cluster
+                       secret; T or $PAXOS_CLIENT_TOKEN_FILE the client API's bearer token; docs/SECURITY.md)
+  client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE
                        append VALUE and print the list right after it, e.g. [1,2,5]
                        (exit 0 appended, 1 not appended, 2 bad input, 3 unknown)
   start-servers [CONFIG]
@@ -29,11 +31,21 @@ commands:
   demo                 start a local 3-node cluster, append, kill and restart the leader, check the history
 `
 
-const SERVER_USAGE = "usage: paxos server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--snapshot-every SLOTS]"
+const SERVER_USAGE =
+  "usage: paxos server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS]"
 
 /** `paxos server ...`. */
 async function serverCommand(argv: string[]): Promise<number> {
-  const p = parseFlags(argv, { config: "value", node: "value", "data-dir": "value", "secret-file": "value", "snapshot-every": "value" })
+  const p = parseFlags(argv, {
+    config: "value",
+    node: "value",
+    "data-dir": "value",
+    "secret-file": "value",
+    "client-token-file": "value",
+    "max-client-requests": "value",
+    "client-body-timeout": "value",
+    "snapshot-every": "value"
+  })
   const fail = (why: string) => {
     process.stderr.write(`paxos server: ${why}\n${SERVER_USAGE}\n`)
     return 2
@@ -46,8 +58,22 @@ async function serverCommand(argv: string[]): Promise<number> {
   if (node === undefined) return fail("missing --node HOST:PORT")
   const snapshotEvery = positiveInt(p, "snapshot-every")
   if (typeof snapshotEvery === "string") return fail(snapshotEvery)
+  const maxClientRequests = positiveInt(p, "max-client-requests")
+  if (typeof maxClientRequests === "string") return fail(maxClientRequests)
+  const clientBodyTimeoutMs = positiveInt(p, "client-body-timeout")
+  if (typeof clientBodyTimeoutMs === "string") return fail(clientBodyTimeoutMs)
   const secretFile = str(p, "secret-file") ?? (process.env.PAXOS_SECRET_FILE || undefined)
-  return runServer({ configFile: config, node, dataDir: str(p, "data-dir"), secretFile, snapshotEverySlots: snapshotEvery })
+  const clientTokenFile = str(p, "client-token-file") ?? (process.env.PAXOS_CLIENT_TOKEN_FILE || undefined)
+  return runServer({
+    configFile: config,
+    node,
+    dataDir: str(p, "data-dir"),
+    secretFile,
+    clientTokenFile,
+    maxClientRequests,
+    clientBodyTimeoutMs,
+    snapshotEverySlots: snapshotEvery
+  })
 }
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {

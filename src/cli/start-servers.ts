@@ -2,8 +2,14 @@
  * `paxos start-servers [CONFIG]`: starts every node of CONFIG (default `example-config`) on this
  * machine, each with its data dir `data/<host>_<port>/`, all logging to this terminal. Ctrl-C
  * (or SIGTERM) stops them all; if a node exits by itself the others keep running.
+ *
+ * Peer authentication is on: the nodes share the secret of PAXOS_SECRET_FILE when it is set, or
+ * else `data/secret`, made on first use (32 random bytes, base64, mode 0600) and kept for later
+ * runs. PAXOS_CLIENT_TOKEN_FILE, when set, reaches the nodes through the environment.
  */
 import type { Subprocess } from "bun"
+import { randomBytes } from "node:crypto"
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { ConfigError, defaultDataDir, readConfig } from "../server/cluster-config.ts"
 import { parseFlags } from "./args.ts"
 import { selfCommand } from "./self.ts"
@@ -29,9 +35,16 @@ export async function startServersCommand(argv: string[]): Promise<number> {
     process.stderr.write(`paxos start-servers: ${e instanceof ConfigError ? e.message : String(e)}\n`)
     return 2
   }
+  let secretFile: string
+  try {
+    secretFile = localSecret()
+  } catch (e) {
+    process.stderr.write(`paxos start-servers: cannot make the cluster secret ${LOCAL_SECRET}: ${e instanceof Error ? e.message : String(e)}\n`)
+    return 1
+  }
   const children: Array<{ name: string; proc: Subprocess }> = nodes.map((n) => ({
     name: n.name,
-    proc: Bun.spawn([...selfCommand(), "server", "--config", file, "--node", n.name, "--data-dir", defaultDataDir(n)], {
+    proc: Bun.spawn([...selfCommand(), "server", "--config", file, "--node", n.name, "--data-dir", defaultDataDir(n), "--secret-file", secretFile], {
       stdout: "inherit",
       stderr: "inherit",
       stdin: "ignore"
@@ -56,4 +69,20 @@ export async function startServersCommand(argv: string[]): Promise<number> {
     })
   )
   return stopping ? 0 : codes.some((c) => c !== 0) ? 1 : 0
+}
+
+/** The secret start-servers makes for a local cluster when PAXOS_SECRET_FILE is not set. */
+export const LOCAL_SECRET = "data/secret"
+
+/** PAXOS_SECRET_FILE, or data/secret (made with 32 random bytes, mode 0600, when missing). */
+function localSecret(): string {
+  const given = process.env.PAXOS_SECRET_FILE
+  if (given !== undefined && given !== "") return given
+  if (!existsSync(LOCAL_SECRET)) {
+    mkdirSync("data", { recursive: true })
+    writeFileSync(LOCAL_SECRET, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600, flag: "wx" })
+    chmodSync(LOCAL_SECRET, 0o600)
+    process.stderr.write(`paxos start-servers: made the cluster secret ${LOCAL_SECRET} (peer authentication; kept for later runs)\n`)
+  }
+  return LOCAL_SECRET
 }

@@ -60,16 +60,19 @@ async function request(node: string, path: string, init: RequestInit, timeoutMs:
   return { type: definite ? "fail" : "info", status: res.status, error, message }
 }
 
-/** POST /append. */
-export async function append(node: string, body: AppendBody, opts: { timeoutMs: number; list?: boolean }): Promise<Outcome<Appended>> {
+/** The Authorization header of a client token (none without one). */
+const bearer = (token: string | undefined): Record<string, string> => (token === undefined ? {} : { authorization: `Bearer ${token}` })
+
+/** POST /append; `token` is the node's client token, when it has one. */
+export async function append(node: string, body: AppendBody, opts: { timeoutMs: number; list?: boolean; token?: string }): Promise<Outcome<Appended>> {
   const path = opts.list === false ? "/append?list=false" : "/append"
-  const init = { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }
+  const init = { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", ...bearer(opts.token) } }
   return (await request(node, path, init, opts.timeoutMs)) as Outcome<Appended>
 }
 
 /** GET /list (a linearizable read). */
-export async function readList(node: string, timeoutMs: number): Promise<Outcome<number[]>> {
-  const r = await request(node, "/list", { method: "GET" }, timeoutMs)
+export async function readList(node: string, timeoutMs: number, token?: string): Promise<Outcome<number[]>> {
+  const r = await request(node, "/list", { method: "GET", headers: bearer(token) }, timeoutMs)
   if (r.type !== "ok") return r
   return { type: "ok", value: (r.value as { list: number[] }).list }
 }

@@ -3,47 +3,125 @@
  * while streaming), parsed as JSON, and decoded with the wire schemas (extra fields are errors).
  * Every failure is a BadRequest whose message names the field and what was wrong with it.
  */
-import { Effect, Either, ParseResult, Schema as S } from "effect"
+import { Duration, Effect, Either, ParseResult, Schema as S } from "effect"
 import { AppendRequest, strict } from "../core/messages.ts"
-import { BadRequest, PayloadTooLarge } from "./errors.ts"
+import { BadRequest, PayloadTooLarge, RequestTimeout, Unavailable } from "./errors.ts"
 
+/** One client body (POST /append), at most. */
 export const CLIENT_BODY_MAX_BYTES = 1024 * 1024
+/** One peer body (POST /peer/envelope), at most. */
 export const PEER_BODY_MAX_BYTES = 64 * 1024 * 1024
+/** Bytes of client bodies being read at once, over all requests; past it, 503 at once. */
+export const CLIENT_BODY_BUDGET_BYTES = 64 * 1024 * 1024
+/** Bytes of peer bodies being read at once, over all requests; past it, 503 at once. */
+export const PEER_BODY_BUDGET_BYTES = 256 * 1024 * 1024
+/** A client body must have arrived this long after the headers (a slow client gets 408). */
+export const CLIENT_BODY_TIMEOUT_MS = 10_000
+/** A peer body must have arrived this long after the headers. */
+export const PEER_BODY_TIMEOUT_MS = 30_000
 
-/** Reads the body as UTF-8 text, at most `maxBytes` bytes. */
-export const readBody = (request: Request, maxBytes: number): Effect.Effect<string, BadRequest | PayloadTooLarge> =>
+/**
+ * Bytes that bodies being read may hold at once. A body takes its declared Content-Length up
+ * front (or its chunks as they come, when it declares none) and gives it all back when read.
+ */
+export class ByteBudget {
+  used = 0
+  constructor(readonly max: number) {}
+  take(n: number): boolean {
+    if (this.used + n > this.max) return false
+    this.used += n
+    return true
+  }
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n)
+  }
+}
+
+export interface BodyLimits {
+  readonly maxBytes: number
+  readonly budget: ByteBudget
+  readonly timeoutMs: number
+}
+
+const overBudget = (b: ByteBudget) =>
+  new Unavailable({ message: `the node is reading ${b.max} bytes of request bodies already; not applied, try again later`, reason: "Overloaded" })
+
+/**
+ * Reads the body as UTF-8 text: at most `maxBytes` (413), within `timeoutMs` (408), while the
+ * bytes of all bodies being read stay within the budget (503).
+ */
+export const readBody = (request: Request, limits: BodyLimits): Effect.Effect<string, BadRequest | PayloadTooLarge | RequestTimeout | Unavailable> =>
   Effect.gen(function* () {
-    const declared = request.headers.get("content-length")
-    if (declared !== null && Number(declared) > maxBytes) {
-      return yield* new PayloadTooLarge({ message: `body of ${declared} bytes is over the limit of ${maxBytes} bytes` })
+    const { maxBytes, budget, timeoutMs } = limits
+    const declaredText = request.headers.get("content-length")
+    const declared = declaredText === null ? null : Number(declaredText)
+    if (declared !== null && declared > maxBytes) {
+      return yield* new PayloadTooLarge({ message: `body of ${declaredText} bytes is over the limit of ${maxBytes} bytes` })
     }
     if (request.body === null) return ""
-    const bytes = yield* Effect.tryPromise({
-      try: () => readLimited(request.body as ReadableStream<Uint8Array>, maxBytes),
+    const upFront = declared !== null && Number.isSafeInteger(declared) && declared >= 0 ? declared : 0
+    if (!budget.take(upFront)) return yield* overBudget(budget)
+    let taken = upFront
+    const account = (n: number): boolean => {
+      // Bytes past the declared length (or of a body without one) are taken as they come.
+      const extra = n - taken
+      if (extra <= 0) return true
+      if (!budget.take(extra)) return false
+      taken += extra
+      return true
+    }
+    const read = Effect.tryPromise({
+      try: (signal) => readLimited(request.body as ReadableStream<Uint8Array>, maxBytes, account, signal),
       catch: (e) => new BadRequest({ message: `could not read the body: ${e instanceof Error ? e.message : String(e)}` })
-    })
-    if (bytes === null) return yield* new PayloadTooLarge({ message: `body is over the limit of ${maxBytes} bytes` })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(timeoutMs),
+        onTimeout: () => new RequestTimeout({ message: `the body did not arrive within ${timeoutMs} ms of the headers; not applied` })
+      }),
+      Effect.ensuring(Effect.sync(() => budget.give(taken)))
+    )
+    const r = yield* read
+    if (r === "too-large") return yield* new PayloadTooLarge({ message: `body is over the limit of ${maxBytes} bytes` })
+    if (r === "over-budget") return yield* overBudget(budget)
     try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(bytes)
+      return new TextDecoder("utf-8", { fatal: true }).decode(r)
     } catch {
       return yield* new BadRequest({ message: "body is not valid UTF-8" })
     }
   })
 
-/** The stream's bytes, or null as soon as they pass `maxBytes`. */
-async function readLimited(stream: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array | null> {
+/**
+ * The stream's bytes; "too-large" as soon as they pass `maxBytes`, "over-budget" when `account`
+ * (told the total so far) refuses. Stops reading when `signal` aborts (a timeout, a gone client).
+ */
+async function readLimited(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  account: (total: number) => boolean,
+  signal: AbortSignal
+): Promise<Uint8Array | "too-large" | "over-budget"> {
   const reader = stream.getReader()
+  const stop = () => void reader.cancel().catch(() => undefined)
+  signal.addEventListener("abort", stop, { once: true })
   const chunks: Uint8Array[] = []
   let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined)
-      return null
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      total += value.byteLength
+      if (total > maxBytes) {
+        stop()
+        return "too-large"
+      }
+      if (!account(total)) {
+        stop()
+        return "over-budget"
+      }
+      chunks.push(value)
     }
-    chunks.push(value)
+  } finally {
+    signal.removeEventListener("abort", stop)
   }
   if (chunks.length === 1) return chunks[0] as Uint8Array
   const out = new Uint8Array(total)
@@ -79,6 +157,14 @@ const decodeAppendEither = S.decodeUnknownEither(AppendRequest, { ...strict, err
 
 /** Decodes an append body; `client` and `seq` must come together. */
 export function decodeAppend(json: unknown): Either.Either<AppendRequest, BadRequest> {
+  try {
+    return decodeAppendUnsafe(json)
+  } catch (e) {
+    return Either.left(new BadRequest({ message: `body could not be decoded (${e instanceof Error ? e.name : "error"}); expected JSON like ${APPEND_EXAMPLE}` }))
+  }
+}
+
+function decodeAppendUnsafe(json: unknown): Either.Either<AppendRequest, BadRequest> {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return Either.left(new BadRequest({ message: `body must be a JSON object like ${APPEND_EXAMPLE}, got ${kindOf(json)}` }))
   }
@@ -96,6 +182,15 @@ export function decodeAppend(json: unknown): Either.Either<AppendRequest, BadReq
  * `unexpected field ...`. `hints` describes what known fields must be.
  */
 export function describeIssues(err: ParseResult.ParseError, input: unknown, hints: Record<string, string> = {}): string {
+  try {
+    return describeIssuesUnsafe(err, input, hints)
+  } catch {
+    // A pathological input (nesting deep enough to exhaust the stack while formatting it).
+    return "the body does not match the schema (and is too deeply nested to describe)"
+  }
+}
+
+function describeIssuesUnsafe(err: ParseResult.ParseError, input: unknown, hints: Record<string, string>): string {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(err)
   const seen = new Set<string>()
   const parts: string[] = []
@@ -136,7 +231,12 @@ function shown(v: unknown): string {
   if (v === undefined) return "nothing"
   if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return `${v} (not a safe integer)`
   if (typeof v === "number" && !Number.isInteger(v)) return `${v} (not an integer)`
-  const s = JSON.stringify(v) ?? String(v)
+  let s: string
+  try {
+    s = JSON.stringify(v) ?? String(v)
+  } catch {
+    s = "(too deeply nested to show)"
+  }
   return `${kindOf(v)} ${s.length > 40 ? s.slice(0, 37) + "..." : s}`.trim()
 }
 

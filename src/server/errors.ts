@@ -7,6 +7,12 @@ import { Data } from "effect"
 
 /** 400: the request is malformed; `message` names the field and what is wrong. */
 export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly message: string }> {}
+/**
+ * 401: the request is not authenticated: a peer request without a valid MAC (`reason` is the
+ * AuthFailure), or a client request without the client token (`bearer`: answer with
+ * WWW-Authenticate).
+ */
+export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly message: string; readonly reason: string; readonly bearer: boolean }> {}
 /** 404: no such path. */
 export class NotFound extends Data.TaggedError("NotFound")<{ readonly message: string }> {}
 /** 405: a known path with another method. */
@@ -16,6 +22,8 @@ export class MethodNotAllowed extends Data.TaggedError("MethodNotAllowed")<{
 }> {}
 /** 413: the body is over the limit of its path. */
 export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly message: string }> {}
+/** 408: the body did not arrive in time (a slow or stalled client); not applied. */
+export class RequestTimeout extends Data.TaggedError("RequestTimeout")<{ readonly message: string }> {}
 /** 503: definitely not applied (no leader, overloaded, shutting down). `reason` is the core's. */
 export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly message: string; readonly reason: string }> {}
 /** 504: proposed, but no decision was seen in time: it may or may not be applied. */
@@ -24,7 +32,16 @@ export class OutcomeUnknown extends Data.TaggedError("OutcomeUnknown")<{ readonl
 /** 500: a defect in the server; the outcome of the request is unknown. */
 export class InternalError extends Data.TaggedError("InternalError")<{ readonly message: string }> {}
 
-export type ApiError = BadRequest | NotFound | MethodNotAllowed | PayloadTooLarge | Unavailable | OutcomeUnknown | InternalError
+export type ApiError =
+  | BadRequest
+  | Unauthorized
+  | NotFound
+  | MethodNotAllowed
+  | RequestTimeout
+  | PayloadTooLarge
+  | Unavailable
+  | OutcomeUnknown
+  | InternalError
 
 export interface ErrorBody {
   readonly status: number
@@ -34,8 +51,10 @@ export interface ErrorBody {
 
 const STATUS: Record<ApiError["_tag"], number> = {
   BadRequest: 400,
+  Unauthorized: 401,
   NotFound: 404,
   MethodNotAllowed: 405,
+  RequestTimeout: 408,
   PayloadTooLarge: 413,
   Unavailable: 503,
   OutcomeUnknown: 504,
@@ -47,9 +66,11 @@ export function errorBody(e: ApiError): ErrorBody {
   const status = STATUS[e._tag]
   const definite = e._tag !== "OutcomeUnknown" && e._tag !== "InternalError"
   const fields: Record<string, unknown> = { error: e._tag, message: e.message, definite }
-  if (e._tag === "Unavailable" || e._tag === "OutcomeUnknown") fields.reason = e.reason
+  if (e._tag === "Unavailable" || e._tag === "OutcomeUnknown" || e._tag === "Unauthorized") fields.reason = e.reason
   const headers: Record<string, string> = {}
   if (e._tag === "MethodNotAllowed") headers.allow = e.allow.join(", ")
   if (e._tag === "Unavailable") headers["retry-after"] = "1"
+  if (e._tag === "Unauthorized" && e.bearer) headers["www-authenticate"] = 'Bearer realm="paxos"'
+  if (e._tag === "RequestTimeout") headers.connection = "close"
   return { status, json: JSON.stringify(fields), headers }
 }

@@ -10,18 +10,69 @@
  *   POST /peer/envelope  -> 204; one PeerEnvelope (messages too large for a frame, tools, tests)
  *
  * Every error is `{"error":Tag,"message":...,"definite":bool}` with its status (errors.ts).
+ *
+ * Hardening (docs/SECURITY.md):
+ *   - with a cluster secret, peer requests, connections and frames are authenticated before
+ *     anything in them is parsed for the core (401 / close 1008 otherwise, counted by reason);
+ *   - with a client token, /append and /list need `Authorization: Bearer <token>` (401);
+ *   - client requests in flight are capped (503 at once past the cap), and so are concurrent
+ *     peer POSTs, the bytes of bodies being read, and the time a body may take (408);
+ *   - a request whose client went away is counted as client-gone, not as an error.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
-import { Cause, Effect, Either } from "effect"
+import { Cause, Chunk, Effect, Either, Option } from "effect"
+import { checkBearer } from "../auth/client-token.ts"
+import { AUTH_FAILURES, AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
 import * as B from "../core/ballot.ts"
-import { CLIENT_BODY_MAX_BYTES, decodeAppend, parseJson, readBody, APPEND_EXAMPLE, PEER_BODY_MAX_BYTES } from "./body.ts"
+import {
+  APPEND_EXAMPLE,
+  ByteBudget,
+  CLIENT_BODY_BUDGET_BYTES,
+  CLIENT_BODY_MAX_BYTES,
+  CLIENT_BODY_TIMEOUT_MS,
+  decodeAppend,
+  parseJson,
+  PEER_BODY_BUDGET_BYTES,
+  PEER_BODY_MAX_BYTES,
+  PEER_BODY_TIMEOUT_MS,
+  readBody,
+  type BodyLimits
+} from "./body.ts"
 import type { ClusterConfig } from "./cluster-config.ts"
-import { BadRequest, errorBody, InternalError, MethodNotAllowed, NotFound, type ApiError } from "./errors.ts"
+import { BadRequest, errorBody, InternalError, MethodNotAllowed, NotFound, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
 import type { Log } from "./log.ts"
-import { renderPrometheus, type Counters } from "./metrics.ts"
+import { renderPrometheus, type Counters, type PeerAuthCounters } from "./metrics.ts"
 import type { Node } from "./node.ts"
-import { acceptEnvelope, acceptHello, PEER_PATH, PEER_WS_PATH, type Outboxes } from "./peer.ts"
+import { acceptEnvelope, acceptHello, InboundPeers, PEER_PATH, PEER_WS_PATH, type InboundConnection, type Outboxes } from "./peer.ts"
 import type { SqliteStore } from "./storage.ts"
+
+/** Client requests (every path but /health, /status, /metrics and /peer/...) in flight at once, at most. */
+export const CLIENT_REQUESTS_MAX = 10_000
+/** Concurrent POST /peer/envelope requests, at most (a peer sends one at a time). */
+export const PEER_POSTS_MAX = 16
+/** Frames of one peer connection received but not yet verified, at most; past it the connection is closed. */
+export const PEER_FRAMES_PENDING_MAX = 1_024
+
+/** Peer authentication of this node: the verifier of what is addressed to it. */
+export interface PeerAuth {
+  readonly verifier: Verifier
+}
+
+/** What the HTTP layer counts and bounds, besides the node's counters. */
+export class HttpState {
+  clientRequests = 0
+  peerPosts = 0
+  readonly clientBodies: BodyLimits
+  readonly peerBodies: BodyLimits
+  readonly inbound = new InboundPeers()
+  constructor(
+    readonly clientRequestsMax = CLIENT_REQUESTS_MAX,
+    clientBodyTimeoutMs = CLIENT_BODY_TIMEOUT_MS
+  ) {
+    this.clientBodies = { maxBytes: CLIENT_BODY_MAX_BYTES, budget: new ByteBudget(CLIENT_BODY_BUDGET_BYTES), timeoutMs: clientBodyTimeoutMs }
+    this.peerBodies = { maxBytes: PEER_BODY_MAX_BYTES, budget: new ByteBudget(PEER_BODY_BUDGET_BYTES), timeoutMs: PEER_BODY_TIMEOUT_MS }
+  }
+}
 
 export interface ApiDeps {
   readonly node: Node
@@ -32,6 +83,12 @@ export interface ApiDeps {
   readonly store: SqliteStore
   readonly log: Log
   readonly startedAt: number
+  /** null: peer traffic is not authenticated (no secret). */
+  readonly peerAuth: PeerAuth | null
+  readonly peerAuthFailures: PeerAuthCounters
+  /** null: the client API needs no token. */
+  readonly clientToken: string | null
+  readonly http: HttpState
 }
 
 /** Paths this server knows, with their methods: other methods get 405, other paths 404. */
@@ -70,12 +127,28 @@ function wantList(url: string): Either.Either<boolean, BadRequest> {
   return Either.left(new BadRequest({ message: `query parameter "list" must be true or false, got ${JSON.stringify(v)}` }))
 }
 
+/** The client token check of /append and /list (nothing when the node has no token). */
+function clientAuth(d: ApiDeps, req: HttpServerRequest.HttpServerRequest): Effect.Effect<void, Unauthorized> {
+  const token = d.clientToken
+  if (token === null) return Effect.void
+  const r = checkBearer(webRequest(req).headers.get("authorization"), token)
+  if (r === "ok") return Effect.void
+  d.counters.clientAuthFailures += 1
+  d.log.limited(`client-auth-${r}`, 10_000, "client-auth-failed", { reason: r, remote: remoteOf(req) })
+  const message =
+    r === "Missing"
+      ? "this node needs a client token: send the header Authorization: Bearer <token> (paxos client --token-file F)"
+      : "the client token is wrong"
+  return Effect.fail(new Unauthorized({ message, reason: r, bearer: true }))
+}
+
 /** POST /append: decode (limit, JSON, schema), submit, wait for the core's answer. */
 function appendHandler(d: ApiDeps) {
   return Effect.gen(function* () {
     const req = yield* HttpServerRequest.HttpServerRequest
+    yield* clientAuth(d, req)
     const list = yield* wantList(req.url)
-    const text = yield* readBody(webRequest(req), CLIENT_BODY_MAX_BYTES)
+    const text = yield* readBody(webRequest(req), d.http.clientBodies)
     const json = yield* parseJson(text, APPEND_EXAMPLE)
     const body = yield* decodeAppend(json)
     return ok(yield* d.node.append(body.value, body.client, body.seq, list))
@@ -83,6 +156,8 @@ function appendHandler(d: ApiDeps) {
     Effect.tapError((e) =>
       Effect.sync(() => {
         if (e._tag === "BadRequest" || e._tag === "PayloadTooLarge") d.counters.clientBadRequests += 1
+        if (e._tag === "RequestTimeout") d.counters.requestsSlowBody += 1
+        if (e._tag === "Unavailable" && e.reason === "Overloaded") d.counters.requestsOverloaded += 1
       })
     )
   )
@@ -111,19 +186,83 @@ function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.
   return Either.right(undefined)
 }
 
-/** POST /peer/envelope: one envelope; 204, or 400 naming what is wrong with it. */
+/** Counts and logs (rate-limited) a peer authentication failure; the 401 to answer with. */
+function authFailed(d: ApiDeps, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
+  d.counters.peerAuthFailures += 1
+  d.peerAuthFailures[reason] += 1
+  d.log.limited(`peer-auth-${reason}-${via}`, 5_000, "peer-auth-failed", { via, reason, from: from ?? undefined, remote })
+  return new Unauthorized({ message: `peer authentication failed: ${AUTH_REASONS[reason]}`, reason, bearer: false })
+}
+
+const AUTH_REASONS: Record<AuthFailure, string> = {
+  Missing: "no x-paxos-* authentication (does every node have the same --secret-file?)",
+  BadMac: "the MAC does not match (another secret, another cluster, or an altered message)",
+  Stale: "the timestamp is outside the accepted window (are the nodes' clocks in sync?)",
+  Replayed: "this message was seen before",
+  Malformed: "the authentication fields are malformed"
+}
+
+const remoteOf = (req: HttpServerRequest.HttpServerRequest): string | undefined => Option.getOrUndefined(req.remoteAddress)
+
+/** The authenticated sender named by a request's headers (POST) or query (upgrade): its signature, or why not. */
+function authHeaders(d: ApiDeps, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
+  const signed = Verifier.parse(get)
+  if (typeof signed === "string") return signed
+  const fromText = get(AUTH_HEADERS.from)
+  if (from === null) {
+    if (fromText === null) return "Missing"
+    if (!/^\d{1,2}$/.test(fromText)) return "Malformed"
+    from = Number(fromText)
+  } else if (fromText !== null && fromText !== String(from)) return "Malformed"
+  if (from >= d.cluster.nodes.length || from === d.self) return "Malformed"
+  return { from, signed }
+}
+
+/** POST /peer/envelope: one envelope; 204, 401 when not authenticated, or 400 naming what is wrong with it. */
 function peerPostHandler(d: ApiDeps) {
   return Effect.gen(function* () {
     const req = yield* HttpServerRequest.HttpServerRequest
-    const text = yield* readBody(webRequest(req), PEER_BODY_MAX_BYTES)
-    yield* receiveEnvelope(d, text, null)
+    const web = webRequest(req)
+    let from: number | null = null
+    let signed: Signed | null = null
+    if (d.peerAuth !== null) {
+      // Before the body is even read: a request without (well-formed) authentication costs nothing.
+      const h = authHeaders(d, (k) => web.headers.get(k), null)
+      if (typeof h === "string") return yield* authFailed(d, h, "post", null, remoteOf(req))
+      from = h.from
+      signed = h.signed
+    }
+    const text = yield* readBody(web, d.http.peerBodies)
+    if (d.peerAuth !== null && signed !== null && from !== null) {
+      const verifier = d.peerAuth.verifier
+      const s = signed
+      const f = from
+      const bad = yield* Effect.promise(() => verifier.verify(f, s, text, Date.now()))
+      if (bad !== null) return yield* authFailed(d, bad, "post", f, remoteOf(req))
+    }
+    yield* receiveEnvelope(d, text, from)
     return HttpServerResponse.empty({ status: 204 })
-  })
+  }).pipe(limitPeerPosts(d))
 }
 
+/** At most PEER_POSTS_MAX peer POSTs at once; more get 503 at once. */
+const limitPeerPosts =
+  (d: ApiDeps) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Unavailable, R> =>
+    Effect.suspend((): Effect.Effect<A, E | Unavailable, R> => {
+      if (d.http.peerPosts >= PEER_POSTS_MAX) {
+        d.counters.requestsOverloaded += 1
+        return Effect.fail(new Unavailable({ message: `${PEER_POSTS_MAX} peer requests are being received already; try again later`, reason: "Overloaded" }))
+      }
+      d.http.peerPosts += 1
+      return Effect.ensuring(self, Effect.sync(() => (d.http.peerPosts -= 1)))
+    })
+
 /**
- * GET /peer/ws: a peer's connection. Its cluster and sender are checked before upgrading (400);
- * then each text frame is an envelope, and a bad one closes the connection with 1008 and the reason.
+ * GET /peer/ws: a peer's connection. Its cluster and sender are checked before upgrading (400),
+ * and with a secret its authentication (401); a newer connection from the same peer replaces an
+ * older one. Then each text frame is an envelope (with a secret: `v1 ...` header line, then the
+ * envelope); a bad one closes the connection with 1008 and the reason.
  */
 function peerSocketHandler(d: ApiDeps) {
   const decoder = new TextDecoder()
@@ -132,17 +271,78 @@ function peerSocketHandler(d: ApiDeps) {
     const hello = acceptHello(req.url, envelopeCheck(d))
     if (Either.isLeft(hello)) {
       d.counters.peerEnvelopesRejected += 1
-      d.log.limited("reject-hello", 5_000, "peer-connection-rejected", { reason: hello.left.message })
+      d.log.limited("reject-hello", 5_000, "peer-connection-rejected", { reason: hello.left.message, remote: remoteOf(req) })
       return yield* hello.left
     }
     const from = hello.right
+    const auth = d.peerAuth
+    if (auth !== null) {
+      const web = webRequest(req)
+      const h = authHeaders(d, (k) => web.headers.get(k), from)
+      if (typeof h === "string") return yield* authFailed(d, h, "upgrade", from, remoteOf(req))
+      const bad = yield* Effect.promise(() => auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now()))
+      if (bad !== null) return yield* authFailed(d, bad, "upgrade", from, remoteOf(req))
+    }
     const socket = yield* HttpServerRequest.upgrade.pipe(Effect.mapError(() => new BadRequest({ message: `${PEER_WS_PATH} needs a WebSocket upgrade` })))
     const write = yield* socket.writer
-    const onFrame = (data: string | Uint8Array) => {
-      const r = receiveEnvelope(d, typeof data === "string" ? data : decoder.decode(data), from)
-      if (Either.isLeft(r)) return Effect.ignore(write(new Socket.CloseEvent(1008, truncateUtf8(r.left.message, 120))))
+    let closed = false
+    const conn: InboundConnection = {
+      close: (code, reason) => {
+        if (closed) return
+        closed = true
+        if (code === 4000) d.counters.peerConnectionsReplaced += 1
+        Effect.runFork(Effect.ignore(write(new Socket.CloseEvent(code, truncateUtf8(reason, 120)))))
+      }
     }
-    yield* socket.runRaw(onFrame).pipe(Effect.ignore)
+    d.http.inbound.adopt(from, conn)
+    const deliver = (text: string): void => {
+      if (closed) return
+      const r = receiveEnvelope(d, text, from)
+      if (Either.isLeft(r)) conn.close(1008, r.left.message)
+    }
+    let onFrame: (data: string | Uint8Array) => void
+    if (auth === null) {
+      onFrame = (data) => deliver(typeof data === "string" ? data : decoder.decode(data))
+    } else {
+      // Frames are verified concurrently and delivered in the order they came.
+      let chain: Promise<void> = Promise.resolve()
+      let pending = 0
+      onFrame = (data) => {
+        if (closed) return
+        if (pending >= PEER_FRAMES_PENDING_MAX) return conn.close(1013, `more than ${PEER_FRAMES_PENDING_MAX} frames awaiting verification`)
+        const text = typeof data === "string" ? data : decoder.decode(data)
+        const frame = decodeFrame(text)
+        const verdict: Promise<AuthFailure | null> =
+          typeof frame === "string"
+            ? Promise.resolve(frame)
+            : auth.verifier.verify(from, frame.signed, frame.body, Date.now()).catch(() => "Malformed" as const)
+        pending += 1
+        chain = chain
+          .then(async () => {
+            const bad = await verdict
+            pending -= 1
+            if (closed) return
+            if (bad !== null || typeof frame === "string") {
+              const e = authFailed(d, bad ?? "Malformed", "frame", from, undefined)
+              return conn.close(1008, e.message)
+            }
+            deliver(frame.body)
+          })
+          .catch((e: unknown) => {
+            d.log.limited("peer-frame-error", 5_000, "internal-error", { error: e instanceof Error ? e.message : String(e) })
+            conn.close(1011, "internal error")
+          })
+      }
+    }
+    yield* socket.runRaw(onFrame).pipe(
+      Effect.ignore,
+      Effect.ensuring(
+        Effect.sync(() => {
+          closed = true
+          d.http.inbound.release(from, conn)
+        })
+      )
+    )
     return HttpServerResponse.empty()
   }).pipe(Effect.scoped)
 }
@@ -150,7 +350,10 @@ function peerSocketHandler(d: ApiDeps) {
 /** The routes, with every ApiError turned into its JSON response. */
 export function makeRouter(d: ApiDeps): HttpRouter.HttpRouter<never, never> {
   const append = appendHandler(d)
-  const list = Effect.suspend(() => d.node.read()).pipe(Effect.map((json) => ok(json)))
+  const list = Effect.gen(function* () {
+    yield* clientAuth(d, yield* HttpServerRequest.HttpServerRequest)
+    return ok(yield* d.node.read())
+  })
   const peer = peerPostHandler(d)
   const peerSocket = peerSocketHandler(d)
   const router = HttpRouter.empty.pipe(
@@ -170,24 +373,56 @@ export function makeRouter(d: ApiDeps): HttpRouter.HttpRouter<never, never> {
   ) as HttpRouter.HttpRouter<never, never>
 }
 
-/** The router as an app, with 404 and 405 for unknown paths and methods. */
-export const makeApp = (d: ApiDeps) =>
-  Effect.flatMap(HttpRouter.toHttpApp(makeRouter(d)), (app) =>
-    Effect.succeed(
-      app.pipe(
-        Effect.catchTag("RouteNotFound", (e) => Effect.succeed(errorResponse(notFound(e.request.method, e.request.url)))),
-        Effect.catchAllCause((cause) => Effect.succeed(internal(d, cause)))
-      )
-    )
-  )
+/** Paths outside the cap on client requests: answered at once, or the peers' own (bounded apart). */
+const UNCAPPED = new Set(["/health", "/status", "/metrics", PEER_PATH, PEER_WS_PATH])
 
-/** A defect while handling a request: logged, answered 500 (outcome unknown). Interruptions are not defects. */
+const pathOf = (url: string): string => {
+  const q = url.indexOf("?")
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/** The router as an app, with 404 and 405 for unknown paths and methods, and the cap on client requests. */
+export const makeApp = (d: ApiDeps) =>
+  Effect.flatMap(HttpRouter.toHttpApp(makeRouter(d)), (app) => {
+    const routed = app.pipe(
+      Effect.catchTag("RouteNotFound", (e) => Effect.succeed(errorResponse(notFound(e.request.method, e.request.url)))),
+      Effect.catchAllCause((cause) => Effect.succeed(internal(d, cause)))
+    )
+    const capped = Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) => {
+      if (UNCAPPED.has(pathOf(req.url))) return routed
+      const h = d.http
+      if (h.clientRequests >= h.clientRequestsMax) {
+        d.counters.requestsOverloaded += 1
+        d.log.limited("overloaded", 5_000, "client-requests-refused", { reason: "Overloaded", inFlight: h.clientRequests })
+        return Effect.succeed(
+          errorResponse(new Unavailable({ message: `${h.clientRequestsMax} client requests are in flight on this node already; not applied, try again later`, reason: "Overloaded" }))
+        )
+      }
+      h.clientRequests += 1
+      return Effect.ensuring(routed, Effect.sync(() => (h.clientRequests -= 1)))
+    })
+    return Effect.succeed(capped)
+  })
+
+/**
+ * A defect while handling a request: logged, answered 500 (outcome unknown). A request whose
+ * client went away (aborted, timed out, disconnected) is interrupted: that is no defect, and it is
+ * only counted (and logged as client-gone, rate-limited); nobody is there to read the answer.
+ */
 function internal(d: ApiDeps, cause: Cause.Cause<unknown>): HttpServerResponse.HttpServerResponse {
-  // A request whose client went away (or a peer connection that ended) is interrupted: no error.
-  if (Cause.isInterruptedOnly(cause)) return HttpServerResponse.empty({ status: 499 })
+  if (clientGone(cause)) {
+    d.counters.clientGone += 1
+    d.log.limited("client-gone", 60_000, "client-gone", { note: "requests whose client went away before the answer (counted in clientGone)" })
+    return HttpServerResponse.empty({ status: 499 })
+  }
   const line = Cause.pretty(cause).split("\n")[0] ?? "unknown"
   d.log.limited("internal-error", 5_000, "internal-error", { error: line })
   return errorResponse(new InternalError({ message: `internal error: ${line}` }))
+}
+
+/** Whether a cause is interruptions only (or nothing): no failure and no defect in it. */
+export function clientGone(cause: Cause.Cause<unknown>): boolean {
+  return Cause.isInterruptedOnly(cause) || (Chunk.isEmpty(Cause.failures(cause)) && Chunk.isEmpty(Cause.defects(cause)))
 }
 
 function notFound(method: string, url: string): ApiError {
@@ -228,6 +463,17 @@ export function status(d: ApiDeps) {
     snapshotSize: s.snapLen,
     peers: d.outboxes.status(),
     queue: { inputs: d.node.queuedInputs, waiting: d.node.waitingCount, commands: s.queue.length },
+    peerAuth: d.peerAuth !== null,
+    peerAuthFailures: { ...d.peerAuthFailures },
+    clientAuth: d.clientToken !== null,
+    http: {
+      clientRequests: d.http.clientRequests,
+      clientRequestsMax: d.http.clientRequestsMax,
+      peerPosts: d.http.peerPosts,
+      peerConnections: d.http.inbound.size,
+      clientBodyBytes: d.http.clientBodies.budget.used,
+      peerBodyBytes: d.http.peerBodies.budget.used
+    },
     uptimeMs: Date.now() - d.startedAt,
     counters: { ...c, peerBytesPerDecision: c.decisions === 0 ? 0 : Math.round(c.peerBytesSent / c.decisions) }
   }
@@ -249,6 +495,10 @@ function metrics(d: ApiDeps): string {
     inputQueue: d.node.queuedInputs,
     waitingRequests: d.node.waitingCount,
     queuedCommands: s.queue.length,
+    peerAuth: d.peerAuth === null ? 0 : 1,
+    clientAuth: d.clientToken === null ? 0 : 1,
+    clientRequestsInFlight: d.http.clientRequests,
+    peerConnections: d.http.inbound.size,
     uptimeSeconds: Math.round((Date.now() - d.startedAt) / 1000)
-  })
+  }, [{ name: "peerAuthFailuresByReason", label: "reason", values: Object.fromEntries(AUTH_FAILURES.map((r) => [r, d.peerAuthFailures[r]])) }])
 }

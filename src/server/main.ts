@@ -11,15 +11,17 @@ import { BunHttpServer } from "@effect/platform-bun"
 import { Cause, Data, Duration, Effect, Exit, Fiber, Option, Schedule, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
-import { SECRET_MIN_BYTES } from "../auth/peer-auth.ts"
+import { parseToken } from "../auth/client-token.ts"
+import { importSecret, newBootId, SECRET_MIN_BYTES, Signer, Verifier } from "../auth/peer-auth.ts"
 import { defaultConfig, type NodeConfig } from "../core/config.ts"
 import * as B from "../core/ballot.ts"
 import { restore, type DurableState } from "../core/state.ts"
 import { PEER_BODY_MAX_BYTES } from "./body.ts"
 import { ConfigError, defaultDataDir, indexOfNode, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
-import { makeApp, type ApiDeps } from "./http.ts"
+import { CLIENT_BODY_TIMEOUT_MS } from "./body.ts"
+import { CLIENT_REQUESTS_MAX, HttpState, makeApp, type ApiDeps, type PeerAuth } from "./http.ts"
 import { makeLog, type Log } from "./log.ts"
-import { newCounters } from "./metrics.ts"
+import { newCounters, newPeerAuthCounters } from "./metrics.ts"
 import { Fatal, Node } from "./node.ts"
 import { Outboxes } from "./peer.ts"
 import { oneLine, SqliteStore, StorageRefused } from "./storage.ts"
@@ -35,6 +37,12 @@ export interface ServerOptions {
   readonly node: string
   readonly dataDir?: string | undefined
   readonly secretFile?: string | undefined
+  /** A file holding the client API's bearer token (none: the client API is open). */
+  readonly clientTokenFile?: string | undefined
+  /** Client requests in flight at once, at most (default CLIENT_REQUESTS_MAX). */
+  readonly maxClientRequests?: number | undefined
+  /** Milliseconds a client body may take to arrive (default CLIENT_BODY_TIMEOUT_MS). */
+  readonly clientBodyTimeoutMs?: number | undefined
   /** Core tuning (tests): slots between snapshots. */
   readonly snapshotEverySlots?: number | undefined
 }
@@ -67,24 +75,57 @@ function setup(o: ServerOptions): Effect.Effect<Setup, StartupError> {
   })
 }
 
+/** What peer authentication needs: the signer of what this node sends, the verifier of what it receives. */
+interface PeerKeys extends PeerAuth {
+  readonly signer: Signer
+  readonly boot: string
+}
+
 /**
- * The shared secret for peer authentication (SPEC). Peer authentication itself is not implemented
- * yet: the file is checked (readable, long enough) and the node says loudly that peers are not
- * authenticated either way.
+ * The shared secret for peer authentication (SPEC): null without one (the node runs, and says
+ * loudly that peers are not authenticated). A file that cannot be read or holds fewer than
+ * SECRET_MIN_BYTES bytes is a startup error (exit 2).
  */
-function checkSecret(file: string | undefined, log: Log): Effect.Effect<void, StartupError> {
+function loadSecret(file: string | undefined, s: Setup): Effect.Effect<PeerKeys | null, StartupError> {
+  const log = s.log
+  if (file === undefined) {
+    return Effect.sync(() => {
+      log("WARNING-peers-not-authenticated", {
+        reason: "no --secret-file or PAXOS_SECRET_FILE given; any host that reaches this port can send peer messages (see docs/SECURITY.md)"
+      })
+      return null
+    })
+  }
+  const fail = (e: unknown) => new StartupError({ code: 2, message: `--secret-file ${file}: ${oneLine(e)}` })
+  return Effect.gen(function* () {
+    const text = yield* Effect.try({ try: () => readFileSync(file, "utf8"), catch: fail })
+    const bytes = new TextEncoder().encode(text.trim()).length
+    if (bytes < SECRET_MIN_BYTES) return yield* fail(`the secret has ${bytes} bytes; at least ${SECRET_MIN_BYTES} are needed (e.g. head -c 32 /dev/urandom | base64 > ${file})`)
+    const key = yield* Effect.tryPromise({ try: () => importSecret(text), catch: fail })
+    yield* Effect.sync(() => {
+      try {
+        if ((statSync(file).mode & 0o077) !== 0) log("WARNING-secret-file-readable-by-others", { file, fix: `chmod 600 ${file}` })
+      } catch {
+        // read a moment ago; a stat failure changes nothing
+      }
+    })
+    const boot = newBootId()
+    const clusterId = s.cluster.clusterId
+    log("peer-auth-enabled", { file, boot })
+    return { signer: new Signer(key, clusterId, s.self, boot), verifier: new Verifier(key, clusterId, s.self), boot }
+  })
+}
+
+/** The client API's bearer token, or null without one; an unusable file is a startup error (exit 2). */
+function loadClientToken(file: string | undefined, log: Log): Effect.Effect<string | null, StartupError> {
+  if (file === undefined) return Effect.succeed(null)
   return Effect.try({
     try: () => {
-      if (file === undefined) {
-        log("WARNING-peers-not-authenticated", { reason: "no --secret-file or PAXOS_SECRET_FILE given; any host that reaches this port can send peer messages" })
-        return
-      }
-      const bytes = new TextEncoder().encode(readFileSync(file, "utf8").trim()).length
-      if (bytes < SECRET_MIN_BYTES) throw new Error(`the secret in ${file} has ${bytes} bytes; at least ${SECRET_MIN_BYTES} are needed`)
-      if ((statSync(file).mode & 0o077) !== 0) log("WARNING-secret-file-readable-by-others", { file })
-      log("WARNING-peers-not-authenticated", { reason: "peer authentication is not implemented yet; the secret is read but not used", file })
+      const token = parseToken(readFileSync(file, "utf8"))
+      log("client-auth-enabled", { file, paths: "/append,/list" })
+      return token
     },
-    catch: (e) => new StartupError({ code: 2, message: `--secret-file: ${oneLine(e)}` })
+    catch: (e) => new StartupError({ code: 2, message: `--client-token-file ${file}: ${oneLine(e)}` })
   })
 }
 
@@ -155,13 +196,28 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
   return Effect.scoped(
     Effect.gen(function* () {
       const s = yield* setup(o)
-      yield* checkSecret(o.secretFile, s.log)
+      const keys = yield* loadSecret(o.secretFile, s)
+      const clientToken = yield* loadClientToken(o.clientTokenFile, s.log)
       const { store, durable } = yield* openStore(s)
       const counters = newCounters()
-      const outboxes = new Outboxes({ self: s.self, nodes: s.cluster.nodes, clusterId: s.cluster.clusterId, counters, log: s.log })
+      const outboxes = new Outboxes({ self: s.self, nodes: s.cluster.nodes, clusterId: s.cluster.clusterId, counters, log: s.log, signer: keys?.signer ?? null })
       const seed = randomBytes(4).readUInt32LE(0)
       const node = new Node(restore(s.cfg, durable, seed), { cfg: s.cfg, nodes: s.cluster.nodes, store, outboxes, counters, log: s.log, tickMs: TICK_MS })
-      yield* listen(s, { node, cluster: s.cluster, self: s.self, outboxes, counters, store, log: s.log, startedAt: Date.now() })
+      const http = new HttpState(o.maxClientRequests ?? CLIENT_REQUESTS_MAX, o.clientBodyTimeoutMs ?? CLIENT_BODY_TIMEOUT_MS)
+      yield* listen(s, {
+        node,
+        cluster: s.cluster,
+        self: s.self,
+        outboxes,
+        counters,
+        store,
+        log: s.log,
+        startedAt: Date.now(),
+        peerAuth: keys === null ? null : { verifier: keys.verifier },
+        peerAuthFailures: newPeerAuthCounters(),
+        clientToken,
+        http
+      })
       yield* answerWaitingAtExit(node, s.log)
       yield* Effect.forkScoped(outboxes.run())
       yield* Effect.forkScoped(Effect.repeat(node.tick(), Schedule.spaced(Duration.millis(TICK_MS))))
@@ -170,7 +226,10 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
         node: s.self,
         nodes: s.cluster.nodes.map((n) => n.name).join(","),
         cluster: s.cluster.clusterId,
-        dataDir: s.dataDir
+        dataDir: s.dataDir,
+        peerAuth: keys !== null,
+        clientAuth: clientToken !== null,
+        maxClientRequests: http.clientRequestsMax
       })
       return yield* node.run()
     })

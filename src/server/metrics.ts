@@ -42,6 +42,18 @@ export interface Counters {
   peerEnvelopesRejected: number
   /** Envelopes a peer refused (4xx from it). */
   peerEnvelopesRefusedByPeer: number
+  /** Peer requests, connections and frames refused by peer authentication (by reason: PeerAuthCounters). */
+  peerAuthFailures: number
+  /** Inbound peer connections closed because a newer one from the same peer arrived. */
+  peerConnectionsReplaced: number
+  /** Client requests refused for a missing or wrong bearer token. */
+  clientAuthFailures: number
+  /** Requests refused at once (503) because the node had too many in flight or too many body bytes. */
+  requestsOverloaded: number
+  /** Requests whose body did not arrive in time (408). */
+  requestsSlowBody: number
+  /** Requests whose client went away before the answer (aborted, timed out, disconnected). */
+  clientGone: number
   fsyncs: number
   writes: number
   /** Time spent in batches (stepping, persisting, sending), and in persisting alone. */
@@ -83,17 +95,42 @@ export const newCounters = (): Counters => ({
   peerBytesReceived: 0,
   peerEnvelopesRejected: 0,
   peerEnvelopesRefusedByPeer: 0,
+  peerAuthFailures: 0,
+  peerConnectionsReplaced: 0,
+  clientAuthFailures: 0,
+  requestsOverloaded: 0,
+  requestsSlowBody: 0,
+  clientGone: 0,
   fsyncs: 0,
   writes: 0,
   batchMicros: 0,
   persistMicros: 0
 })
 
+/** Peer authentication failures by reason (peer-auth.ts's AuthFailure). */
+export interface PeerAuthCounters {
+  Missing: number
+  BadMac: number
+  Stale: number
+  Replayed: number
+  Malformed: number
+}
+
+export const newPeerAuthCounters = (): PeerAuthCounters => ({ Missing: 0, BadMac: 0, Stale: 0, Replayed: 0, Malformed: 0 })
+
+/** A counter with one label, e.g. paxos_peer_auth_failures_by_reason_total{reason="BadMac"}. */
+export interface Labeled {
+  readonly name: string
+  readonly label: string
+  readonly values: Readonly<Record<string, number>>
+}
+
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** Prometheus text format (version 0.0.4): counters as `paxos_<name>_total`, gauges as `paxos_<name>`. */
-export function renderPrometheus(node: string, counters: Counters, gauges: Record<string, number>): string {
-  const label = `{node="${node.replace(/["\\]/g, "")}"}`
+export function renderPrometheus(node: string, counters: Counters, gauges: Record<string, number>, labeled: readonly Labeled[] = []): string {
+  const nodeLabel = `node="${node.replace(/["\\]/g, "")}"`
+  const label = `{${nodeLabel}}`
   const lines: string[] = []
   for (const [k, v] of Object.entries(counters)) {
     const name = `paxos_${snake(k)}_total`
@@ -102,6 +139,11 @@ export function renderPrometheus(node: string, counters: Counters, gauges: Recor
   for (const [k, v] of Object.entries(gauges)) {
     const name = `paxos_${snake(k)}`
     lines.push(`# TYPE ${name} gauge`, `${name}${label} ${v}`)
+  }
+  for (const l of labeled) {
+    const name = `paxos_${snake(l.name)}_total`
+    lines.push(`# TYPE ${name} counter`)
+    for (const [k, v] of Object.entries(l.values)) lines.push(`${name}{${nodeLabel},${l.label}="${k}"} ${v}`)
   }
   return lines.join("\n") + "\n"
 }

@@ -15,8 +15,14 @@
  *
  * Receiving: `acceptEnvelope` checks an envelope's JSON, schema, cluster id, sender and receiver
  * before any of its messages reaches the core.
+ *
+ * Authentication (with a cluster secret, src/auth/peer-auth.ts): the upgrade request and every POST
+ * carry x-paxos-* headers, and every frame is `v1 <boot> <counter> <time> <mac>\n<envelope>`.
+ * A receiver keeps one connection per sender (`InboundPeers`): a newer authenticated connection
+ * from the same node replaces the older one.
  */
 import { Duration, Effect, Either, Queue, Schedule, Schema as S } from "effect"
+import { UPGRADE_BODY, type Signer } from "../auth/peer-auth.ts"
 import { LIMITS } from "../core/config.ts"
 import { PeerEnvelope, strict } from "../core/messages.ts"
 import { BadRequest } from "./errors.ts"
@@ -112,6 +118,8 @@ export interface OutboxOptions {
   readonly clusterId: string
   readonly counters: Counters
   readonly log: Log
+  /** Signs what this node sends (null: peer traffic is not authenticated). */
+  readonly signer: Signer | null
 }
 
 /** The outboxes, connections and sender fibers of one node. */
@@ -201,8 +209,22 @@ export class Outboxes {
           yield* self.post(link, body, count)
           continue
         }
-        link.ws.send(body)
-        self.sent(link, body, count)
+        const signer = self.o.signer
+        if (signer === null) {
+          link.ws.send(body)
+          self.sent(link, body, count)
+          continue
+        }
+        const ws = link.ws
+        const frame = yield* Effect.promise(() => signer.frame(link.id, body, Date.now()))
+        if (link.ws !== ws || ws.readyState !== WebSocket.OPEN) {
+          // The connection went while signing: these messages are lost (Paxos retransmits).
+          link.dropped += count
+          self.o.counters.peerMessagesDropped += count
+          continue
+        }
+        ws.send(frame)
+        self.sent(link, frame, count)
       }
     })
   }
@@ -224,21 +246,10 @@ export class Outboxes {
 
   /** Opens the connection; true when it is open. */
   private connect(link: Link): Effect.Effect<boolean> {
-    const open = Effect.async<WebSocket, string>((resume) => {
-      let settled = false
-      const settle = (r: Effect.Effect<WebSocket, string>) => {
-        if (settled) return
-        settled = true
-        resume(r)
-      }
-      const ws = new WebSocket(link.wsUrl)
-      ws.onopen = () => settle(Effect.succeed(ws))
-      ws.onerror = (ev) => settle(Effect.fail(errorText(ev)))
-      ws.onclose = (ev) => settle(Effect.fail(`closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`))
-      return Effect.sync(() => {
-        if (!settled) ws.terminate()
-      })
-    })
+    const signer = this.o.signer
+    const headers: Effect.Effect<Record<string, string> | null> =
+      signer === null ? Effect.succeed(null) : Effect.promise(() => signer.headers(link.id, UPGRADE_BODY, Date.now()))
+    const open = Effect.flatMap(headers, (h) => this.open(link, h))
     return open.pipe(
       Effect.timeoutFail({ duration: CONNECT_TIMEOUT, onTimeout: () => `no connection within ${Duration.toMillis(CONNECT_TIMEOUT)} ms` }),
       Effect.either,
@@ -252,6 +263,25 @@ export class Outboxes {
         return true
       })
     )
+  }
+
+  /** Opens a WebSocket to the link's node, with the upgrade's auth headers when there are any. */
+  private open(link: Link, headers: Record<string, string> | null): Effect.Effect<WebSocket, string> {
+    return Effect.async<WebSocket, string>((resume) => {
+      let settled = false
+      const settle = (r: Effect.Effect<WebSocket, string>) => {
+        if (settled) return
+        settled = true
+        resume(r)
+      }
+      const ws = headers === null ? new WebSocket(link.wsUrl) : new WebSocket(link.wsUrl, { headers })
+      ws.onopen = () => settle(Effect.succeed(ws))
+      ws.onerror = (ev) => settle(Effect.fail(errorText(ev)))
+      ws.onclose = (ev) => settle(Effect.fail(`closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`))
+      return Effect.sync(() => {
+        if (!settled) ws.terminate()
+      })
+    })
   }
 
   /** Makes an open socket the link's connection. */
@@ -318,12 +348,15 @@ export class Outboxes {
       log.limited(`oversize-${link.id}`, 5_000, "peer-envelope-too-large", { peer: link.address.name, bytes: body.length, limit: PEER_BODY_MAX_BYTES })
       return Effect.void
     }
+    const signer = this.o.signer
     return Effect.tryPromise({
-      try: (signal) =>
-        fetch(link.postUrl, { method: "POST", body, headers: { "content-type": "application/json" }, signal }).then(async (r) => ({
+      try: async (signal) => {
+        const auth = signer === null ? {} : await signer.headers(link.id, body, Date.now())
+        return fetch(link.postUrl, { method: "POST", body, headers: { "content-type": "application/json", ...auth }, signal }).then(async (r) => ({
           status: r.status,
           text: r.status === 204 ? "" : (await r.text()).slice(0, 300)
-        })),
+        }))
+      },
       catch: (e) => (e instanceof Error ? e.message : String(e))
     }).pipe(
       Effect.timeoutFail({ duration: POST_TIMEOUT, onTimeout: () => `no answer within ${Duration.toMillis(POST_TIMEOUT)} ms` }),
@@ -364,6 +397,15 @@ export interface EnvelopeCheck {
 
 /** Validates an envelope's text; Left with a BadRequest naming the problem. */
 export function acceptEnvelope(text: string, k: EnvelopeCheck): Either.Either<PeerEnvelope, BadRequest> {
+  try {
+    return acceptEnvelopeUnsafe(text, k)
+  } catch (e) {
+    // A pathological input (e.g. nesting deep enough to exhaust the stack) is just a bad envelope.
+    return Either.left(new BadRequest({ message: `peer envelope could not be decoded: ${e instanceof Error ? e.name : "error"}` }))
+  }
+}
+
+function acceptEnvelopeUnsafe(text: string, k: EnvelopeCheck): Either.Either<PeerEnvelope, BadRequest> {
   const json = parseJson(text, '{"cluster":"...","from":0,"to":1,"messages":[...]}')
   if (Either.isLeft(json)) return Either.left(json.left)
   const r = decodeEnvelope(json.right)
@@ -393,4 +435,39 @@ export function acceptHello(url: string, k: EnvelopeCheck): Either.Either<number
     return Either.left(new BadRequest({ message: `peer connection from unknown node ${JSON.stringify(fromText)} (the cluster has nodes 0..${k.n - 1}, this is ${k.self})` }))
   }
   return Either.right(from)
+}
+
+/** One inbound peer connection, as the registry knows it. */
+export interface InboundConnection {
+  /** Closes the connection with this code and reason (a no-op once closed). */
+  close(code: number, reason: string): void
+}
+
+/** Close code of a connection replaced by a newer one from the same peer. */
+export const CLOSE_REPLACED = 4000
+
+/**
+ * The inbound peer connections of a node: at most one per sender. A newer connection from the
+ * same sender (which opens one only after it gave up on the old) replaces the older one, so a
+ * peer holds at most one connection here whatever it (or someone replaying its upgrade) does.
+ */
+export class InboundPeers {
+  private readonly conns = new Map<number, InboundConnection>()
+
+  /** Registers `conn` as `from`'s connection; closes and returns the one it replaces. */
+  adopt(from: number, conn: InboundConnection): InboundConnection | undefined {
+    const old = this.conns.get(from)
+    this.conns.set(from, conn)
+    if (old !== undefined && old !== conn) old.close(CLOSE_REPLACED, "replaced by a newer connection from the same node")
+    return old
+  }
+
+  /** Forgets `conn` when it ends (unless a newer one already replaced it). */
+  release(from: number, conn: InboundConnection): void {
+    if (this.conns.get(from) === conn) this.conns.delete(from)
+  }
+
+  get size(): number {
+    return this.conns.size
+  }
 }

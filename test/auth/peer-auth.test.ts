@@ -1,6 +1,18 @@
 /** Peer authentication: forged, altered, misdirected, stale and replayed envelopes are refused. */
 import assert from "node:assert/strict"
-import { importSecret, Signer, Verifier, REPLAY_WINDOW } from "../../src/auth/peer-auth.ts"
+import {
+  AUTH_HEADERS,
+  BOOTS_MAX,
+  DEFAULT_SKEW_MS,
+  decodeFrame,
+  encodeFrame,
+  importSecret,
+  newBootId,
+  REPLAY_WINDOW,
+  Signer,
+  UPGRADE_BODY,
+  Verifier
+} from "../../src/auth/peer-auth.ts"
 import { test } from "../portable.ts"
 
 const enc = new TextEncoder()
@@ -45,15 +57,85 @@ test("stale timestamps and counters outside the window are refused; out-of-order
   assert.equal(await verifier.verify(0, old, body, NOW), "Replayed", "older than the window")
 })
 
-test("a restarted sender (new boot id) is accepted, and its previous boot is then refused", async () => {
+test("a restarted sender (new boot id) is accepted; each boot's envelopes are accepted once", async () => {
   const key = await importSecret(secret)
   const verifier = new Verifier(key, "c1", 1)
   const first = new Signer(key, "c1", 0, "boota")
   const early = await first.sign(1, body, NOW)
-  assert.equal(await verifier.verify(0, await first.sign(1, body, NOW), body, NOW), null)
+  const seen = await first.sign(1, body, NOW)
+  assert.equal(await verifier.verify(0, seen, body, NOW), null)
   const second = new Signer(key, "c1", 0, "bootb")
   assert.equal(await verifier.verify(0, await second.sign(1, body, NOW + 5), body, NOW + 5), null)
-  assert.equal(await verifier.verify(0, early, body, NOW + 5), "Replayed")
+  // A delayed envelope of the previous boot is a genuine message (Paxos tolerates delays): accepted once.
+  assert.equal(await verifier.verify(0, early, body, NOW + 5), null)
+  assert.equal(await verifier.verify(0, early, body, NOW + 6), "Replayed")
+  assert.equal(await verifier.verify(0, seen, body, NOW + 6), "Replayed")
+})
+
+test("a boot is forgotten only once all its envelopes are stale; at most BOOTS_MAX fresh boots per sender", async () => {
+  const key = await importSecret(secret)
+  const verifier = new Verifier(key, "c1", 1)
+  const old = new Signer(key, "c1", 0, "old")
+  const recorded = await old.sign(1, body, NOW)
+  assert.equal(await verifier.verify(0, recorded, body, NOW), null)
+  const t1 = NOW + DEFAULT_SKEW_MS
+  assert.equal(await verifier.verify(0, await new Signer(key, "c1", 0, "new").sign(1, body, t1), body, t1), null)
+  assert.equal(await verifier.verify(0, recorded, body, t1), "Replayed", "still remembered while it is fresh")
+  // Many boots later, one a window apart (a pruning pass runs when a new boot arrives): the old
+  // boot is forgotten, and its recorded envelope is stale, not new.
+  for (let i = 0; i < BOOTS_MAX + 3; i++) {
+    const t = NOW + (i + 1) * (DEFAULT_SKEW_MS + 1)
+    assert.equal(await verifier.verify(0, await new Signer(key, "c1", 0, `b${i}`).sign(1, body, t), body, t), null, `boot ${i}`)
+  }
+  assert.equal(await verifier.verify(0, recorded, body, NOW + DEFAULT_SKEW_MS + 1), "Stale")
+  // BOOTS_MAX boots within one window: the next one is refused until older ones go stale.
+  const v2 = new Verifier(key, "c1", 1)
+  for (let i = 0; i < BOOTS_MAX; i++) assert.equal(await v2.verify(0, await new Signer(key, "c1", 0, `x${i}`).sign(1, body, NOW), body, NOW), null)
+  assert.equal(await v2.verify(0, await new Signer(key, "c1", 0, "one-too-many").sign(1, body, NOW), body, NOW), "Replayed")
+  const later = NOW + DEFAULT_SKEW_MS + 1
+  assert.equal(await v2.verify(0, await new Signer(key, "c1", 0, "later").sign(1, body, later), body, later), null)
+})
+
+test("text and its UTF-8 bytes are the same body; headers and frames carry a signature", async () => {
+  const key = await importSecret(secret)
+  const signer = new Signer(key, "c1", 0, newBootId())
+  const verifier = new Verifier(key, "c1", 1)
+  const text = '{"messages":["ünïcødé ✓"]}'
+  assert.equal(await verifier.verify(0, await signer.sign(1, text, NOW), enc.encode(text), NOW), null)
+  assert.equal(await verifier.verify(0, await signer.sign(1, enc.encode(text), NOW), text, NOW), null)
+
+  const h = await signer.headers(1, UPGRADE_BODY, NOW)
+  assert.equal(h[AUTH_HEADERS.from], "0")
+  const parsed = Verifier.parse((k) => h[k] ?? null)
+  if (typeof parsed === "string") throw new Error(parsed)
+  assert.equal(await verifier.verify(0, parsed, UPGRADE_BODY, NOW), null)
+  assert.equal(await verifier.verify(0, parsed, UPGRADE_BODY, NOW), "Replayed", "an upgrade cannot be replayed")
+
+  const frame = await signer.frame(1, text, NOW)
+  assert.match(frame, /^v1 [0-9a-f]{16} \d+ \d+ [0-9a-f]{64}\n/)
+  const f = decodeFrame(frame)
+  if (typeof f === "string") throw new Error(f)
+  assert.equal(f.body, text)
+  assert.equal(await verifier.verify(0, f.signed, f.body, NOW), null)
+  // The frame's MAC covers the envelope: another body under the same header fails.
+  const forged = decodeFrame(encodeFrame(f.signed, '{"messages":[]}'))
+  if (typeof forged === "string") throw new Error(forged)
+  assert.equal(await verifier.verify(0, forged.signed, forged.body, NOW), "BadMac")
+})
+
+test("frames without a header are Missing; broken headers are Malformed", () => {
+  assert.equal(decodeFrame('{"cluster":"c1","from":0,"to":1,"messages":[]}'), "Missing")
+  assert.equal(decodeFrame(" [1]"), "Missing")
+  assert.equal(decodeFrame(""), "Malformed")
+  assert.equal(decodeFrame("v1 abc 1 2"), "Malformed")
+  assert.equal(decodeFrame("v1 abc 1 2\n{}"), "Malformed")
+  assert.equal(decodeFrame(`v1 abc 0 2 ${"a".repeat(64)}\n{}`), "Malformed", "counter 0")
+  assert.equal(decodeFrame(`v1 ABC 1 2 ${"a".repeat(64)}\n{}`), "Malformed", "boot is lower-case")
+  assert.equal(decodeFrame(`v1 abc 1 2 ${"g".repeat(64)}\n{}`), "Malformed", "mac is hex")
+  assert.equal(decodeFrame(`v2 abc 1 2 ${"a".repeat(64)}\n{}`), "Malformed")
+  assert.equal(decodeFrame(`v1 abc 1 2 ${"a".repeat(200)}\n{}`), "Malformed")
+  const ok = decodeFrame(`v1 abc 1 2 ${"A".repeat(64)}\n{}`)
+  assert.ok(typeof ok !== "string" && ok.signed.mac === "a".repeat(64) && ok.body === "{}")
 })
 
 test("headers are parsed strictly; a short secret is refused", async () => {

@@ -126,15 +126,22 @@ describe("peer endpoint", () => {
   })
 
   test("a bad frame on a peer connection closes it with 1008 and the reason", async () => {
+    // The test connects as a follower (not node 0), stopped meanwhile: its own connection would
+    // replace the test's (one per peer). A follower, so that no election runs meanwhile.
+    const leader = await cluster.waitLeader()
+    const from = leader === 1 ? 2 : 1
+    await cluster.kill(from)
     const st = await status(node, 2_000)
-    const ws = new WebSocket(`ws://${node}/peer/ws?cluster=${st?.cluster}&from=1`)
+    const ws = new WebSocket(`ws://${node}/peer/ws?cluster=${st?.cluster}&from=${from}`)
     await new Promise<void>((resolve, reject) => {
       ws.onopen = () => resolve()
       ws.onerror = () => reject(new Error("no connection"))
     })
     const closed = new Promise<CloseEvent>((resolve) => (ws.onclose = (e) => resolve(e)))
-    ws.send(JSON.stringify({ cluster: st?.cluster, from: 1, to: 0, messages: [{ _tag: "Accept", ballot: { round: 1.5, leader: 1 }, entries: [], commit: 0 }] }))
+    ws.send(JSON.stringify({ cluster: st?.cluster, from, to: 0, messages: [{ _tag: "Accept", ballot: { round: 1.5, leader: from }, entries: [], commit: 0 }] }))
     const ev = await closed
+    cluster.start(from)
+    await cluster.waitHealthy(from)
     expect(ev.code).toBe(1008)
     expect(ev.reason).toContain("round")
   })

@@ -1,11 +1,11 @@
 /**
  * The binary's commands: `client` (its output and exit codes 0/1/2/3), exactly-once retries with
- * client/seq, `start-servers` (data dirs, Ctrl-C stops all), and usage errors.
+ * client/seq, `start-servers` (data dirs, its cluster secret, Ctrl-C stops all), and usage errors.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { existsSync, writeFileSync } from "node:fs"
+import { existsSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { append, healthy } from "../../src/client/http.ts"
+import { append, healthy, status } from "../../src/client/http.ts"
 import { freePorts, type LocalCluster } from "../../src/cli/local-cluster.ts"
 import { cleanup, ensureBinary, startCluster, tempDir } from "./support.ts"
 
@@ -102,7 +102,11 @@ test("start-servers runs every node of the config with data/<host>_<port>, and C
     for (const p of ports) {
       expect(await healthy(`127.0.0.1:${p}`, 1_000)).toBe(true)
       expect(existsSync(join(dir, "data", `127.0.0.1_${p}`, "paxos.sqlite"))).toBe(true)
+      // Peer authentication is on, with the secret start-servers made for this cluster.
+      expect((await status(`127.0.0.1:${p}`, 1_000))?.peerAuth).toBe(true)
     }
+    expect(statSync(join(dir, "data", "secret")).mode & 0o777).toBe(0o600)
+    expect((await append(`127.0.0.1:${ports[0]}`, { value: 1 }, { timeoutMs: 5_000 })).type).toBe("ok")
     proc.kill("SIGINT")
     expect(await proc.exited).toBe(0)
     for (const p of ports) expect(await healthy(`127.0.0.1:${p}`, 300)).toBe(false)
