@@ -19,7 +19,7 @@ import { parseFlags, str, type Parsed } from "../cli/args.ts"
 import { isCompiled } from "../cli/self.ts"
 import { serveEcho, startEcho } from "./echo.ts"
 import { ETCD_INSTALL_HINT, findEtcd, startEtcd } from "./etcd.ts"
-import { runLoad, type ClientKind } from "./loadgen.ts"
+import { runLoad, type ClientKind, type Workload } from "./loadgen.ts"
 import { attachPaxos, nodeCommand, startPaxos } from "./paxos.ts"
 import { summarizeProfile, type ProfileSummary } from "./profile.ts"
 import { fmt, median, mib, ratio, summarize, table, type LatencySummary } from "./stats.ts"
@@ -31,6 +31,7 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
   --target leader|spread
                        send every request to the leader (default), or spread connections over all nodes
   --list               ask for the whole list in each reply (default: ?list=false)
+  --http-only          send GET /health instead of appends: the HTTP stack alone, no consensus, no disk
   --warmup S           seconds of warm-up before each measured window (default 2)
   --duration S         seconds of each measured window (default 10)
   --runs N             runs per point and system; medians are reported (default 3)
@@ -55,9 +56,9 @@ const CLK_TCK = 100
 
 export interface BenchOptions {
   readonly concurrency: readonly number[]
-  readonly concurrencyGiven: boolean
   readonly target: Target
   readonly list: boolean
+  readonly httpOnly: boolean
   readonly warmupS: number
   readonly durationS: number
   readonly runs: number
@@ -82,6 +83,7 @@ const SPEC = {
   concurrency: "value",
   target: "value",
   list: "bool",
+  "http-only": "bool",
   warmup: "value",
   duration: "value",
   runs: "value",
@@ -148,15 +150,16 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
     soak = Number(soakText.replace(/[_,]/g, ""))
     if (!Number.isInteger(soak) || soak < 10 || soak > 1e9) return `--soak needs a count of appends (10..1e9), got '${soakText}'`
     if (conc.length > 1 && cText !== undefined) return "--soak runs at one concurrency: give --concurrency C with a single value"
+    if (p.flags["http-only"] === true) return "--soak appends; it does not go with --http-only"
   }
   const binary = str(p, "binary") ?? defaultBinary()
   if (binary === "source" && isCompiled()) return "--binary source needs the bench to run under bun (bun run bench), not the compiled binary"
   if (str(p, "config") !== undefined && p.flags.profile === true) return "--profile needs nodes started by the bench (not --config)"
   return {
     concurrency: soak !== undefined && cText === undefined ? [32] : conc,
-    concurrencyGiven: cText !== undefined,
     target,
     list: p.flags.list === true,
+    httpOnly: p.flags["http-only"] === true,
     warmupS: warmupS as number,
     durationS: durationS as number,
     runs: runs as number,
@@ -280,6 +283,9 @@ function phasesOf(before: Snapshot, after: Snapshot, ops: number): Array<Phases 
   })
 }
 
+/** `--http-only`: every system under test answers GET /health without consensus or disk. */
+const HEALTH: Workload = { method: "GET", path: "/health", contentType: "application/json", body: () => "" }
+
 async function measure(sys: SystemUnderTest, o: BenchOptions, concurrency: number, run: number): Promise<RunResult> {
   const endpoints = await endpointsFor(sys, o.target)
   const leader = await sys.leader()
@@ -288,7 +294,7 @@ async function measure(sys: SystemUnderTest, o: BenchOptions, concurrency: numbe
   const res = await runLoad({
     endpoints,
     concurrency,
-    workload: sys.workload(o.list),
+    workload: o.httpOnly ? HEALTH : sys.workload(o.list),
     client: o.client,
     warmupMs: o.warmupS * 1000,
     durationMs: o.durationS * 1000,
@@ -709,14 +715,14 @@ const soakRow = (r: SoakRow): string =>
 // ---------------------------------------------------------------------------------------------
 // Profiles
 
-function summarizeProfiles(dir: string, systems: readonly SystemUnderTest[], pids: Map<number, string>, leaderName: string | null, out: Out): ProfileSummary[] {
+/** Summarizes the nodes' profiles (named by pid) into OUT/profile/*.summary.txt; prints the leader's. */
+function summarizeProfiles(dir: string, pids: Map<number, string>, leaderName: string | null, out: Out): ProfileSummary[] {
   let files: string[] = []
   try {
     files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))
   } catch {
     return []
   }
-  void systems
   const summaries: ProfileSummary[] = []
   for (const f of files.sort()) {
     const pid = Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(f)?.[1] ?? Number.NaN)
@@ -746,9 +752,13 @@ function machine() {
 
 /** `paxos bench`: returns the exit code (0 done, 1 failed, 2 usage). */
 export async function benchCommand(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(BENCH_USAGE)
+    return 0
+  }
   const parsed = parseBenchArgs(argv)
   if (typeof parsed === "string") {
-    process.stderr.write(`paxos bench: ${parsed}\n${BENCH_USAGE}`)
+    process.stderr.write(`paxos bench: ${parsed} (see paxos bench --help)\n`)
     return 2
   }
   if ("serveEcho" in parsed) return serveEcho(parsed.serveEcho)
@@ -803,7 +813,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const knobs = { ...o, out: outDir }
     out.say(`paxos bench: ${systems.map((s) => s.label).join(" | ")}`)
     out.say(
-      `knobs: ${o.soak === undefined ? `concurrency ${o.concurrency.join(",")}, ${o.runs} run(s) of ${o.warmupS} s warm-up + ${o.durationS} s measured` : `soak ${o.soak} at concurrency ${o.concurrency[0]}`}, target ${o.target}, ${o.list ? "full list in replies" : "?list=false"}, client ${o.client}; machine ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`
+      `knobs: ${o.soak === undefined ? `concurrency ${o.concurrency.join(",")}, ${o.runs} run(s) of ${o.warmupS} s warm-up + ${o.durationS} s measured` : `soak ${o.soak} at concurrency ${o.concurrency[0]}`}, target ${o.target}, ${o.httpOnly ? "GET /health only" : o.list ? "full list in replies" : "?list=false"}, client ${o.client}; machine ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`
     )
     const result: Record<string, unknown> = {
       tool: "paxos bench",
@@ -820,7 +830,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     result.finishedAt = new Date().toISOString()
     result.loadavgAtEnd = loadavg()
     await stopAll()
-    if (o.profile) result.profiles = summarizeProfiles(profileDir, systems, pids, leaderName, out)
+    if (o.profile) result.profiles = summarizeProfiles(profileDir, pids, leaderName, out)
     writeFileSync(join(outDir, "results.json"), JSON.stringify(result, null, 2) + "\n")
     writeFileSync(join(outDir, "summary.txt"), out.lines.join("\n") + "\n")
     note(`bench: results in ${join(outDir, "results.json")} and ${join(outDir, "summary.txt")}`)

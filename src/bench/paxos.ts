@@ -82,7 +82,7 @@ export async function startPaxos(o: StartOptions): Promise<SystemUnderTest & { r
   // Bun.spawn passes the environment the process started with, not later changes to process.env:
   // extra variables go through env(1), which execs the node in place (same pid).
   const extra = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`)
-  const command = extra.length === 0 ? o.command : ["env", ...extra, ...o.command]
+  const command = extra.length === 0 ? o.command : [Bun.which("env") ?? "/usr/bin/env", ...extra, ...o.command]
   const cluster = await LocalCluster.create({ command, n: o.nodes, dir: o.dir })
   cluster.startAll()
   const members: Member[] = cluster.nodes.map((n) => ({ name: n.name, host: "127.0.0.1", port: n.port, pid: () => n.proc?.pid ?? null }))

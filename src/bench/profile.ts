@@ -100,6 +100,12 @@ const frameName = (f: CallFrame): string => {
   return `${f.functionName || "(anonymous)"}${where}`
 }
 
+function medianOf(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null
+  const v = [...xs].sort((a, b) => a - b)
+  return v[v.length >> 1] as number
+}
+
 function top(m: Map<string, number>, busyMs: number, n: number): Share[] {
   return [...m.entries()]
     .sort((a, b) => b[1] - a[1])
@@ -114,18 +120,25 @@ export function summarizeProfile(p: CpuProfile, label: string, file: string): Pr
     byId.set(n.id, n)
     for (const c of n.children ?? []) parent.set(c, n.id)
   }
+  // Bun's sampler takes a sample about every `interval` while the thread runs JavaScript or a call
+  // from it (a blocking fsync inside SQLite counts as its caller's), and none while the event loop
+  // waits for I/O: a gap much longer than the interval is idle time, not the next sample's.
+  const interval = medianOf(p.timeDeltas) ?? 1000
   const self = new Map<number, number>()
+  let gapMs = 0
   for (let i = 0; i < p.samples.length; i++) {
-    // timeDeltas[i] is the time since the previous sample: charge it to this sample.
     const id = p.samples[i] as number
-    self.set(id, (self.get(id) ?? 0) + ((p.timeDeltas[i] ?? 0) as number) / 1000)
+    const delta = (p.timeDeltas[i] ?? 0) as number
+    const charged = Math.min(delta, 2 * interval)
+    gapMs += (delta - charged) / 1000
+    self.set(id, (self.get(id) ?? 0) + charged / 1000)
   }
   const area = new Map<string, number>()
   const own = new Map<string, number>()
   const leaf = new Map<string, number>()
   const entry = new Map<string, number>()
-  let idleMs = 0
-  let totalMs = 0
+  let idleMs = gapMs
+  let totalMs = gapMs
   for (const [id, ms] of self) {
     const node = byId.get(id)
     if (node === undefined) continue
@@ -166,7 +179,7 @@ export function summarizeProfile(p: CpuProfile, label: string, file: string): Pr
   const byEntry = top(entry, busyMs, 8)
   const pct = (s: Share) => `${(100 * s.busyShare).toFixed(1).padStart(5)}%  ${s.ms.toFixed(0).padStart(7)} ms  ${s.name}`
   const text = [
-    `CPU profile of ${label}: ${(wallMs / 1000).toFixed(1)} s of wall time, ${(busyMs / 1000).toFixed(1)} s busy (${wallMs > 0 ? ((100 * busyMs) / wallMs).toFixed(0) : "-"}% of one core), ${(idleMs / 1000).toFixed(1)} s idle`,
+    `CPU profile of ${label}: ${(wallMs / 1000).toFixed(1)} s of wall time, ${(busyMs / 1000).toFixed(1)} s in JavaScript or calls from it (${wallMs > 0 ? ((100 * busyMs) / wallMs).toFixed(0) : "-"}%; blocking syscalls such as fsync included), ${(idleMs / 1000).toFixed(1)} s waiting in the event loop`,
     `  (${file})`,
     "by area (leaf frame), share of busy time:",
     ...byArea.map((s) => `  ${pct(s)}`),
@@ -180,14 +193,17 @@ export function summarizeProfile(p: CpuProfile, label: string, file: string): Pr
   return { label, file, wallMs, busyMs, idleMs, byArea, byOwnCode, byEntry, topSelf, text }
 }
 
-if (import.meta.main) {
-  const files = process.argv.slice(2)
+/** `bun src/bench/profile.ts FILE...`: prints each profile's summary. */
+async function cli(files: readonly string[]): Promise<number> {
   if (files.length === 0) {
     process.stderr.write("usage: bun src/bench/profile.ts FILE.cpuprofile...\n")
-    process.exit(2)
+    return 2
   }
-  for (const f of files) {
-    const s = summarizeProfile((await Bun.file(f).json()) as CpuProfile, f, f)
+  for (const file of files) {
+    const s = summarizeProfile((await Bun.file(file).json()) as CpuProfile, file, file)
     process.stdout.write(`${s.text}\n\n`)
   }
+  return 0
 }
+
+if (import.meta.main) void cli(process.argv.slice(2)).then((code) => process.exit(code))
