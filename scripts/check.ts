@@ -110,7 +110,7 @@ const steps: Step[] = [
     name: "planted-bugs",
     run: async () => {
       const bugs: Array<[string, number]> = [
-        ["forget-promise", 1500],
+        ["forget-promise", 5000],
         ["accept-lower-ballot", 200],
         ["ignore-phase1-values", 200],
         ["stale-read", 200]
