@@ -10,6 +10,7 @@
  * invocation and the completion, with `:f` such as `:start-partition` and `:kill` (the checker
  * skips them).
  */
+import { closeSync, openSync, writeSync } from "node:fs"
 import { EdnMap, Keyword, formatEdn, formatOp, type EdnValue } from "../check/edn.ts"
 import type { MicroOp, Op, OpType } from "../check/history.ts"
 
@@ -30,15 +31,43 @@ export interface OpExtra {
 export const kw = (name: string): Keyword => Keyword.of(name)
 
 export class Recorder {
-  /** Every line of history.edn, in order. */
-  readonly lines: string[] = []
-  /** The client ops (invocations and completions), in order. */
+  /** The client ops (invocations and completions), in order: what the checker reads. */
   readonly ops: Op[] = []
   private readonly t0: bigint
   private index = 0
+  /**
+   * history.edn, written line by line as events happen. Every ok op carries the whole list (the
+   * SPEC/Elle format), so the text of a long run is quadratic in its length: holding it in memory
+   * (or joining it into one string) ran a 300 s closed-loop run out of memory. Nothing of it is
+   * kept here; what is not yet written waits in a small buffer.
+   */
+  private fd: number | null = null
+  private pending: string[] = []
+  private pendingBytes = 0
 
   constructor(t0: bigint = process.hrtime.bigint()) {
     this.t0 = t0
+  }
+
+  /** Starts writing the history to `path` (truncating it); lines recorded before are written first. */
+  open(path: string): void {
+    this.fd = openSync(path, "w")
+    this.flush()
+  }
+
+  /** Writes what is buffered; call before reading the file. */
+  flush(): void {
+    if (this.fd === null || this.pending.length === 0) return
+    writeSync(this.fd, this.pending.join(""))
+    this.pending = []
+    this.pendingBytes = 0
+  }
+
+  /** Flushes and closes the file. */
+  close(): void {
+    this.flush()
+    if (this.fd !== null) closeSync(this.fd)
+    this.fd = null
   }
 
   /** Nanoseconds since the run began. */
@@ -61,7 +90,7 @@ export class Recorder {
       ...(entries.length > 0 ? { extra: entries } : {}),
     }
     this.ops.push(op)
-    this.lines.push(formatOp(op))
+    this.line(formatOp(op))
     return op
   }
 
@@ -76,13 +105,14 @@ export class Recorder {
       [kw("time"), time],
       [kw("index"), this.index++],
     ])
-    this.lines.push(formatEdn(m))
+    this.line(formatEdn(m))
     return time
   }
 
-  /** The history file's text. */
-  text(): string {
-    return this.lines.length === 0 ? "" : this.lines.join("\n") + "\n"
+  private line(text: string): void {
+    this.pending.push(text, "\n")
+    this.pendingBytes += text.length + 1
+    if (this.fd !== null && this.pendingBytes >= 1 << 20) this.flush()
   }
 }
 

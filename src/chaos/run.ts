@@ -19,7 +19,7 @@
  */
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { checkHistoryText, type CheckResult } from "../check/checker.ts"
+import { checkOps, type CheckResult } from "../check/checker.ts"
 import { EdnMap } from "../check/edn.ts"
 import { parseFlags, str } from "../cli/args.ts"
 import { isCompiled } from "../cli/self.ts"
@@ -196,6 +196,7 @@ class ChaosRun {
     const t0 = Date.now()
     try {
       mkdirSync(this.out, { recursive: true })
+      this.rec.open(join(this.out, "history.edn"))
     } catch (e) {
       process.stderr.write(`paxos chaos: cannot create ${this.out}: ${e instanceof Error ? e.message : String(e)}\n`)
       return 2
@@ -368,12 +369,12 @@ class ChaosRun {
   private finish(samples: Sample[], finalReads: FinalRead[], clientStart: number, clientEnd: number, wallSeconds: number): number {
     const o = this.o
     const cluster = this.cluster as Cluster
-    const historyText = this.rec.text()
-    writeFileSync(join(this.out, "history.edn"), historyText)
+    this.rec.close()
     let check: CheckResult | null = null
     let checkError: string | null = null
     try {
-      check = checkHistoryText(historyText)
+      // The ops in memory, not the file: reading the text back would double the memory again.
+      check = checkOps(this.rec.ops)
     } catch (e) {
       checkError = e instanceof Error ? e.message : String(e)
     }
@@ -457,7 +458,7 @@ class ChaosRun {
     this.say(`\nchaos: ${sig}: stopping the nodes, healing the network${this.hostsUp ? ", removing the test hosts" : ""}`)
     this.interruption = this.cleanup().then(() => {
       try {
-        writeFileSync(join(this.out, "history.edn"), this.rec.text())
+        this.rec.close()
         this.say(`chaos: interrupted; nodes stopped${this.mode === "netns" ? ", hosts removed" : ""}; partial history in ${join(this.out, "history.edn")}`)
       } catch {
         // nothing to keep
