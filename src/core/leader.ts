@@ -141,7 +141,7 @@ export function proposeQueued(c: Ctx): void {
   }
   if (entries.length === 0) return
   const sent = s.queue.slice(0, taken)
-  s.queue = s.queue.slice(taken)
+  s.queue = s.queue.drop(taken)
   markSent(c, sent)
   s.role = { ...r, inflight, next }
   c.event({ _tag: "Proposed", slots: entries.length, commands: taken })
@@ -201,7 +201,7 @@ export function onForward(c: Ctx, from: number, commands: readonly Command[]): v
     return
   }
   const room = Math.max(0, s.cfg.queueCommandsMax - s.queue.length)
-  s.queue = [...s.queue, ...commands.slice(0, room)]
+  s.queue = s.queue.push(...commands.slice(0, room))
   if (room < commands.length) {
     c.early(from, { _tag: "ForwardReject", ids: commands.slice(room).map((x) => x.id), reason: "Overloaded" })
   }

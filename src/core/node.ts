@@ -25,6 +25,7 @@ import {
   stepDown
 } from "./leader.ts"
 import type { Message } from "./messages.ts"
+import { PList } from "./plist.ts"
 import {
   expireRequests,
   installSnapshot,
@@ -175,7 +176,7 @@ function flush(c: Ctx): void {
   for (let i = 0; i < s.queue.length; i += max) {
     c.early(s.leader, { _tag: "Forward", commands: s.queue.slice(i, i + max) })
   }
-  markSent(c, s.queue)
+  markSent(c, s.queue.slice())
   c.event({ _tag: "Forwarded", commands: s.queue.length })
-  s.queue = []
+  s.queue = PList.empty()
 }

@@ -196,7 +196,7 @@ function enqueue(c: Ctx, rid: number, cmd: Command): void {
     return
   }
   s.pending = HashMap.set(s.pending, cmd.id, { rid, sent: false, deadline: s.now + s.cfg.requestTicks })
-  s.queue = [...s.queue, cmd]
+  s.queue = s.queue.push(cmd)
 }
 
 /** Requests past their deadline fail: definitely if their command never left this node. */

@@ -99,7 +99,7 @@ export interface NodeState {
   readonly electionAt: number
   readonly backoff: number
   // this node's clients
-  readonly queue: readonly Command[]
+  readonly queue: PList<Command>
   readonly pending: HashMap.HashMap<string, Pending>
   readonly nextId: number
 }
@@ -133,7 +133,7 @@ export type Write =
       readonly clients: readonly ClientEntry[]
     }
 
-export type RejectReason = "NoLeader" | "Overloaded" | "Timeout" | "StaleSeq" | "NotLeader"
+export type RejectReason = "NoLeader" | "Overloaded" | "Timeout" | "StaleSeq"
 
 export type Reply =
   | { readonly _tag: "Appended"; readonly rid: number; readonly value: number; readonly index: number }
@@ -221,7 +221,7 @@ export function restore(cfg: NodeConfig, durable: DurableState, seed: number): N
     // A restarted node listens for a full election timeout before it campaigns.
     electionAt: cfg.electionTicks + (a % cfg.electionTicks),
     backoff: 1,
-    queue: [],
+    queue: PList.empty(),
     pending: HashMap.empty(),
     nextId: 0
   }

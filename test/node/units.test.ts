@@ -78,7 +78,7 @@ describe("SqliteStore", () => {
 describe("ListJson", () => {
   test("prefixes of a growing list as JSON", () => {
     const j = new ListJson()
-    let l = PList.empty
+    let l = PList.empty()
     expect(j.json(0)).toBe("[]")
     for (const v of [5, -3, 9007199254740991, 0]) {
       l = l.push(v)
