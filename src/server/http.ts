@@ -19,10 +19,10 @@
  *     peer POSTs, the bytes of bodies being read, and the time a body may take (408);
  *   - a request whose client went away is counted as client-gone, not as an error.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cause, Chunk, Effect, Either, Option } from "effect"
 import { checkBearer } from "../auth/client-token.ts"
-import { AUTH_FAILURES, AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
+import { AUTH_FAILURES, AUTH_HEADERS, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
 import * as B from "../core/ballot.ts"
 import {
   APPEND_EXAMPLE,
@@ -43,7 +43,7 @@ import { BadRequest, errorBody, InternalError, MethodNotAllowed, NotFound, Unaut
 import type { Log } from "./log.ts"
 import { renderPrometheus, type Counters, type PeerAuthCounters } from "./metrics.ts"
 import type { Node } from "./node.ts"
-import { acceptEnvelope, acceptHello, InboundPeers, PEER_PATH, PEER_WS_PATH, type InboundConnection, type Outboxes } from "./peer.ts"
+import { acceptEnvelope, acceptHello, InboundPeers, PEER_PATH, PEER_WS_PATH, type Outboxes } from "./peer.ts"
 import type { SqliteStore } from "./storage.ts"
 
 /** Client requests (every path but /health, /status, /metrics and /peer/...) in flight at once, at most. */
@@ -116,7 +116,7 @@ export function errorResponse(e: ApiError): HttpServerResponse.HttpServerRespons
 const webRequest = (req: HttpServerRequest.HttpServerRequest): Request => req.source as Request
 
 /** `?list=false` (or 0/no) leaves the list out; `true`, `1`, `yes` or absent keeps it. */
-function wantList(url: string): Either.Either<boolean, BadRequest> {
+export function wantList(url: string): Either.Either<boolean, BadRequest> {
   const q = url.indexOf("?")
   if (q === -1) return Either.right(true)
   const params = new URLSearchParams(url.slice(q + 1))
@@ -129,17 +129,23 @@ function wantList(url: string): Either.Either<boolean, BadRequest> {
 
 /** The client token check of /append and /list (nothing when the node has no token). */
 function clientAuth(d: ApiDeps, req: HttpServerRequest.HttpServerRequest): Effect.Effect<void, Unauthorized> {
+  const e = clientAuthError(d, webRequest(req), remoteOf(req))
+  return e === null ? Effect.void : Effect.fail(e)
+}
+
+/** Why a client request is not authorized (null: it is, or the node needs no token); counted and logged. */
+export function clientAuthError(d: ApiDeps, req: Request, remote: string | undefined): Unauthorized | null {
   const token = d.clientToken
-  if (token === null) return Effect.void
-  const r = checkBearer(webRequest(req).headers.get("authorization"), token)
-  if (r === "ok") return Effect.void
+  if (token === null) return null
+  const r = checkBearer(req.headers.get("authorization"), token)
+  if (r === "ok") return null
   d.counters.clientAuthFailures += 1
-  d.log.limited(`client-auth-${r}`, 10_000, "client-auth-failed", { reason: r, remote: remoteOf(req) })
+  d.log.limited(`client-auth-${r}`, 10_000, "client-auth-failed", { reason: r, remote })
   const message =
     r === "Missing"
       ? "this node needs a client token: send the header Authorization: Bearer <token> (paxos client --token-file F)"
       : "the client token is wrong"
-  return Effect.fail(new Unauthorized({ message, reason: r, bearer: true }))
+  return new Unauthorized({ message, reason: r, bearer: true })
 }
 
 /** POST /append: decode (limit, JSON, schema), submit, wait for the core's answer. */
@@ -153,20 +159,21 @@ function appendHandler(d: ApiDeps) {
     const body = yield* decodeAppend(json)
     return ok(yield* d.node.append(body.value, body.client, body.seq, list))
   }).pipe(
-    Effect.tapError((e) =>
-      Effect.sync(() => {
-        if (e._tag === "BadRequest" || e._tag === "PayloadTooLarge") d.counters.clientBadRequests += 1
-        if (e._tag === "RequestTimeout") d.counters.requestsSlowBody += 1
-        if (e._tag === "Unavailable" && e.reason === "Overloaded") d.counters.requestsOverloaded += 1
-      })
-    )
+    Effect.tapError((e) => Effect.sync(() => countAppendError(d, e)))
   )
 }
 
-const envelopeCheck = (d: ApiDeps) => ({ self: d.self, n: d.cluster.nodes.length, clusterId: d.cluster.clusterId })
+/** Counts an /append error by kind (the node counts how answered requests ended). */
+export function countAppendError(d: ApiDeps, e: ApiError): void {
+  if (e._tag === "BadRequest" || e._tag === "PayloadTooLarge") d.counters.clientBadRequests += 1
+  if (e._tag === "RequestTimeout") d.counters.requestsSlowBody += 1
+  if (e._tag === "Unavailable" && e.reason === "Overloaded") d.counters.requestsOverloaded += 1
+}
+
+export const envelopeCheck = (d: ApiDeps) => ({ self: d.self, n: d.cluster.nodes.length, clusterId: d.cluster.clusterId })
 
 /** One envelope's text from `from` (null: any sender): counted, checked, handed to the node. Left: why it was rejected. */
-function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.Either<void, BadRequest> {
+export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.Either<void, BadRequest> {
   d.counters.peerEnvelopesReceived += 1
   d.counters.peerBytesReceived += text.length
   const env = acceptEnvelope(text, envelopeCheck(d))
@@ -186,8 +193,18 @@ function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.
   return Either.right(undefined)
 }
 
+/** The sender named by a connection request's query (`?cluster=...&from=N`); a rejection is counted and logged. */
+export function acceptHelloFor(d: ApiDeps, url: string): Either.Either<number, BadRequest> {
+  const hello = acceptHello(url, envelopeCheck(d))
+  if (Either.isLeft(hello)) {
+    d.counters.peerEnvelopesRejected += 1
+    d.log.limited("reject-hello", 5_000, "peer-connection-rejected", { reason: hello.left.message })
+  }
+  return hello
+}
+
 /** Counts and logs (rate-limited) a peer authentication failure; the 401 to answer with. */
-function authFailed(d: ApiDeps, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
+export function authFailed(d: ApiDeps, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
   d.counters.peerAuthFailures += 1
   d.peerAuthFailures[reason] += 1
   d.log.limited(`peer-auth-${reason}-${via}`, 5_000, "peer-auth-failed", { via, reason, from: from ?? undefined, remote })
@@ -205,7 +222,7 @@ const AUTH_REASONS: Record<AuthFailure, string> = {
 const remoteOf = (req: HttpServerRequest.HttpServerRequest): string | undefined => Option.getOrUndefined(req.remoteAddress)
 
 /** The authenticated sender named by a request's headers (POST) or query (upgrade): its signature, or why not. */
-function authHeaders(d: ApiDeps, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
+export function authHeaders(d: ApiDeps, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
   const signed = Verifier.parse(get)
   if (typeof signed === "string") return signed
   const fromText = get(AUTH_HEADERS.from)
@@ -258,95 +275,6 @@ const limitPeerPosts =
       return Effect.ensuring(self, Effect.sync(() => (d.http.peerPosts -= 1)))
     })
 
-/**
- * GET /peer/ws: a peer's connection. Its cluster and sender are checked before upgrading (400),
- * and with a secret its authentication (401); a newer connection from the same peer replaces an
- * older one. Then each text frame is an envelope (with a secret: `v1 ...` header line, then the
- * envelope); a bad one closes the connection with 1008 and the reason.
- */
-function peerSocketHandler(d: ApiDeps) {
-  const decoder = new TextDecoder()
-  return Effect.gen(function* () {
-    const req = yield* HttpServerRequest.HttpServerRequest
-    const hello = acceptHello(req.url, envelopeCheck(d))
-    if (Either.isLeft(hello)) {
-      d.counters.peerEnvelopesRejected += 1
-      d.log.limited("reject-hello", 5_000, "peer-connection-rejected", { reason: hello.left.message, remote: remoteOf(req) })
-      return yield* hello.left
-    }
-    const from = hello.right
-    const auth = d.peerAuth
-    if (auth !== null) {
-      const web = webRequest(req)
-      const h = authHeaders(d, (k) => web.headers.get(k), from)
-      if (typeof h === "string") return yield* authFailed(d, h, "upgrade", from, remoteOf(req))
-      const bad = yield* Effect.promise(() => auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now()))
-      if (bad !== null) return yield* authFailed(d, bad, "upgrade", from, remoteOf(req))
-    }
-    const socket = yield* HttpServerRequest.upgrade.pipe(Effect.mapError(() => new BadRequest({ message: `${PEER_WS_PATH} needs a WebSocket upgrade` })))
-    const write = yield* socket.writer
-    let closed = false
-    const conn: InboundConnection = {
-      close: (code, reason) => {
-        if (closed) return
-        closed = true
-        if (code === 4000) d.counters.peerConnectionsReplaced += 1
-        Effect.runFork(Effect.ignore(write(new Socket.CloseEvent(code, truncateUtf8(reason, 120)))))
-      }
-    }
-    d.http.inbound.adopt(from, conn)
-    const deliver = (text: string): void => {
-      if (closed) return
-      const r = receiveEnvelope(d, text, from)
-      if (Either.isLeft(r)) conn.close(1008, r.left.message)
-    }
-    let onFrame: (data: string | Uint8Array) => void
-    if (auth === null) {
-      onFrame = (data) => deliver(typeof data === "string" ? data : decoder.decode(data))
-    } else {
-      // Frames are verified concurrently and delivered in the order they came.
-      let chain: Promise<void> = Promise.resolve()
-      let pending = 0
-      onFrame = (data) => {
-        if (closed) return
-        if (pending >= PEER_FRAMES_PENDING_MAX) return conn.close(1013, `more than ${PEER_FRAMES_PENDING_MAX} frames awaiting verification`)
-        const text = typeof data === "string" ? data : decoder.decode(data)
-        const frame = decodeFrame(text)
-        const verdict: Promise<AuthFailure | null> =
-          typeof frame === "string"
-            ? Promise.resolve(frame)
-            : auth.verifier.verify(from, frame.signed, frame.body, Date.now()).catch(() => "Malformed" as const)
-        pending += 1
-        chain = chain
-          .then(async () => {
-            const bad = await verdict
-            pending -= 1
-            if (closed) return
-            if (bad !== null || typeof frame === "string") {
-              const e = authFailed(d, bad ?? "Malformed", "frame", from, undefined)
-              return conn.close(1008, e.message)
-            }
-            deliver(frame.body)
-          })
-          .catch((e: unknown) => {
-            d.log.limited("peer-frame-error", 5_000, "internal-error", { error: e instanceof Error ? e.message : String(e) })
-            conn.close(1011, "internal error")
-          })
-      }
-    }
-    yield* socket.runRaw(onFrame).pipe(
-      Effect.ignore,
-      Effect.ensuring(
-        Effect.sync(() => {
-          closed = true
-          d.http.inbound.release(from, conn)
-        })
-      )
-    )
-    return HttpServerResponse.empty()
-  }).pipe(Effect.scoped)
-}
-
 /** The routes, with every ApiError turned into its JSON response. */
 export function makeRouter(d: ApiDeps): HttpRouter.HttpRouter<never, never> {
   const append = appendHandler(d)
@@ -355,15 +283,13 @@ export function makeRouter(d: ApiDeps): HttpRouter.HttpRouter<never, never> {
     return ok(yield* d.node.read())
   })
   const peer = peerPostHandler(d)
-  const peerSocket = peerSocketHandler(d)
   const router = HttpRouter.empty.pipe(
     HttpRouter.post("/append", append),
     HttpRouter.get("/list", list),
     HttpRouter.get("/status", Effect.sync(() => ok(JSON.stringify(status(d))))),
     HttpRouter.get("/health", Effect.sync(() => ok(JSON.stringify({ status: "ok", node: nodeName(d) })))),
     HttpRouter.get("/metrics", Effect.sync(() => HttpServerResponse.text(metrics(d), { contentType: "text/plain; version=0.0.4" }))),
-    HttpRouter.post(PEER_PATH, peer),
-    HttpRouter.get(PEER_WS_PATH, peerSocket)
+    HttpRouter.post(PEER_PATH, peer)
   )
   return router.pipe(
     HttpRouter.catchAll((e: ApiError) =>
@@ -425,7 +351,7 @@ export function clientGone(cause: Cause.Cause<unknown>): boolean {
   return Cause.isInterruptedOnly(cause) || (Chunk.isEmpty(Cause.failures(cause)) && Chunk.isEmpty(Cause.defects(cause)))
 }
 
-function notFound(method: string, url: string): ApiError {
+export function notFound(method: string, url: string): ApiError {
   const q = url.indexOf("?")
   const path = q === -1 ? url : url.slice(0, q)
   const allow = ROUTES[path]
@@ -434,13 +360,13 @@ function notFound(method: string, url: string): ApiError {
 }
 
 /** At most `max` bytes of UTF-8 (a WebSocket close reason is at most 123 bytes). */
-function truncateUtf8(s: string, max: number): string {
+export function truncateUtf8(s: string, max: number): string {
   let out = s.slice(0, max)
   while (new TextEncoder().encode(out).length > max) out = out.slice(0, -1)
   return out
 }
 
-const nodeName = (d: ApiDeps): string => (d.cluster.nodes[d.self] as { name: string }).name
+export const nodeName = (d: ApiDeps): string => (d.cluster.nodes[d.self] as { name: string }).name
 
 /** GET /status. */
 export function status(d: ApiDeps) {

@@ -6,8 +6,7 @@
  * Exit codes: 0 after SIGINT/SIGTERM; 1 storage refused or failed, or the port is taken;
  * 2 bad flags or config; 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log).
  */
-import { HttpMiddleware, HttpServer } from "@effect/platform"
-import { BunHttpServer } from "@effect/platform-bun"
+import { HttpApp, HttpMiddleware } from "@effect/platform"
 import { Cause, Data, Duration, Effect, Exit, Fiber, Option, Schedule, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
@@ -19,6 +18,7 @@ import { restore, type DurableState } from "../core/state.ts"
 import { PEER_BODY_MAX_BYTES } from "./body.ts"
 import { ConfigError, defaultDataDir, indexOfNode, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
 import { CLIENT_BODY_TIMEOUT_MS } from "./body.ts"
+import { serveFront } from "./front.ts"
 import { CLIENT_REQUESTS_MAX, HttpState, makeApp, type ApiDeps, type PeerAuth } from "./http.ts"
 import { makeLog, type Log } from "./log.ts"
 import { newCounters, newPeerAuthCounters } from "./metrics.ts"
@@ -162,18 +162,30 @@ function openStore(s: Setup): Effect.Effect<{ store: SqliteStore; durable: Durab
   )
 }
 
-/** Listens on the node's port and serves the API (until the scope ends); StartupError when the port is taken. */
+/**
+ * Listens on the node's port and serves the API (until the scope ends); StartupError when the port
+ * is taken. The hot paths are plain Bun handlers (front.ts); the rest is the Effect router app,
+ * run as a web handler on this program's runtime.
+ */
 function listen(s: Setup, deps: ApiDeps): Effect.Effect<void, StartupError, Scope.Scope> {
   return Effect.gen(function* () {
-    const bun = yield* BunHttpServer.make({
+    const app = yield* makeApp(deps)
+    // No tracing spans per request: nobody collects them, and they cost a tenth of a request's CPU.
+    const runtime = yield* Effect.runtime<never>().pipe(HttpMiddleware.withTracerDisabledWhenEffect(() => true))
+    const cold = HttpApp.toWebHandlerRuntime(runtime)(app)
+    const options = {
       port: s.address.port,
       hostname: listenHost(s.address.host),
       idleTimeout: IDLE_TIMEOUT_S,
       maxRequestBodySize: PEER_BODY_MAX_BYTES + 1024 * 1024
-    }).pipe(Effect.catchAllDefect((d) => new StartupError({ code: 1, message: `cannot listen on ${s.address.name}: ${oneLine(d)}` })))
-    const app = yield* makeApp(deps)
-    // No tracing spans per request: nobody collects them, and they cost a tenth of a request's CPU.
-    yield* HttpServer.serveEffect(app).pipe(Effect.provideService(HttpServer.HttpServer, bun), HttpMiddleware.withTracerDisabledWhenEffect(() => true))
+    }
+    yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => serveFront(options, deps, cold),
+        catch: (e) => new StartupError({ code: 1, message: `cannot listen on ${s.address.name}: ${oneLine(e)}` })
+      }),
+      (server) => Effect.sync(() => void server.stop())
+    )
   })
 }
 

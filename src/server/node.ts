@@ -1,14 +1,15 @@
 /**
- * The node: the pure core (`runBatch` over `step`) driven by one fiber that drains a single input
- * queue. Each turn takes every queued input (at most BATCH_INPUTS_MAX) and runs one batch: one
- * SQLite transaction, hence one fsync, for all writes of all requests in it (group commit).
+ * The node: the pure core's Effect program (`runBatch` over `step`) run batch by batch over a
+ * single bounded input queue. Each turn takes every queued input (at most BATCH_INPUTS_MAX) and
+ * runs one batch: one SQLite transaction, hence one fsync, for all writes of all requests in it
+ * (group commit). Client requests wait in a map of callbacks, answered when the core replies.
  *
  * The three services the core needs are provided here: Network (messages to self are looped back
  * into the next batch, never sent over the network; others go to the peer outboxes), Storage
  * (SqliteStore, failure = StorageError) and Clients (completes the waiting HTTP requests).
- * A batch runs uninterruptibly, so the node state always reflects every input it stepped.
+ * A batch runs synchronously to the end, so the node state always reflects every input it stepped.
  */
-import { Context, Data, Effect, Exit, HashMap, Option, Queue, Cause } from "effect"
+import { Cause, Context, Data, Effect, Exit, HashMap, Option } from "effect"
 import * as B from "../core/ballot.ts"
 import type { NodeConfig } from "../core/config.ts"
 import { InvariantViolation, MARKER } from "../core/invariant.ts"
@@ -31,22 +32,21 @@ export const WAITING_MAX = 20_000
 /** Inputs stepped in one batch (one fsync), at most. */
 export const BATCH_INPUTS_MAX = 2_048
 
-/** Resumes after the event loop has processed pending I/O (setImmediate runs after I/O callbacks). */
-const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const t = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(t))
-})
-
 /** The node cannot go on: the process must stop with `code` after logging `line`. */
 export class Fatal extends Data.TaggedError("Fatal")<{ readonly code: number; readonly line: string }> {}
 
-/** What a client request waits for: a 200 body, or an API error. */
-type Resume = (exit: Effect.Effect<string, ApiError>) => void
+/** How a client request ends: a 200 body, or an API error. Called exactly once. */
+export type Done = (body: string | null, error: ApiError | null) => void
 
 interface Waiter {
-  readonly resume: Resume
+  readonly done: Done
   readonly wantList: boolean
+  /** Date.now() after which the request is answered 504 if the core has not answered it. */
+  readonly deadline: number
 }
+
+/** How often waiters past their safety deadline are looked for. */
+const SWEEP_EVERY_MS = 250
 
 export interface NodeDeps {
   readonly cfg: NodeConfig
@@ -62,7 +62,8 @@ export interface NodeDeps {
 export class Node {
   state: NodeState
   readonly listJson = new ListJson()
-  private readonly inbox: Queue.Queue<Input>
+  /** Inputs waiting for the next batch, at most INPUT_QUEUE_MAX. */
+  private inbox: Input[] = []
   /** Messages this node sent to itself in the last batch: the first inputs of the next. */
   private loopback: Input[] = []
   private readonly waiting = new Map<number, Waiter>()
@@ -70,14 +71,21 @@ export class Node {
   private stopping = false
   private readonly ctx: Context.Context<Storage | Network | Clients>
   private catchingUpSince = 0
+  /** Set while `run` runs: how the loop reports a fatal error. */
+  private onFatal: ((f: Fatal) => void) | null = null
+  private scheduled = false
+  /** A batch is running (waiting for its fsync): the next waits for it. */
+  private busy = false
+  private nextSweep = 0
+  private readonly safetyMs: number
 
   constructor(
     initial: NodeState,
     private readonly d: NodeDeps
   ) {
     this.state = initial
-    this.inbox = Effect.runSync(Queue.dropping<Input>(INPUT_QUEUE_MAX))
     this.listJson.sync(initial.list)
+    this.safetyMs = d.cfg.requestTicks * d.tickMs + 3_000
     this.ctx = Context.make(Storage, { persist: (ws) => this.persist(ws) }).pipe(
       Context.add(Network, { send: (es) => Effect.sync(() => this.send(es)) }),
       Context.add(Clients, { reply: (rs, st) => Effect.sync(() => this.reply(rs, st)) })
@@ -91,121 +99,207 @@ export class Node {
   // -------------------------------------------------------------------------------------------
   // Inputs
 
-  /** Submits a client append and waits for its answer (a 200 body or an ApiError). */
-  append(value: number, client: string | undefined, seq: number | undefined, wantList: boolean): Effect.Effect<string, ApiError> {
+  /**
+   * Submits a client append; `done` gets its answer (a 200 body or an ApiError), exactly once:
+   * at once when the node cannot take it, else when the core answers, or at the safety deadline.
+   * Returns the request id (for `abandon`), or 0 when it was answered at once.
+   */
+  appendWith(value: number, client: string | undefined, seq: number | undefined, wantList: boolean, done: Done): number {
     this.d.counters.clientAppends += 1
-    return this.submit(wantList, (rid) =>
-      client !== undefined && seq !== undefined ? { _tag: "Append", rid, value, client, seq } : { _tag: "Append", rid, value }
-    )
+    const rid = this.nextRid
+    const input: Input = client !== undefined && seq !== undefined ? { _tag: "Append", rid, value, client, seq } : { _tag: "Append", rid, value }
+    return this.submit(input, wantList, done)
   }
 
-  /** Submits a linearizable read (a read marker through the log) and waits for its answer. */
-  read(): Effect.Effect<string, ApiError> {
+  /** Submits a linearizable read (a read marker through the log), as `appendWith`. */
+  readWith(done: Done): number {
     this.d.counters.clientReads += 1
-    return this.submit(true, (rid) => ({ _tag: "Read", rid }))
+    return this.submit({ _tag: "Read", rid: this.nextRid }, true, done)
+  }
+
+  /** The same as an Effect: the 200 body, or the ApiError. */
+  append(value: number, client: string | undefined, seq: number | undefined, wantList: boolean): Effect.Effect<string, ApiError> {
+    return this.await((done) => this.appendWith(value, client, seq, wantList, done))
+  }
+
+  /** A linearizable read as an Effect. */
+  read(): Effect.Effect<string, ApiError> {
+    return this.await((done) => this.readWith(done))
+  }
+
+  private await(start: (done: Done) => number): Effect.Effect<string, ApiError> {
+    return Effect.async<string, ApiError>((resume) => {
+      const rid = start((body, error) => resume(error === null ? Effect.succeed(body as string) : Effect.fail(error)))
+      return rid === 0 ? undefined : Effect.sync(() => void this.abandon(rid))
+    })
+  }
+
+  /**
+   * The client of `rid` went away: its answer is no longer awaited (the command itself may still
+   * be applied; nobody is told). False when it was answered already.
+   */
+  abandon(rid: number): boolean {
+    return this.waiting.delete(rid)
   }
 
   /** Peer messages from `from` (already validated): queued as inputs. Returns how many were dropped. */
   receive(from: number, msgs: readonly Message[]): number {
     let dropped = 0
-    for (const msg of msgs) if (!this.inbox.unsafeOffer({ _tag: "Receive", from, msg })) dropped++
+    for (const msg of msgs) if (!this.offer({ _tag: "Receive", from, msg })) dropped++
     this.d.counters.inputsDropped += dropped
     return dropped
   }
 
-  /** One tick of the core's clock. */
+  /** One tick of the core's clock; also answers requests past their safety deadline. */
   tick(): Effect.Effect<void> {
     return Effect.sync(() => {
-      if (!this.inbox.unsafeOffer({ _tag: "Tick" })) this.d.counters.inputsDropped += 1
+      if (!this.offer({ _tag: "Tick" })) this.d.counters.inputsDropped += 1
+      const now = Date.now()
+      if (now >= this.nextSweep) {
+        this.nextSweep = now + SWEEP_EVERY_MS
+        this.sweep(now)
+      }
     })
   }
 
-  private submit(wantList: boolean, make: (rid: number) => Input): Effect.Effect<string, ApiError> {
-    const safetyMs = this.d.cfg.requestTicks * this.d.tickMs + 3_000
-    const self = this
-    const wait = Effect.async<string, ApiError>((resume) => {
-      if (self.stopping) {
-        resume(Effect.fail(new Unavailable({ message: "the node is shutting down; not applied", reason: "ShuttingDown" })))
-        return
-      }
-      if (self.waiting.size >= WAITING_MAX) {
-        resume(Effect.fail(new Unavailable({ message: `${WAITING_MAX} requests are already waiting on this node; not applied, try again later`, reason: "Overloaded" })))
-        return
-      }
-      const rid = self.nextRid++
-      self.waiting.set(rid, { resume, wantList })
-      if (!self.inbox.unsafeOffer(make(rid))) {
-        self.waiting.delete(rid)
-        self.d.counters.inputsDropped += 1
-        resume(Effect.fail(new Unavailable({ message: "the node's input queue is full; not applied, try again later", reason: "Overloaded" })))
-        return
-      }
-      return Effect.sync(() => self.waiting.delete(rid))
-    })
-    return wait.pipe(
-      Effect.timeoutFail({
-        duration: safetyMs,
-        onTimeout: () => new OutcomeUnknown({ message: `no answer from the node within ${safetyMs} ms; the request may or may not be applied`, reason: "Timeout" })
-      }),
-      Effect.tapBoth({
-        onFailure: (e) => Effect.sync(() => this.countError(e)),
-        onSuccess: () => Effect.sync(() => (this.d.counters.clientOk += 1))
-      })
-    )
+  private offer(input: Input): boolean {
+    if (this.inbox.length >= INPUT_QUEUE_MAX) return false
+    this.inbox.push(input)
+    this.schedule()
+    return true
   }
 
-  private countError(e: ApiError): void {
-    if (e._tag === "OutcomeUnknown") this.d.counters.clientUnknown += 1
-    else if (e._tag === "Unavailable") this.d.counters.clientUnavailable += 1
+  private submit(input: Input & { readonly rid: number }, wantList: boolean, done: Done): number {
+    if (this.stopping) {
+      this.finish(done, null, new Unavailable({ message: "the node is shutting down; not applied", reason: "ShuttingDown" }))
+      return 0
+    }
+    if (this.waiting.size >= WAITING_MAX) {
+      this.finish(done, null, new Unavailable({ message: `${WAITING_MAX} requests are already waiting on this node; not applied, try again later`, reason: "Overloaded" }))
+      return 0
+    }
+    if (!this.offer(input)) {
+      this.d.counters.inputsDropped += 1
+      this.finish(done, null, new Unavailable({ message: "the node's input queue is full; not applied, try again later", reason: "Overloaded" }))
+      return 0
+    }
+    const rid = input.rid
+    this.nextRid = rid + 1
+    this.waiting.set(rid, { done, wantList, deadline: Date.now() + this.safetyMs })
+    return rid
+  }
+
+  /** Answers a request and counts how it ended. */
+  private finish(done: Done, body: string | null, error: ApiError | null): void {
+    const c = this.d.counters
+    if (error === null) c.clientOk += 1
+    else if (error._tag === "OutcomeUnknown") c.clientUnknown += 1
+    else if (error._tag === "Unavailable") c.clientUnavailable += 1
+    done(body, error)
+  }
+
+  /**
+   * Answers 504 to requests the core has not answered by their deadline (the core answers every
+   * request within requestTicks; this is the net under it). Waiters are in the order they came,
+   * all with the same timeout, so the scan stops at the first one still in time.
+   */
+  private sweep(now: number): void {
+    for (const [rid, w] of this.waiting) {
+      if (w.deadline > now) break
+      this.waiting.delete(rid)
+      this.finish(w.done, null, new OutcomeUnknown({ message: `no answer from the node within ${this.safetyMs} ms; the request may or may not be applied`, reason: "Timeout" }))
+    }
   }
 
   // -------------------------------------------------------------------------------------------
   // The loop
 
-  /** Drains the input queue batch by batch until interrupted; fails with Fatal when the node must stop. */
+  /**
+   * Runs the loop until interrupted; fails with Fatal when the node must stop. Each turn of the
+   * loop is one batch: every input queued since the last (at most BATCH_INPUTS_MAX), stepped and
+   * performed by the core's Effect program (runBatch) synchronously, with one SQLite transaction,
+   * hence one fsync, for all writes of all of them (group commit). A turn is scheduled with
+   * setImmediate, which runs after the event loop's pending I/O callbacks: every request and peer
+   * frame that arrived meanwhile joins the batch, and a busy node never starves its sockets.
+   */
   run(): Effect.Effect<never, Fatal> {
-    const self = this
-    return Effect.gen(function* () {
-      for (;;) {
-        const inputs = yield* self.nextBatch()
-        yield* Effect.uninterruptible(self.step(inputs))
-        // Let the event loop run its pending I/O (requests, peer envelopes, responses) before the
-        // next batch: fibers resume in microtasks, which would otherwise starve I/O while inputs
-        // keep coming, and the next batch then carries everything that arrived meanwhile.
-        yield* yieldToEventLoop
-      }
+    return Effect.async<never, Fatal>((resume) => {
+      this.onFatal = (f) => resume(Effect.fail(f))
+      if (this.inbox.length + this.loopback.length > 0) this.schedule()
+      return Effect.sync(() => {
+        this.onFatal = null
+      })
     })
   }
 
-  private nextBatch(): Effect.Effect<Input[]> {
-    if (this.loopback.length === 0) {
-      return Effect.map(Queue.takeBetween(this.inbox, 1, BATCH_INPUTS_MAX), (c) => Array.from(c))
-    }
-    const first = this.loopback
-    this.loopback = []
-    return Effect.map(Queue.takeUpTo(this.inbox, Math.max(0, BATCH_INPUTS_MAX - first.length)), (c) => first.concat(Array.from(c)))
+  private schedule(): void {
+    if (this.scheduled || this.busy || this.onFatal === null) return
+    this.scheduled = true
+    setImmediate(this.turn)
   }
 
-  private step(inputs: Input[]): Effect.Effect<void, Fatal> {
+  private readonly turn = (): void => {
+    this.scheduled = false
+    if (this.onFatal === null || this.busy) return
+    const inputs = this.nextBatch()
+    if (inputs.length === 0) return
+    this.busy = true
+    this.step(inputs, (fatal) => {
+      this.busy = false
+      if (fatal !== null) {
+        const report = this.onFatal
+        this.onFatal = null
+        report?.(fatal)
+        return
+      }
+      if (this.inbox.length + this.loopback.length > 0) this.schedule()
+    })
+  }
+
+  private nextBatch(): Input[] {
+    let inputs: Input[]
+    if (this.loopback.length === 0) inputs = this.takeInbox(BATCH_INPUTS_MAX)
+    else {
+      inputs = this.loopback
+      this.loopback = []
+      for (const i of this.takeInbox(Math.max(0, BATCH_INPUTS_MAX - inputs.length))) inputs.push(i)
+    }
+    return inputs
+  }
+
+  private takeInbox(max: number): Input[] {
+    if (this.inbox.length <= max) {
+      const all = this.inbox
+      this.inbox = []
+      return all
+    }
+    return this.inbox.splice(0, max)
+  }
+
+  /**
+   * Runs one batch: the core's program steps it at once and performs its outputs, waiting for the
+   * fsync of its writes (off the event loop) before what depends on them; `then` gets null when
+   * it is done, or the Fatal when the node must stop.
+   */
+  private step(inputs: Input[], then: (fatal: Fatal | null) => void): void {
     const before = this.state
     const t0 = performance.now()
-    return Effect.exit(Effect.provide(runBatch(before, inputs), this.ctx)).pipe(
-      Effect.flatMap((exit) => {
-        this.d.counters.batchMicros += Math.round((performance.now() - t0) * 1000)
-        if (Exit.isSuccess(exit)) {
-          this.state = exit.value.state
-          this.d.counters.batches += 1
-          this.d.counters.batchInputs += inputs.length
-          this.observe(before, exit.value.state, exit.value.events)
-          return Effect.void
-        }
-        const fatal = this.fatal(exit.cause)
-        // Said at once, before any shutdown work: the line must reach the log even if that hangs.
-        process.stderr.write(`${new Date().toISOString()} ${fatal.line}\n`)
-        setTimeout(() => process.exit(fatal.code), 5_000).unref()
-        return Effect.fail(fatal)
-      })
-    )
+    const fiber = Effect.runFork(Effect.provide(runBatch(before, inputs), this.ctx))
+    fiber.addObserver((exit) => {
+      this.d.counters.batchMicros += Math.round((performance.now() - t0) * 1000)
+      if (Exit.isSuccess(exit)) {
+        this.state = exit.value.state
+        this.d.counters.batches += 1
+        this.d.counters.batchInputs += inputs.length
+        this.observe(before, exit.value.state, exit.value.events)
+        return then(null)
+      }
+      const fatal = this.fatal(exit.cause)
+      // Said at once, before any shutdown work: the line must reach the log even if that hangs.
+      process.stderr.write(`${new Date().toISOString()} ${fatal.line}\n`)
+      setTimeout(() => process.exit(fatal.code), 5_000).unref()
+      then(fatal)
+    })
   }
 
   /** The Fatal for a failed batch: an invariant violation, a storage failure, or another defect. */
@@ -226,16 +320,22 @@ export class Node {
   // -------------------------------------------------------------------------------------------
   // Services
 
+  /** Commits the batch's writes, then waits (off the event loop) for their fdatasync. */
   private persist(writes: readonly Write[]): Effect.Effect<void, StorageError> {
-    return Effect.try({
-      try: () => {
-        const t0 = performance.now()
-        this.d.store.persist(writes)
-        this.d.counters.persistMicros += Math.round((performance.now() - t0) * 1000)
-        this.d.counters.fsyncs += 1
-        this.d.counters.writes += writes.length
-      },
-      catch: (e) => new StorageError({ message: oneLine(e), cause: e })
+    return Effect.async<void, StorageError>((resume) => {
+      const t0 = performance.now()
+      const failed = (e: unknown) => resume(Effect.fail(new StorageError({ message: oneLine(e), cause: e })))
+      try {
+        this.d.store.persistAsync(writes, (e) => {
+          if (e !== null) return failed(e)
+          this.d.counters.persistMicros += Math.round((performance.now() - t0) * 1000)
+          this.d.counters.fsyncs += 1
+          this.d.counters.writes += writes.length
+          resume(Effect.void)
+        })
+      } catch (e) {
+        failed(e)
+      }
     })
   }
 
@@ -262,14 +362,14 @@ export class Node {
       this.waiting.delete(r.rid)
       if (r._tag === "Rejected") {
         const fields = { message: r.message, reason: r.reason }
-        w.resume(Effect.fail(r.definite ? new Unavailable(fields) : new OutcomeUnknown(fields)))
+        this.finish(w.done, null, r.definite ? new Unavailable(fields) : new OutcomeUnknown(fields))
         continue
       }
       if (!synced) {
         this.listJson.sync(state.list)
         synced = true
       }
-      w.resume(Effect.succeed(this.body(r, state, w.wantList)))
+      this.finish(w.done, this.body(r, state, w.wantList), null)
     }
   }
 
@@ -369,9 +469,9 @@ export class Node {
     for (const [rid, w] of this.waiting) {
       n++
       if (fatal || sent.get(rid) === true) {
-        w.resume(Effect.fail(new OutcomeUnknown({ message: "the node stopped; the request was sent on and may or may not be applied", reason: "ShuttingDown" })))
+        this.finish(w.done, null, new OutcomeUnknown({ message: "the node stopped; the request was sent on and may or may not be applied", reason: "ShuttingDown" }))
       } else {
-        w.resume(Effect.fail(new Unavailable({ message: "the node stopped before proposing the request; not applied", reason: "ShuttingDown" })))
+        this.finish(w.done, null, new Unavailable({ message: "the node stopped before proposing the request; not applied", reason: "ShuttingDown" }))
       }
     }
     this.waiting.clear()
@@ -383,8 +483,8 @@ export class Node {
     return this.waiting.size
   }
 
-  /** Inputs waiting in the queue (Queue.size is negative while the loop waits on it). */
+  /** Inputs waiting for the next batch. */
   get queuedInputs(): number {
-    return Math.max(0, Effect.runSync(Queue.size(this.inbox)))
+    return this.inbox.length + this.loopback.length
   }
 }
