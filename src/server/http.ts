@@ -401,8 +401,16 @@ export function status(d: ApiDeps) {
       peerBodyBytes: d.http.peerBodies.budget.used
     },
     uptimeMs: Date.now() - d.startedAt,
+    pid: process.pid,
+    memory: memory(),
     counters: { ...c, peerBytesPerDecision: c.decisions === 0 ? 0 : Math.round(c.peerBytesSent / c.decisions) }
   }
+}
+
+/** The process's memory in bytes: resident, and the JavaScript heap's size and use. */
+function memory(): { rss: number; heapTotal: number; heapUsed: number; external: number } {
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external }
 }
 
 /** GET /metrics. */

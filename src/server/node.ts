@@ -352,6 +352,7 @@ export class Node {
       if (json === undefined) memo.set(e.msg, (json = JSON.stringify(e.msg)))
       this.d.outboxes.enqueue(e.to, json)
     }
+    if (memo !== undefined) this.d.outboxes.flush()
   }
 
   private reply(replies: readonly Reply[], state: NodeState): void {

@@ -6,12 +6,15 @@
  * (the same envelope format, which tools and tests can also use).
  *
  * Sending: one bounded outbox per destination (messages already serialized; over the bound the
- * oldest are dropped and counted: Paxos tolerates loss, and the newest messages matter most). One
- * sender fiber per destination connects (with a timeout, and an exponential, jittered backoff
- * after failures), then takes whatever is queued and coalesces it into one frame (at most
- * messagesPerEnvelopeMax messages and ENVELOPE_MAX_BYTES). A keep-alive fiber pings every
- * PING_INTERVAL; a connection that has not answered for DEAD_AFTER is terminated and reopened,
- * so a half-open connection (a partition, a peer that vanished) costs at most that long.
+ * oldest are dropped and counted: Paxos tolerates loss, and the newest messages matter most).
+ * After each batch the node calls `flush`, which coalesces what is queued for each destination
+ * into one frame (at most messagesPerEnvelopeMax messages and ENVELOPE_MAX_BYTES) and sends it at
+ * once on an open connection. Whatever cannot go at once is left to the destination's sender
+ * fiber, which connects (with a timeout, and an exponential, jittered backoff after failures),
+ * waits for a full socket buffer to drain, signs frames when there is a secret, and sends. A
+ * keep-alive fiber pings every PING_INTERVAL; a connection that has not answered for DEAD_AFTER
+ * is terminated and reopened, so a half-open connection (a partition, a peer that vanished) costs
+ * at most that long.
  *
  * Receiving: `acceptEnvelope` checks an envelope's JSON, schema, cluster id, sender and receiver
  * before any of its messages reaches the core.
@@ -135,7 +138,7 @@ export class Outboxes {
     this.header = `{"cluster":${JSON.stringify(o.clusterId)},"from":${o.self},"to":`
   }
 
-  /** Queues one serialized message for `to`; drops the oldest past the outbox bounds. */
+  /** Queues one serialized message for `to` (sent at the next `flush`); drops the oldest past the outbox bounds. */
   enqueue(to: number, json: string): void {
     const link = this.links[to]
     if (link === undefined) return
@@ -145,7 +148,29 @@ export class Outboxes {
       link.dropped += 1
       this.o.counters.peerMessagesDropped += 1
     }
-    link.wake.unsafeOffer(true)
+  }
+
+  /**
+   * Sends what was queued since the last flush (the node calls it after each batch's messages).
+   * Where that needs no waiting (an open connection with room in its buffer, no signing, which is
+   * asynchronous, and frames that fit) it is sent here and now, one frame per destination, with no
+   * fiber involved; anything else wakes the link's sender fiber, which connects, waits or signs.
+   */
+  flush(): void {
+    const direct = this.o.signer === null
+    for (const link of this.links) {
+      if (link === undefined || link.length === 0) continue
+      const ws = link.ws
+      if (direct && ws !== null) {
+        while (link.length > 0 && ws.readyState === WebSocket.OPEN && ws.bufferedAmount <= SOCKET_BUFFERED_MAX) {
+          if ((link.queue[link.head] as string).length > FRAME_MAX_BYTES - 1024) break
+          const { body, count } = this.takeEnvelope(link)
+          ws.send(body)
+          this.sent(link, body, count)
+        }
+      }
+      if (link.length > 0) link.wake.unsafeOffer(true)
+    }
   }
 
   status(): PeerStatus[] {

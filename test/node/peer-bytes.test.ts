@@ -16,6 +16,8 @@ afterAll(cleanup)
 const TOTAL = Number(process.env.PAXOS_BYTES_TEST_APPENDS ?? 100_000)
 const WINDOW = 1_000
 const WORKERS = 16
+/** Values all have 8 digits, so that the windows differ in the log's length and not in the values' width. */
+const VALUE_BASE = 10_000_000
 
 test(`peer bytes per append: the same at 1,000 and at ${TOTAL.toLocaleString("en")} appends`, async () => {
   const { cluster } = await startCluster(3, ["--snapshot-every", "100"])
@@ -23,7 +25,7 @@ test(`peer bytes per append: the same at 1,000 and at ${TOTAL.toLocaleString("en
   /** Appends `n` more values (without asking for the list back). */
   const appendMore = async (n: number) => {
     const last = next + n - 1
-    const r = await runWorkload({ nodes: cluster.names, workers: WORKERS, history: new History(), timeoutMs: 10_000, list: false, next: () => (next <= last ? next++ : null) })
+    const r = await runWorkload({ nodes: cluster.names, workers: WORKERS, history: new History(), timeoutMs: 10_000, list: false, next: () => (next <= last ? VALUE_BASE + next++ : null) })
     expect(r.fail + r.info).toBe(0)
   }
   /** Peer bytes sent per append over a window of WINDOW appends. */

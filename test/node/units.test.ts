@@ -88,6 +88,28 @@ describe("ListJson", () => {
     expect(j.json(4)).toBe("[5,-3,9007199254740991,0]")
     expect(JSON.parse(j.json(3))).toEqual([5, -3, 9007199254740991])
   })
+  test("every prefix agrees with JSON.stringify across folds, growth and batches of any size", () => {
+    let seed = 7
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n)
+    const j = new ListJson()
+    let l = PList.empty()
+    const all: number[] = []
+    for (let batch = 0; batch < 1_500; batch++) {
+      const k = rnd(batch % 100 === 0 ? 400 : 12)
+      for (let i = 0; i < k; i++) {
+        const v = rnd(3) === 0 ? -rnd(1_000_000_000) : rnd(100)
+        all.push(v)
+        l = l.push(v)
+      }
+      j.sync(l)
+      if (rnd(5) === 0) {
+        const n = rnd(all.length + 2)
+        expect(j.json(n)).toBe(JSON.stringify(all.slice(0, n)))
+      }
+    }
+    expect(j.length).toBe(all.length)
+    expect(j.json(all.length)).toBe(JSON.stringify(all))
+  })
 })
 
 describe("flags", () => {
