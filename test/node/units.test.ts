@@ -3,10 +3,13 @@
  * (compared with the simulator's in-memory store, which defines what a write means), the list's
  * JSON cache, and the flag parser.
  */
+import { Database } from "bun:sqlite"
 import { afterAll, describe, expect, test } from "bun:test"
+import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import type { Write } from "../../src/core/state.ts"
 import { PList } from "../../src/core/plist.ts"
+import { Random } from "../../src/core/prng.ts"
 import { MemStore } from "../../src/sim/store.ts"
 import { parseFlags } from "../../src/cli/args.ts"
 import { ConfigError, parseConfig } from "../../src/server/cluster-config.ts"
@@ -67,6 +70,77 @@ describe("SqliteStore", () => {
     store.close()
   })
 
+  test("random snapshots (list cuts, client changes) on one open store load back as the reference store holds them", () => {
+    const random = new Random(11)
+    const rnd = (n: number) => random.int(0, n)
+    const dir = join(tempDir(), "d")
+    const mem = new MemStore()
+    let { store } = SqliteStore.open(dir, id)
+    let list: number[] = []
+    let clients = new Map<string, { client: string; seq: number; value: number; index: number; slot: number }>()
+    for (let slot = 1; slot <= 300; slot++) {
+      const from = rnd(4) === 0 ? rnd(list.length + 1) : list.length
+      const values = Array.from({ length: rnd(30) }, () => (rnd(2) === 0 ? -rnd(2 ** 30) : rnd(2 ** 30)) * 8_388_608 + rnd(99))
+      list = list.slice(0, from).concat(values)
+      clients = new Map(clients)
+      for (let k = rnd(4); k > 0; k--) {
+        const name = `c${rnd(12)}`
+        if (rnd(5) === 0) clients.delete(name)
+        else clients.set(name, { client: name, seq: rnd(1000), value: rnd(1000), index: rnd(list.length + 1), slot })
+      }
+      const ws: Write[] = [{ _tag: "Snapshot", slot, from, values, clients: [...clients.values()] }]
+      store.persist(ws)
+      mem.apply(ws)
+      if (rnd(10) === 0 || slot === 300) {
+        store.close()
+        const reopened = SqliteStore.open(dir, id)
+        store = reopened.store
+        const want = mem.load()
+        expect(reopened.durable.snapshot.list).toEqual([...want.snapshot.list])
+        expect(reopened.durable.snapshot.list).toEqual(list)
+        const byName = (a: { client: string }, b: { client: string }) => a.client.localeCompare(b.client)
+        expect([...reopened.durable.snapshot.clients].sort(byName)).toEqual([...want.snapshot.clients].sort(byName))
+      }
+    }
+    store.close()
+  })
+
+  test("a format 1 data file (one list row per value) is upgraded in place and loads the same", () => {
+    const dir = join(tempDir(), "d")
+    mkdirSync(dir, { recursive: true })
+    const db = new Database(join(dir, "paxos.sqlite"), { create: true, strict: true })
+    db.run("PRAGMA journal_mode = WAL")
+    for (const sql of [
+      "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+      "CREATE TABLE promise (id INTEGER PRIMARY KEY CHECK (id = 0), round INTEGER NOT NULL, leader INTEGER NOT NULL)",
+      "CREATE TABLE accepted (slot INTEGER PRIMARY KEY, round INTEGER NOT NULL, leader INTEGER NOT NULL, value TEXT NOT NULL)",
+      "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 0), slot INTEGER NOT NULL)",
+      "CREATE TABLE list (idx INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
+      "CREATE TABLE clients (client TEXT PRIMARY KEY, seq INTEGER NOT NULL, value INTEGER NOT NULL, idx INTEGER NOT NULL, slot INTEGER NOT NULL) WITHOUT ROWID"
+    ])
+      db.run(sql)
+    for (const [k, v] of [["format_version", "1"], ["cluster_id", id.clusterId], ["node", id.node]]) db.run("INSERT INTO meta VALUES (?, ?)", [k as string, v as string])
+    db.run("INSERT INTO promise VALUES (0, 3, 1)")
+    db.run("INSERT INTO snapshot VALUES (0, 7)")
+    db.run("INSERT INTO accepted VALUES (8, 3, 1, ?)", [JSON.stringify(cmd(8))])
+    const list = [5, -3, 9007199254740991, 0]
+    list.forEach((v, i) => db.run("INSERT INTO list VALUES (?, ?)", [i, v]))
+    db.run("INSERT INTO clients VALUES ('c', 2, -3, 1, 7)")
+    db.close()
+    const { store, durable } = SqliteStore.open(dir, id)
+    store.close()
+    expect(durable.promised).toEqual(b(3, 1))
+    expect(durable.snapshot).toEqual({ slot: 7, list, clients: [{ client: "c", seq: 2, value: -3, index: 1, slot: 7 }] })
+    expect(durable.accepted).toEqual([{ slot: 8, ballot: b(3, 1), value: cmd(8) }])
+    const after = new Database(join(dir, "paxos.sqlite"), { readonly: true })
+    expect(after.query("SELECT value FROM meta WHERE key = 'format_version'").get()).toEqual({ value: "2" })
+    expect(after.query("SELECT count(*) AS n FROM sqlite_master WHERE name = 'list'").get()).toEqual({ n: 0 })
+    after.close()
+    const again = SqliteStore.open(dir, id)
+    expect(again.durable.snapshot.list).toEqual(list)
+    again.store.close()
+  })
+
   test("a second open of a data dir in use is refused", () => {
     const dir = join(tempDir(), "d")
     const { store } = SqliteStore.open(dir, id)
@@ -89,8 +163,8 @@ describe("ListJson", () => {
     expect(JSON.parse(j.json(3))).toEqual([5, -3, 9007199254740991])
   })
   test("every prefix agrees with JSON.stringify across folds, growth and batches of any size", () => {
-    let seed = 7
-    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n)
+    const random = new Random(7)
+    const rnd = (n: number) => random.int(0, n)
     const j = new ListJson()
     let l = PList.empty()
     const all: number[] = []
