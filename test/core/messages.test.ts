@@ -6,24 +6,9 @@ import assert from "node:assert/strict"
 import { Either, ParseResult, Schema as S } from "effect"
 import { AppendRequest, Message, PeerEnvelope, strict } from "../../src/core/messages.ts"
 import { test } from "../portable.ts"
+import { ballot, SAMPLE_MESSAGES } from "./samples.ts"
 
-const ballot = { round: 3, leader: 1 }
-const append = { _tag: "Append" as const, id: "1.ab.7", value: -5, client: "c1", seq: 2 }
-const read = { _tag: "Read" as const, id: "1.ab.8" }
-const samples: Message[] = [
-  { _tag: "Prepare", ballot, from: 4 },
-  { _tag: "Promise", ballot, snapshot: 3, accepted: [{ slot: 4, ballot, value: [append, read] }] },
-  { _tag: "Accept", ballot, entries: [{ slot: 5, value: [append] }, { slot: 6, value: [] }], commit: 4 },
-  { _tag: "Accepted", ballot, slots: [5, 6] },
-  { _tag: "Nack", ballot, promised: { round: 4, leader: 2 } },
-  { _tag: "Commit", ballot, commit: 6 },
-  { _tag: "CommitAck", ballot, applied: 6 },
-  { _tag: "Forward", commands: [append, read] },
-  { _tag: "ForwardReject", ids: ["1.ab.7"], reason: "NotLeader" },
-  { _tag: "CatchupRequest", from: 2, listLength: 10 },
-  { _tag: "CatchupReply", entries: [{ slot: 2, value: [append] }] },
-  { _tag: "Snapshot", slot: 9, listFrom: 1, values: [2, 3], clients: [{ client: "c1", seq: 2, value: -5, index: 2, slot: 8 }], complete: true }
-]
+const samples = SAMPLE_MESSAGES
 
 const decodeMessage = S.decodeUnknownEither(Message, strict)
 

@@ -1,0 +1,784 @@
+/**
+ * The hand-written envelope validator (src/core/fast-decode.ts) agrees with the Schema of
+ * messages.ts: for every input, `fastDecodeEnvelope` returns the input exactly when
+ * `S.decodeUnknownEither(PeerEnvelope, strict)` succeeds, and the Schema's output then deep-equals
+ * it. Shown four ways:
+ *
+ * 1. Property tests (fast-check): valid envelopes from `Arbitrary.make(PeerEnvelope)`, and the same
+ *    envelopes mutated at random depths (fields dropped, added or set to undefined, tags swapped,
+ *    numbers and strings pushed across every limit, arrays grown past their maxItems, subtrees
+ *    moved elsewhere, nulls, arrays in place of objects), each both as built and after a JSON round
+ *    trip, which is what the server decodes.
+ * 2. One table of hand-written cases per Schema rule, each stating the Schema's verdict.
+ * 3. Weakened validators (the real one with one check removed) are caught by the same property in
+ *    the same run budget, so a passing property means something.
+ * 4. A fingerprint of the Schema's AST: it has no transformation, and its rules are the ones
+ *    fast-decode.ts implements (change messages.ts and this fails until fast-decode.ts follows).
+ */
+import assert from "node:assert/strict"
+import { Arbitrary, Either, FastCheck as fc, Option, Schema as S, SchemaAST as AST } from "effect"
+import { LIMITS } from "../../src/core/config.ts"
+import { fastDecodeEnvelope } from "../../src/core/fast-decode.ts"
+import {
+  Accept,
+  Forward,
+  type PeerEnvelope,
+  PeerEnvelope as PeerEnvelopeSchema,
+  Promise as PromiseMessage,
+  strict
+} from "../../src/core/messages.ts"
+import { test } from "../portable.ts"
+import { append, ballot, client, read, SAMPLE_MESSAGES } from "./samples.ts"
+
+/** Property runs per property (each run checks the input as built and after a JSON round trip). */
+const RUNS = 4_000
+/** Time allowed to the tests that run properties or build the largest arrays (Bun's default is 5 s). */
+const SLOW_MS = 120_000
+
+const schemaDecode = S.decodeUnknownEither(PeerEnvelopeSchema, strict)
+
+type Decoder = (u: unknown) => PeerEnvelope | undefined
+
+/** What the server would decode: `x` after JSON.stringify and JSON.parse (undefined if not JSON). */
+function viaJson(x: unknown): unknown {
+  const text = JSON.stringify(x)
+  return text === undefined ? undefined : JSON.parse(text)
+}
+
+/** Asserts that `decode` and the Schema agree on `x`; returns whether the Schema accepted it. */
+function agreeOn(decode: Decoder, x: unknown): boolean {
+  const r = schemaDecode(x)
+  const fast = decode(x)
+  if (Either.isLeft(r)) {
+    assert.equal(fast, undefined, "the Schema rejects this, the fast validator accepts it")
+    return false
+  }
+  assert.notEqual(fast, undefined, "the Schema accepts this, the fast validator rejects it")
+  assert.equal(fast, x, "the fast validator returns its input")
+  assert.deepEqual(fast, r.right, "the Schema's output equals the input")
+  return true
+}
+
+/** The property: `decode` agrees with the Schema on `x` and on `x` after a JSON round trip. */
+const agreement = (decode: Decoder) => (x: unknown): void => {
+  agreeOn(decode, x)
+  agreeOn(decode, viaJson(x))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generators
+
+/**
+ * Valid envelopes: of every message type, and half of the time of the messages that carry
+ * commands, the traffic of a follower.
+ */
+const validEnvelope: fc.Arbitrary<PeerEnvelope> = fc.oneof(
+  Arbitrary.make(PeerEnvelopeSchema),
+  Arbitrary.make(S.Struct({ ...PeerEnvelopeSchema.fields, messages: S.Array(S.Union(Accept, Forward, PromiseMessage)) }))
+)
+
+const TAGS = [
+  "Prepare", "Promise", "Accept", "Accepted", "Nack", "Commit", "CommitAck", "Forward",
+  "ForwardReject", "CatchupRequest", "CatchupReply", "Snapshot", "Append", "Read"
+] as const
+const BAD_TAGS = ["Nope", "prepare", "", "Append ", "_tag"] as const
+
+/** Values that break (or just pass) a rule somewhere: type confusion and every numeric edge. */
+const NASTY: readonly unknown[] = [
+  null, undefined, true, false, 0, -0, 1, -1, 8, 9, 0.5, -1.5,
+  2 ** 53 - 1, 2 ** 53, -(2 ** 53 - 1), -(2 ** 53), 2 ** 60, 1e300, Number.NaN, Infinity, -Infinity,
+  "", "x", "c1", "0", "Append", "Read", "Prepare", "Accept",
+  [], {}, [0], [[]], { round: 0, leader: 0 }, { _tag: "Read", id: "r" }, { slot: 0, value: [] }
+]
+const nasty = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(...NASTY) },
+  { weight: 1, arbitrary: fc.integer() },
+  { weight: 1, arbitrary: fc.string({ maxLength: 3 }) }
+)
+
+/** Keys added to objects: strangers, JSON.parse's own `__proto__`, and fields of other structs. */
+const EXTRA_KEYS = [
+  "extra", "__proto__", "constructor", "toString", "0", "length", "_tag", "round", "leader", "slot",
+  "value", "ballot", "client", "seq", "id", "from", "to", "commit", "entries", "index", "cluster", "messages"
+] as const
+
+/** The length limits of strings by field name (an item of `ids` is a command id too). */
+const STRING_LIMITS: Readonly<Record<string, number>> = {
+  cluster: 128,
+  id: LIMITS.commandIdLengthMax,
+  client: LIMITS.clientIdLengthMax,
+  reason: LIMITS.reasonLengthMax
+}
+/** A length for a string in field `key`: empty, one, or around its limit (in UTF-16 code units). */
+function stringLength(key: string | number, n: number): number {
+  const limit = STRING_LIMITS[key] ?? LIMITS.commandIdLengthMax
+  return [0, 1, limit - 1, limit, limit + 1][n % 5] ?? 0
+}
+/** Short array lengths, and the maxItems of arrays by field name (those small enough to build often). */
+const SHORT_LENGTHS = [0, 1, 2] as const
+const ARRAY_LIMITS: Readonly<Record<string, number>> = {
+  messages: LIMITS.messagesPerEnvelopeMax,
+  value: LIMITS.batchCommandsMax,
+  entries: LIMITS.messageEntriesMax,
+  slots: LIMITS.messageEntriesMax,
+  commands: LIMITS.messageEntriesMax,
+  ids: LIMITS.messageEntriesMax
+}
+/** A length for an array in field `key`: short, or at or just over its limit (the batch's if unknown). */
+function arrayLength(key: string | number, n: number): number {
+  const limit = ARRAY_LIMITS[key] ?? LIMITS.batchCommandsMax
+  return n % 3 === 0 ? (SHORT_LENGTHS[(n >> 2) % SHORT_LENGTHS.length] ?? 0) : limit + (n % 3) - 1
+}
+
+/** A numeric change; the result may be valid or not depending on where the number is. */
+const NUMBER_TWEAKS: ReadonlyArray<(n: number) => unknown> = [
+  (n) => n + 1, (n) => n - 1, (n) => -n, (n) => n + 0.5, (n) => n * 2 ** 31, (n) => String(n),
+  () => 2 ** 53 - 1, () => 2 ** 53, () => -(2 ** 53 - 1), () => -(2 ** 53), () => 2 ** 60, () => -(2 ** 60),
+  () => -0, () => 0, () => 8, () => 9, () => -1, () => Number.NaN, () => Infinity, () => 1e300
+]
+
+/** One random change somewhere in the tree: `where` and `pick` choose the place, `how` the change. */
+interface Mutation {
+  readonly where: number
+  readonly pick: number
+  readonly how: number
+  readonly n: number
+  readonly value: unknown
+  readonly key: string
+  readonly tag: string
+  readonly fill: string
+}
+const mutation: fc.Arbitrary<Mutation> = fc.record({
+  where: fc.nat(),
+  pick: fc.nat(),
+  how: fc.nat(),
+  n: fc.nat(),
+  value: nasty,
+  key: fc.constantFrom(...EXTRA_KEYS),
+  tag: fc.constantFrom(...TAGS, ...BAD_TAGS),
+  fill: fc.constantFrom("x", "é", "😀")
+})
+
+type Container = Record<string, unknown> | unknown[]
+/** A place in the tree: `parent[key]`, `depth` levels below the box that holds the envelope. */
+interface Site {
+  readonly parent: Container
+  readonly key: string | number
+  readonly depth: number
+}
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Sets `parent[key]` as an own data property (so a `__proto__` key is a key, as JSON.parse makes it). */
+function put(parent: Container, key: string | number, value: unknown): void {
+  if (Array.isArray(parent)) parent[key as number] = value
+  else Object.defineProperty(parent, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
+/** A deep copy of plain objects and arrays, keeping own `__proto__` keys, undefined, NaN and -0. */
+function clone(u: unknown): unknown {
+  if (Array.isArray(u)) return u.map(clone)
+  if (!isObject(u)) return u
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(u)) put(out, k, clone(u[k]))
+  return out
+}
+
+/** Every place in the tree under `box.root`, by depth (at most 32 children of an array each). */
+function sitesByDepth(box: Container): Site[][] {
+  const byDepth: Site[][] = []
+  const visit = (parent: Container, key: string | number, depth: number): void => {
+    ;(byDepth[depth] ??= []).push({ parent, key, depth })
+    const v = (parent as Record<string | number, unknown>)[key]
+    if (Array.isArray(v)) for (let i = 0; i < Math.min(v.length, 32); i++) visit(v, i, depth + 1)
+    else if (isObject(v)) for (const k of Object.keys(v)) visit(v, k, depth + 1)
+  }
+  visit(box, "root", 0)
+  return byDepth
+}
+
+/** The value at a site. */
+const valueAt = (site: Site): unknown => (site.parent as Record<string | number, unknown>)[site.key]
+
+/**
+ * Where a mutation goes, a quarter of the time each: any object (a struct, where fields are dropped
+ * or added), any array (where lengths cross limits), any string, number or other leaf, or any
+ * place at a random depth.
+ */
+function pickSite(byDepth: Site[][], all: Site[], m: Mutation): Site | undefined {
+  const kinds = [
+    (v: unknown) => isObject(v),
+    (v: unknown) => Array.isArray(v),
+    (v: unknown) => typeof v !== "object" || v === null
+  ]
+  const kind = kinds[m.where % 4] // the fourth quarter: undefined, so by depth
+  const pool = kind === undefined ? [] : all.filter((s) => kind(valueAt(s)))
+  const at = pool.length > 0 ? pool : (byDepth[(m.where >> 2) % byDepth.length] ?? [])
+  return at[m.pick % at.length]
+}
+
+/** An item to grow an array with, by the array's field name (a valid one where possible). */
+function filler(key: string | number): unknown {
+  switch (key) {
+    case "messages": return { _tag: "Commit", ballot: { round: 1, leader: 0 }, commit: 0 }
+    case "entries": return { slot: 1, value: [] }
+    case "accepted": return { slot: 1, ballot: { round: 1, leader: 0 }, value: [] }
+    case "value": case "commands": return { _tag: "Read", id: "r" }
+    case "clients": return { client: "c", seq: 0, value: 0, index: 0, slot: 0 }
+    case "ids": return "i"
+    default: return 0
+  }
+}
+
+/** `fill` repeated to exactly `length` UTF-16 code units ("😀" counts 2). */
+const stringOfLength = (fill: string, length: number): string =>
+  fill.repeat(Math.floor(length / fill.length)) + "x".repeat(length % fill.length)
+
+/** Applies one mutation to the tree under `box.root`, in place. */
+function mutate(box: Container, m: Mutation): void {
+  const byDepth = sitesByDepth(box)
+  const all = byDepth.flat()
+  const site = pickSite(byDepth, all, m)
+  if (site === undefined) return
+  const { parent, key } = site
+  const v = valueAt(site)
+  const transplant = (): unknown => {
+    const from = all[m.n % all.length]
+    return from === undefined ? undefined : clone(valueAt(from))
+  }
+  const generic: Array<() => void> = [
+    () => put(parent, key, clone(m.value)),
+    () => put(parent, key, transplant()),
+    () => put(parent, key, [v])
+  ]
+  const specific: Array<() => void> = []
+  if (typeof v === "number") {
+    specific.push(() => put(parent, key, NUMBER_TWEAKS[m.n % NUMBER_TWEAKS.length]?.(v)))
+  } else if (typeof v === "string") {
+    specific.push(() => put(parent, key, stringOfLength(m.fill, stringLength(key, m.n))))
+  } else if (Array.isArray(v)) {
+    const length = arrayLength(key, m.n)
+    // Kept items first, then small valid ones (copies of large items would make huge envelopes).
+    const resize = () => put(parent, key, Array.from({ length }, (_, i) => clone(i < v.length ? v[i] : filler(key))))
+    specific.push(
+      resize,
+      resize,
+      () => v.push(clone(m.value)),
+      () => put(parent, key, { ...v })
+    )
+  } else if (isObject(v)) {
+    const keys = Object.keys(v)
+    const existing = keys[m.n % Math.max(1, keys.length)]
+    specific.push(
+      () => existing !== undefined && delete v[existing],
+      () => put(v, m.key, [clone(m.value), transplant(), undefined][m.n % 3]),
+      // Twice as likely: undefined in a required field, or in an exact optional one.
+      () => existing !== undefined && put(v, existing, undefined),
+      () => existing !== undefined && put(v, existing, undefined),
+      () => put(v, "_tag", m.tag),
+      () => put(parent, key, Object.values(v))
+    )
+  }
+  // Mostly a change that fits the value's type (often still valid), else a generic one.
+  const ops = specific.length > 0 && m.how % 4 < 3 ? specific : generic
+  ops[Math.floor(m.how / 4) % ops.length]?.()
+}
+
+/**
+ * Valid envelopes with one mutation each, or two (less often: a second mutation mostly hides the
+ * effect of the first behind a second reason to reject).
+ */
+const mutations = fc.oneof({ weight: 3, arbitrary: fc.tuple(mutation) }, { weight: 1, arbitrary: fc.tuple(mutation, mutation) })
+const mutatedEnvelope = fc
+  .tuple(validEnvelope, mutations)
+  .map(([env, ms]) => {
+    const box: Record<string, unknown> = { root: clone(env) }
+    for (const m of ms) mutate(box, m)
+    return box["root"]
+  })
+
+// ---------------------------------------------------------------------------------------------
+// 1. Properties
+
+test("property: every envelope the Schema can generate is accepted, as the very same object", () => {
+  fc.assert(
+    fc.property(validEnvelope, (env) => {
+      assert.equal(agreeOn(fastDecodeEnvelope, env), true)
+      assert.equal(agreeOn(fastDecodeEnvelope, viaJson(env)), true)
+    }),
+    { numRuns: RUNS }
+  )
+}, SLOW_MS)
+
+test("property: on mutated envelopes the fast validator and the Schema give the same verdict", () => {
+  let accepted = 0
+  let rejected = 0
+  fc.assert(
+    fc.property(mutatedEnvelope, (x) => {
+      if (agreeOn(fastDecodeEnvelope, x)) accepted++
+      else rejected++
+      agreeOn(fastDecodeEnvelope, viaJson(x))
+    }),
+    { numRuns: RUNS }
+  )
+  // Both verdicts are well represented, so neither side of the equivalence goes untested.
+  assert.ok(accepted > RUNS / 20, `only ${accepted} mutated envelopes were still valid`)
+  assert.ok(rejected > RUNS / 2, `only ${rejected} mutated envelopes were rejected`)
+}, SLOW_MS)
+
+// ---------------------------------------------------------------------------------------------
+// 2. One table per rule
+
+const env = (...messages: unknown[]) => ({ cluster: "c", from: 0, to: 1, messages })
+const withBallot = (b: unknown) => env({ _tag: "Commit", ballot: b, commit: 6 })
+const withCommand = (c: unknown) => env({ _tag: "Accept", ballot, entries: [{ slot: 5, value: [c] }], commit: 4 })
+const withClient = (c: unknown) =>
+  env({ _tag: "Snapshot", slot: 9, listFrom: 1, values: [], clients: [c], complete: true })
+/** A copy of `o` without the key `k`. */
+const without = (o: object, k: string): Record<string, unknown> => {
+  const out: Record<string, unknown> = { ...o }
+  delete out[k]
+  return out
+}
+const many = (n: number, item: unknown): unknown[] => Array.from({ length: n }, () => item)
+const withBatch = (n: number) => env({ _tag: "Accept", ballot, entries: [{ slot: 1, value: many(n, read) }], commit: 0 })
+
+/** One sample of every message type. */
+const SAMPLES = SAMPLE_MESSAGES as unknown as Record<string, unknown>[]
+
+/**
+ * Asserts the Schema's verdict on each case, and that the fast validator agrees (on success:
+ * returns the input, which deep-equals the Schema's output unless `shape` says only the verdict
+ * is compared, for inputs JSON.parse cannot make).
+ */
+function cases(verdict: "accept" | "reject", xs: ReadonlyArray<readonly [string, unknown]>, shape = true): void {
+  for (const [what, x] of xs) {
+    const r = schemaDecode(x)
+    assert.equal(Either.isRight(r), verdict === "accept", `the Schema should ${verdict}: ${what}`)
+    const fast = fastDecodeEnvelope(x)
+    if (verdict === "reject") assert.equal(fast, undefined, `fast accepts: ${what}`)
+    else {
+      assert.equal(fast, x, `fast rejects: ${what}`)
+      if (shape && Either.isRight(r)) assert.deepEqual(fast, r.right, what)
+    }
+  }
+}
+
+test("rule: the envelope is an object (not null, not an array, not a primitive)", () => {
+  cases("accept", [["minimal", env()]])
+  cases("reject", [
+    ["null", null], ["undefined", undefined], ["0", 0], ["string", "{}"], ["true", true],
+    ["empty array", []], ["array of the fields", ["c", 0, 1, []]], ["empty object", {}]
+  ])
+})
+
+test("rule: every required field of every struct, and of every message type, must be present", () => {
+  cases("accept", SAMPLES.map((m) => [m["_tag"] as string, env(m)] as const))
+  const dropped: Array<readonly [string, unknown]> = []
+  for (const k of Object.keys(env())) dropped.push([`envelope without ${k}`, without(env(), k)])
+  for (const m of SAMPLES) for (const k of Object.keys(m)) dropped.push([`${m["_tag"]} without ${k}`, env(without(m, k))])
+  for (const k of Object.keys(ballot)) {
+    dropped.push([`ballot without ${k}`, withBallot(without(ballot, k))], [`ballot with ${k} undefined`, withBallot({ ...ballot, [k]: undefined })])
+  }
+  for (const k of ["_tag", "id", "value"]) dropped.push([`Append without ${k}`, withCommand(without(append, k))])
+  dropped.push(["Read without id", withCommand({ _tag: "Read" })])
+  for (const k of Object.keys(client)) dropped.push([`client entry without ${k}`, withClient(without(client, k))])
+  dropped.push(["entry without slot", env({ _tag: "CatchupReply", entries: [{ value: [] }] })])
+  dropped.push(["entry without value", env({ _tag: "CatchupReply", entries: [{ slot: 1 }] })])
+  dropped.push(["accepted entry without ballot", env({ ...SAMPLES[1], accepted: [{ slot: 4, value: [] }] })])
+  cases("reject", dropped)
+})
+
+test("rule: optionalWith exact: client and seq may be absent, but not present as undefined", () => {
+  cases("accept", [
+    ["both", withCommand(append)],
+    ["neither", withCommand({ _tag: "Append", id: "a", value: 1 })],
+    ["client only", withCommand({ _tag: "Append", id: "a", value: 1, client: "c" })],
+    ["seq only", withCommand({ _tag: "Append", id: "a", value: 1, seq: 0 })]
+  ])
+  cases("reject", [
+    ["client undefined", withCommand({ ...append, client: undefined })],
+    ["seq undefined", withCommand({ ...append, seq: undefined })],
+    ["client null", withCommand({ ...append, client: null })],
+    ["seq null", withCommand({ ...append, seq: null })]
+  ])
+})
+
+test("rule: onExcessProperty error: an extra key fails at every level, __proto__ from JSON.parse included", () => {
+  const extra: Array<readonly [string, unknown]> = [
+    ["envelope", { ...env(), extra: 1 }],
+    ["ballot", withBallot({ ...ballot, extra: 1 })],
+    ["Append", withCommand({ ...append, extra: 1 })],
+    ["Read with a value", withCommand({ ...read, value: 1 })],
+    ["Read with a client", withCommand({ ...read, client: "c" })],
+    ["entry", env({ _tag: "CatchupReply", entries: [{ slot: 1, value: [], ballot }] })],
+    ["accepted entry", env({ ...SAMPLES[1], accepted: [{ slot: 4, ballot, value: [], extra: 1 }] })],
+    ["client entry", withClient({ ...client, extra: 1 })],
+    ["envelope, __proto__", JSON.parse('{"cluster":"c","from":0,"to":1,"messages":[],"__proto__":{}}')],
+    ["ballot, __proto__", JSON.parse('{"cluster":"c","from":0,"to":1,"messages":[{"_tag":"Commit","ballot":{"round":1,"leader":0,"__proto__":null},"commit":1}]}')],
+    ["Append, constructor", withCommand({ ...append, constructor: "x" })]
+  ]
+  for (const m of SAMPLES) extra.push([`${m["_tag"]} + extra`, env({ ...m, extra: null })])
+  // Fields of one message type are strangers to another.
+  extra.push(["Prepare + commit", env({ ...SAMPLES[0], commit: 1 })], ["Commit + from", env({ ...SAMPLES[5], from: 1 })])
+  cases("reject", extra)
+})
+
+test("rule: unions pick their member by an own _tag, and the member checks the literal exactly", () => {
+  cases("reject", [
+    ["no _tag", env({ ballot, commit: 6 })],
+    ["unknown tag", env({ _tag: "Nope", ballot, commit: 6 })],
+    ["tag in lower case", env({ _tag: "commit", ballot, commit: 6 })],
+    ["tag in an array (String() of it is a tag)", env({ _tag: ["Commit"], ballot, commit: 6 })],
+    ["Prepare's tag on a Commit", env({ _tag: "Prepare", ballot, commit: 6 })],
+    ["a command's tag on a message", env({ ...read })],
+    ["a message's tag on a command", withCommand({ ...read, _tag: "Commit" })],
+    ["tag null", env({ _tag: null, ballot, commit: 6 })],
+    ["an array as a message", env([SAMPLES[5]])],
+    ["an array as a command", withCommand([read])]
+  ])
+})
+
+test("rule: S.Int is Number.isSafeInteger: no fractions, NaN, infinities or integers beyond 2^53 - 1", () => {
+  cases("accept", [
+    ["largest safe value", withCommand({ ...append, value: 2 ** 53 - 1 })],
+    ["smallest safe value", withCommand({ ...append, value: -(2 ** 53 - 1) })],
+    ["1.0 is 1", withCommand({ ...append, value: 1.0 })],
+    ["largest safe round", withBallot({ round: 2 ** 53 - 1, leader: 0 })]
+  ])
+  cases("reject", [
+    ["2^53", withCommand({ ...append, value: 2 ** 53 })],
+    ["-(2^53)", withCommand({ ...append, value: -(2 ** 53) })],
+    ["2^60, an integer but not a safe one", withCommand({ ...append, value: 2 ** 60 })],
+    ["1e300", withBallot({ round: 1e300, leader: 0 })],
+    ["0.5", withCommand({ ...append, value: 0.5 })],
+    ["NaN", withCommand({ ...append, value: Number.NaN })],
+    ["Infinity (JSON.parse of 1e400)", withCommand({ ...append, value: JSON.parse("1e400") })],
+    ["-Infinity", withCommand({ ...append, value: -Infinity })],
+    ["a numeric string", withCommand({ ...append, value: "5" })],
+    ["a boolean", withCommand({ ...append, value: true })],
+    ["a bigint", withCommand({ ...append, value: 5n })],
+    ["null", withCommand({ ...append, value: null })]
+  ])
+})
+
+test("rule: nonNegative (slots, seq, index, listLength, listFrom) admits 0 and -0, not -1", () => {
+  const m = (k: string, v: unknown) => env({ ...SAMPLES[9], [k]: v })
+  cases("accept", [
+    ["from 0", m("from", 0)],
+    ["from -0", m("from", -0)],
+    ["listLength -0", m("listLength", -0)],
+    ["seq 0", withCommand({ ...append, seq: 0 })],
+    ["client index 0", withClient({ ...client, index: 0 })]
+  ])
+  cases("reject", [
+    ["from -1", m("from", -1)],
+    ["listLength -1", m("listLength", -1)],
+    ["seq -1", withCommand({ ...append, seq: -1 })],
+    ["client seq -1", withClient({ ...client, seq: -1 })],
+    ["client index -1", withClient({ ...client, index: -1 })],
+    ["client slot -1", withClient({ ...client, slot: -1 })],
+    ["Accepted slot -1", env({ _tag: "Accepted", ballot, slots: [1, -1] })],
+    ["Accept commit -1", env({ ...SAMPLES[2], commit: -1 })],
+    ["Snapshot listFrom -1", env({ ...SAMPLES[11], listFrom: -1 })],
+    ["ballot round -1", withBallot({ round: -1, leader: 0 })]
+  ])
+})
+
+test("rule: NodeIndex is between(0, nodesMax - 1) for from, to and ballot leaders", () => {
+  const top = LIMITS.nodesMax - 1
+  cases("accept", [
+    ["from and to at the top", { ...env(), from: top, to: top }],
+    ["to -0", { ...env(), to: -0 }],
+    ["leader at the top", withBallot({ round: 1, leader: top })]
+  ])
+  cases("reject", [
+    ["from above", { ...env(), from: top + 1 }],
+    ["to below", { ...env(), to: -1 }],
+    ["from 0.5", { ...env(), from: 0.5 }],
+    ["to as a string", { ...env(), to: "1" }],
+    ["leader above", withBallot({ round: 1, leader: top + 1 })],
+    ["Nack promised leader above", env({ ...SAMPLES[4], promised: { round: 1, leader: top + 1 } })]
+  ])
+})
+
+test("rule: string lengths are UTF-16 .length, within minLength and maxLength", () => {
+  const s = (n: number) => "x".repeat(n)
+  const emoji = (n: number) => "😀".repeat(n)
+  const { commandIdLengthMax: id, clientIdLengthMax: cl, reasonLengthMax: re } = LIMITS
+  const reason = (r: unknown) => env({ ...SAMPLES[8], reason: r })
+  cases("accept", [
+    ["empty cluster (no minLength)", { ...env(), cluster: "" }],
+    ["cluster of 128", { ...env(), cluster: s(128) }],
+    ["cluster of 64 emoji (.length 128)", { ...env(), cluster: emoji(64) }],
+    ["a lone surrogate is a string too", { ...env(), cluster: "\ud800" }],
+    ["id of 1", withCommand({ ...read, id: "a" })],
+    ["id at the limit", withCommand({ ...read, id: s(id) })],
+    ["id of emoji at the limit", withCommand({ ...read, id: emoji(id / 2) })],
+    ["client at the limit", withCommand({ ...append, client: s(cl) })],
+    ["client entry's client at the limit", withClient({ ...client, client: s(cl) })],
+    ["ForwardReject id at the limit", env({ ...SAMPLES[8], ids: [s(id)] })],
+    ["empty reason", reason("")],
+    ["reason at the limit", reason(s(re))]
+  ])
+  cases("reject", [
+    ["cluster of 129", { ...env(), cluster: s(129) }],
+    ["cluster of 65 emoji (.length 130, 65 code points)", { ...env(), cluster: emoji(65) }],
+    ["cluster as a number", { ...env(), cluster: 1 }],
+    ["empty id", withCommand({ ...read, id: "" })],
+    ["empty Append id", withCommand({ ...append, id: "" })],
+    ["id over", withCommand({ ...read, id: s(id + 1) })],
+    ["id of emoji over", withCommand({ ...read, id: emoji(id / 2) + "x" })],
+    ["empty client", withCommand({ ...append, client: "" })],
+    ["client over", withCommand({ ...append, client: s(cl + 1) })],
+    ["client entry's client empty", withClient({ ...client, client: "" })],
+    ["client entry's client over", withClient({ ...client, client: s(cl + 1) })],
+    ["ForwardReject empty id", env({ ...SAMPLES[8], ids: [""] })],
+    ["ForwardReject id over", env({ ...SAMPLES[8], ids: [s(id + 1)] })],
+    ["reason over", reason(s(re + 1))],
+    ["reason null", reason(null)],
+    ["id as a number", withCommand({ ...read, id: 7 })]
+  ])
+})
+
+test("rule: maxItems of every array, at the limit and one over", () => {
+  const { batchCommandsMax: batch, messageEntriesMax: entries, messagesPerEnvelopeMax: msgs } = LIMITS
+  const at = (n: number, b: number, m: number): Array<readonly [string, unknown]> => [
+    [`batch of ${b}`, withBatch(b)],
+    [`Accept entries ${n}`, env({ ...SAMPLES[2], entries: many(n, { slot: 1, value: [] }) })],
+    [`Accepted slots ${n}`, env({ ...SAMPLES[3], slots: many(n, 1) })],
+    [`Forward commands ${n}`, env({ _tag: "Forward", commands: many(n, read) })],
+    [`ForwardReject ids ${n}`, env({ ...SAMPLES[8], ids: many(n, "i") })],
+    [`CatchupReply entries ${n}`, env({ _tag: "CatchupReply", entries: many(n, { slot: 1, value: [] }) })],
+    [`Promise accepted ${n} (not its limit)`, env({ ...SAMPLES[1], accepted: many(n, { slot: 1, ballot, value: [] }) })],
+    [`${m} messages`, env(...many(m, SAMPLES[5]))]
+  ]
+  cases("accept", at(entries, batch, msgs))
+  cases("reject", at(entries + 1, batch + 1, msgs + 1).filter(([what]) => !what.startsWith("Promise")))
+  // The large limits: Snapshot values and clients through both validators.
+  const snap = (values: number, clients: number) => env({ ...SAMPLES[11], values: many(values, 7), clients: many(clients, client) })
+  cases("accept", [["snapshot at both limits", snap(LIMITS.snapshotChunkValuesMax, LIMITS.clientTableMax)]])
+  cases("reject", [
+    ["snapshot values over", snap(LIMITS.snapshotChunkValuesMax + 1, 0)],
+    ["snapshot clients over", snap(0, LIMITS.clientTableMax + 1)]
+  ])
+  // A Promise of a million entries takes the Schema seconds; maxItems(n) means length <= n (shown
+  // above on the other arrays) and the fingerprint test shows this array's n, so the fast
+  // validator alone is checked here.
+  const promise = (n: number) => env({ ...SAMPLES[1], accepted: many(n, { slot: 1, ballot, value: [] }) })
+  assert.notEqual(fastDecodeEnvelope(promise(LIMITS.promiseEntriesMax)), undefined)
+  assert.equal(fastDecodeEnvelope(promise(LIMITS.promiseEntriesMax + 1)), undefined)
+}, SLOW_MS)
+
+test("rule: arrays are arrays (not objects with a length), elements are read by index", () => {
+  cases("reject", [
+    ["messages as an object", { ...env(), messages: {} }],
+    ["messages as an array-like", { ...env(), messages: { 0: SAMPLES[5], length: 1 } }],
+    ["messages null", { ...env(), messages: null }],
+    ["a batch as an object", env({ ...SAMPLES[2], entries: [{ slot: 1, value: { ...[read] } }] })],
+    ["slots as a string", env({ ...SAMPLES[3], slots: "12" })],
+    ["a null in a batch", withCommand(null)],
+    ["a hole in slots (not from JSON)", env({ ...SAMPLES[3], slots: [1, , 2] })],
+    ["a nested array in values", env({ ...SAMPLES[11], values: [[1]] })]
+  ])
+})
+
+test("rule: Snapshot.complete is a boolean", () => {
+  const c = (v: unknown) => env({ ...SAMPLES[11], complete: v })
+  cases("accept", [["true", c(true)], ["false", c(false)]])
+  cases("reject", [["0", c(0)], ["1", c(1)], ["'true'", c("true")], ["null", c(null)], ["a Boolean object", c(new Boolean(true))]])
+})
+
+test("never throws: deep nesting anywhere, and hostile inputs that JSON.parse cannot make", () => {
+  let deepArray: unknown = 0
+  let deepObject: unknown = 0
+  for (let i = 0; i < 100_000; i++) {
+    deepArray = [deepArray]
+    deepObject = { round: deepObject }
+  }
+  cases("reject", [
+    ["deep root", deepArray],
+    ["deep messages", { ...env(), messages: deepArray }],
+    ["deep message", env(deepArray)],
+    ["deep ballot", withBallot(deepObject)],
+    ["deep batch", env({ ...SAMPLES[2], entries: [{ slot: 1, value: deepArray }] })],
+    ["deep command", withCommand(deepObject)]
+  ])
+  const throwing = { ...env(), get messages(): unknown { throw new Error("getter") } }
+  const proxy = Proxy.revocable({}, {})
+  proxy.revoke()
+  const trap = new Proxy(env(), { ownKeys: () => { throw new Error("ownKeys") } })
+  for (const x of [throwing, proxy.proxy, trap, withBallot(proxy.proxy), withCommand(trap)]) {
+    assert.equal(fastDecodeEnvelope(x), undefined)
+  }
+  // The Schema throws on these (so the server's try/catch in acceptEnvelope is still needed).
+  assert.throws(() => schemaDecode(throwing))
+  assert.throws(() => schemaDecode(env({ _tag: Object.create(null), ballot, commit: 1 })))
+  assert.equal(fastDecodeEnvelope(env({ _tag: Object.create(null), ballot, commit: 1 })), undefined)
+})
+
+test("non-JSON inputs get the Schema's verdict: keys are Reflect.ownKeys, required fields are read through the prototype", () => {
+  const sym = Symbol("s")
+  const hidden = withBallot(Object.defineProperty({ ...ballot }, "extra", { value: 1, enumerable: false }))
+  cases("reject", [
+    ["a symbol key", { ...env(), [sym]: 1 }],
+    ["a non-enumerable extra key", hidden],
+    ["an inherited _tag", env(Object.assign(Object.create({ _tag: "Commit" }), { ballot, commit: 1 }))],
+    ["an own undefined seq", withCommand(Object.assign(Object.create({ seq: 1 }), { ...append, seq: undefined }))]
+  ])
+  cases(
+    "accept",
+    [
+      ["an inherited required field", withBallot(Object.create(ballot))],
+      ["an inherited optional field is ignored", withCommand(Object.assign(Object.create({ client: "" }), read))],
+      ["a null-prototype envelope", Object.assign(Object.create(null), env(SAMPLES[5]))],
+      ["a class instance", withBallot(new (class { round = 1; leader = 0 })())],
+      ["an array with an extra property", { ...env(), messages: Object.assign([], { extra: 1 }) }]
+    ],
+    false
+  )
+})
+
+// ---------------------------------------------------------------------------------------------
+// 3. The property catches weakened validators
+
+/** A copy of `x` with `f` applied to every node, top-down, given its path from the root. */
+function mapTree(x: unknown, f: (v: unknown, path: ReadonlyArray<string | number>) => unknown, path: Array<string | number> = []): unknown {
+  const v = f(x, path)
+  if (Array.isArray(v)) return v.map((item, i) => mapTree(item, f, [...path, i]))
+  if (!isObject(v)) return v
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(v)) put(out, k, mapTree(v[k], f, [...path, k]))
+  return out
+}
+
+/** The real validator on a copy of the input where `f` erased what one check looks at. */
+const weakened = (f: (v: unknown, path: ReadonlyArray<string | number>) => unknown): Decoder => (x) =>
+  fastDecodeEnvelope(mapTree(x, f)) === undefined ? undefined : (x as PeerEnvelope)
+
+const isBallotPath = (p: ReadonlyArray<string | number>): boolean =>
+  (p.length === 3 && p[0] === "messages" && (p[2] === "ballot" || p[2] === "promised")) ||
+  (p.length === 5 && p[0] === "messages" && p[2] === "accepted" && p[4] === "ballot")
+const isBatchPath = (p: ReadonlyArray<string | number>): boolean =>
+  p.length === 5 && p[0] === "messages" && (p[2] === "entries" || p[2] === "accepted") && p[4] === "value"
+const hasTag = (v: unknown, ...tags: string[]): v is Record<string, unknown> =>
+  isObject(v) && tags.includes(v["_tag"] as string)
+
+/** Each: a validator with one check removed, and an input only it accepts. */
+const MUTANTS: ReadonlyArray<readonly [string, Decoder, unknown]> = [
+  [
+    "Ballot without the excess-property check",
+    weakened((v, p) => (isBallotPath(p) && isObject(v) ? { round: v["round"], leader: v["leader"] } : v)),
+    withBallot({ ...ballot, extra: 1 })
+  ],
+  [
+    "exact optional fields that accept undefined",
+    weakened((v) => {
+      if (!hasTag(v, "Append")) return v
+      const out = { ...v }
+      for (const k of ["client", "seq"]) if (Object.hasOwn(out, k) && out[k] === undefined) delete out[k]
+      return out
+    }),
+    withCommand({ ...append, seq: undefined })
+  ],
+  [
+    "Batch with maxItems off by one",
+    weakened((v, p) => (isBatchPath(p) && Array.isArray(v) && v.length === LIMITS.batchCommandsMax + 1 ? v.slice(1) : v)),
+    withBatch(LIMITS.batchCommandsMax + 1)
+  ],
+  [
+    "S.Int as Number.isInteger (unsafe integers accepted)",
+    weakened((v) => (Number.isInteger(v) && !Number.isSafeInteger(v) ? Math.sign(v as number) * (2 ** 53 - 1) : v)),
+    withCommand({ ...append, value: 2 ** 60 })
+  ],
+  [
+    "CommandId without minLength(1)",
+    weakened((v, p) => (v === "" && (p.at(-1) === "id" || p.at(-2) === "ids") ? "x" : v)),
+    withCommand({ ...read, id: "" })
+  ]
+]
+
+test("the property catches each of these weakened validators within its run budget", () => {
+  for (const [name, decode, witness] of MUTANTS) {
+    // The mutant is really weaker: it accepts an input that the Schema and the real validator reject.
+    assert.notEqual(decode(witness), undefined, `${name}: the witness is accepted by the mutant`)
+    assert.equal(fastDecodeEnvelope(witness), undefined, `${name}: the witness is rejected by the real validator`)
+    assert.ok(Either.isLeft(schemaDecode(witness)), `${name}: the witness is rejected by the Schema`)
+    const run = fc.check(fc.property(mutatedEnvelope, agreement(decode)), { numRuns: RUNS, endOnFailure: true })
+    assert.ok(run.failed, `${name}: the property did not notice in ${RUNS} runs`)
+    // And it failed for the right reason: on the counterexample the mutant and the real validator differ.
+    const [x] = run.counterexample ?? []
+    const differ = (u: unknown) => (decode(u) === undefined) !== (fastDecodeEnvelope(u) === undefined)
+    assert.ok(differ(x) || differ(viaJson(x)), `${name}: the property failed on an input where the mutant is right`)
+  }
+}, SLOW_MS)
+
+// ---------------------------------------------------------------------------------------------
+// 4. What the Schema is made of
+
+/** A readable description of a schema AST; throws on anything fast-decode.ts does not implement. */
+function describe(ast: AST.AST): string {
+  switch (ast._tag) {
+    case "StringKeyword":
+    case "NumberKeyword":
+    case "BooleanKeyword":
+      return ast._tag.replace("Keyword", "").toLowerCase()
+    case "Literal":
+      return JSON.stringify(ast.literal)
+    case "Refinement":
+      return `${describe(ast.from)} & ${Option.getOrElse(AST.getTitleAnnotation(ast), () => "?")}`
+    case "Union":
+      return ast.types.map(describe).join(" | ")
+    case "TupleType": {
+      const [rest, ...more] = ast.rest
+      if (ast.elements.length === 0 && rest !== undefined && more.length === 0) return `Array<${describe(rest.type)}>`
+      break
+    }
+    case "TypeLiteral":
+      if (ast.indexSignatures.length === 0) {
+        const fields = ast.propertySignatures.map((p) => `${String(p.name)}${p.isOptional ? "?" : ""}: ${describe(p.type)}`)
+        return `{ ${fields.join(", ")} }`
+      }
+      break
+  }
+  throw new Error(`fast-decode.ts does not implement ${ast._tag}: ${String(ast)}`)
+}
+
+test("the Schema transforms nothing, and its rules are the ones fast-decode.ts implements", () => {
+  assert.equal(AST.typeAST(PeerEnvelopeSchema.ast), PeerEnvelopeSchema.ast, "decoding transforms nothing")
+  const int = "number & int"
+  const nat = `${int} & nonNegative`
+  const node = `${int} & between(0, ${LIMITS.nodesMax - 1})`
+  const str = (min: number, max: number) => `string${min > 0 ? ` & minLength(${min})` : ""} & maxLength(${max})`
+  const id = str(1, LIMITS.commandIdLengthMax)
+  const clientId = str(1, LIMITS.clientIdLengthMax)
+  const arr = (item: string, max: number) => `Array<${item}> & maxItems(${max})`
+  const b = `{ round: ${nat}, leader: ${node} }`
+  const command =
+    `{ _tag: "Append", id: ${id}, value: ${int}, client?: ${clientId}, seq?: ${nat} } | { _tag: "Read", id: ${id} }`
+  const batch = arr(command, LIMITS.batchCommandsMax)
+  const entry = `{ slot: ${nat}, value: ${batch} }`
+  const n = LIMITS.messageEntriesMax
+  const messages = [
+    `{ _tag: "Prepare", ballot: ${b}, from: ${nat} }`,
+    `{ _tag: "Promise", ballot: ${b}, snapshot: ${nat}, accepted: ${arr(`{ slot: ${nat}, ballot: ${b}, value: ${batch} }`, LIMITS.promiseEntriesMax)} }`,
+    `{ _tag: "Accept", ballot: ${b}, entries: ${arr(entry, n)}, commit: ${nat} }`,
+    `{ _tag: "Accepted", ballot: ${b}, slots: ${arr(nat, n)} }`,
+    `{ _tag: "Nack", ballot: ${b}, promised: ${b} }`,
+    `{ _tag: "Commit", ballot: ${b}, commit: ${nat} }`,
+    `{ _tag: "CommitAck", ballot: ${b}, applied: ${nat} }`,
+    `{ _tag: "Forward", commands: ${arr(command, n)} }`,
+    `{ _tag: "ForwardReject", ids: ${arr(id, n)}, reason: string & maxLength(${LIMITS.reasonLengthMax}) }`,
+    `{ _tag: "CatchupRequest", from: ${nat}, listLength: ${nat} }`,
+    `{ _tag: "CatchupReply", entries: ${arr(entry, n)} }`,
+    `{ _tag: "Snapshot", slot: ${nat}, listFrom: ${nat}, values: ${arr(int, LIMITS.snapshotChunkValuesMax)}, ` +
+      `clients: ${arr(`{ client: ${clientId}, seq: ${nat}, value: ${int}, index: ${nat}, slot: ${nat} }`, LIMITS.clientTableMax)}, complete: boolean }`
+  ]
+  const expected =
+    `{ cluster: string & maxLength(128), from: ${node}, to: ${node}, ` +
+    `messages: ${arr(messages.join(" | "), LIMITS.messagesPerEnvelopeMax)} }`
+  const actual = describe(PeerEnvelopeSchema.ast)
+  // Compared message by message first, for a readable failure.
+  for (const m of messages) assert.ok(actual.includes(m), `the Schema has changed: ${m.slice(0, 40)}...`)
+  assert.equal(actual, expected)
+})
