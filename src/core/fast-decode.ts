@@ -34,7 +34,7 @@
  * non-index array properties, if the input has any).
  */
 import { LIMITS } from "./config.ts"
-import type { AcceptedEntry, Batch, Command, ClientEntry, Entry, Message, PeerEnvelope } from "./messages.ts"
+import type { AcceptedEntry, AppendRequest, Batch, Command, ClientEntry, Entry, Message, PeerEnvelope } from "./messages.ts"
 
 /** An object the parser treats as a struct: not null, not an array. */
 type Rec = { readonly [key: string]: unknown }
@@ -237,3 +237,27 @@ const isEnvelope = (u: unknown): u is PeerEnvelope =>
   isNodeIndex(u["from"]) &&
   isNodeIndex(u["to"]) &&
   isArrayOf(u["messages"], LIMITS.messagesPerEnvelopeMax, isMessage)
+
+// ---------------------------------------------------------------------------------------------
+// Client bodies
+
+const APPEND_REQUEST = ["value", "client", "seq"] as const
+
+/**
+ * Returns `u` as an AppendRequest if `S.decodeUnknownEither(AppendRequest, strict)` would decode it
+ * and `client` and `seq` come together (the rule the server adds, src/server/body.ts), undefined
+ * otherwise; never throws. As for envelopes, the Schema stays the definition and says what is
+ * wrong with a body this rejects (test/core/fast-decode.test.ts proves they agree).
+ */
+export function fastDecodeAppend(u: unknown): AppendRequest | undefined {
+  try {
+    if (!isStruct(u, APPEND_REQUEST) || !isInt(u["value"])) return undefined
+    const hasClient = Object.prototype.hasOwnProperty.call(u, "client")
+    const hasSeq = Object.prototype.hasOwnProperty.call(u, "seq")
+    if (hasClient !== hasSeq) return undefined
+    if (hasClient && !(isClientId(u["client"]) && isNat(u["seq"]))) return undefined
+    return u as AppendRequest
+  } catch {
+    return undefined
+  }
+}

@@ -18,9 +18,10 @@
 import assert from "node:assert/strict"
 import { Arbitrary, Either, FastCheck as fc, Option, Schema as S, SchemaAST as AST } from "effect"
 import { LIMITS } from "../../src/core/config.ts"
-import { fastDecodeEnvelope } from "../../src/core/fast-decode.ts"
+import { fastDecodeAppend, fastDecodeEnvelope } from "../../src/core/fast-decode.ts"
 import {
   Accept,
+  AppendRequest,
   Forward,
   type PeerEnvelope,
   PeerEnvelope as PeerEnvelopeSchema,
@@ -781,4 +782,61 @@ test("the Schema transforms nothing, and its rules are the ones fast-decode.ts i
   // Compared message by message first, for a readable failure.
   for (const m of messages) assert.ok(actual.includes(m), `the Schema has changed: ${m.slice(0, 40)}...`)
   assert.equal(actual, expected)
+})
+
+// ---------------------------------------------------------------------------------------------
+// 5. Client append bodies
+
+const appendDecode = S.decodeUnknownEither(AppendRequest, strict)
+
+/** The server's verdict on an append body: the Schema, plus "client and seq come together". */
+function appendAccepted(x: unknown): boolean {
+  const r = appendDecode(x)
+  return Either.isRight(r) && (r.right.client === undefined) === (r.right.seq === undefined)
+}
+
+/** Append bodies near every rule's edge: valid ones, and ones one change away. */
+const appendBody: fc.Arbitrary<unknown> = fc.oneof(
+  Arbitrary.make(AppendRequest),
+  fc.record(
+    {
+      value: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(2 ** 53, -(2 ** 53), 2 ** 53 - 1, -0, "5", null)),
+      client: fc.oneof(fc.string({ maxLength: 130 }), fc.constantFrom("", "c".repeat(128), "c".repeat(129)), fc.integer()),
+      seq: fc.oneof(fc.integer({ min: -3, max: 10 }), fc.constantFrom(1.5, 2 ** 53, "1", null)),
+      extra: fc.anything()
+    },
+    { requiredKeys: [] }
+  ),
+  fc.anything()
+)
+
+test("property: the fast append check and the Schema (with client and seq together) give the same verdict", () => {
+  let accepted = 0
+  fc.assert(
+    fc.property(appendBody, (x) => {
+      for (const input of [x, viaJson(x)]) {
+        const fast = fastDecodeAppend(input)
+        assert.equal(fast !== undefined, appendAccepted(input), `verdicts differ on ${JSON.stringify(input)}`)
+        if (fast !== undefined) {
+          accepted++
+          assert.equal(fast, input)
+          assert.deepEqual(fast, (appendDecode(input) as Either.Right<unknown, unknown>).right)
+        }
+      }
+    }),
+    { numRuns: RUNS }
+  )
+  assert.ok(accepted > RUNS / 10, `only ${accepted} bodies were valid`)
+}, SLOW_MS)
+
+test("the append property catches a fast check that forgets the client-and-seq rule", () => {
+  const weak = (u: unknown) => (typeof u === "object" && u !== null && !Array.isArray(u) && Number.isSafeInteger((u as { value?: unknown }).value) && Object.keys(u).every((k) => k === "value" || k === "client" || k === "seq") ? u : undefined)
+  assert.throws(() =>
+    fc.assert(
+      fc.property(appendBody, (x) => {
+        assert.equal(weak(x) !== undefined, appendAccepted(x))
+      }),
+      { numRuns: RUNS }
+    )
+  )
 })
