@@ -74,8 +74,93 @@ class PeerConnection implements InboundConnection {
   }
 }
 
+/** How often requests in flight are looked at: one timer for all of them, not one each. */
+const WATCH_EVERY_MS = 50
+/** A request that waits this long for the node gets an abort listener, so a client that went away is noticed. */
+const WATCH_ABORT_AFTER_MS = 50
+
+/**
+ * The deadlines of requests in flight, kept without a timer or an AbortSignal per request (each
+ * is garbage the collector must reclaim, and its pauses stop every request at once: see
+ * docs/PERFORMANCE.md). A body still unread after the body timeout is answered 408; a request
+ * that waits for the node longer than WATCH_ABORT_AFTER_MS starts listening for its client going
+ * away. Requests are kept in the order they came, and all have the same timeouts, so a sweep stops
+ * at the first that is still in time.
+ */
+class Watch {
+  private readonly bodies = new Map<number, { readonly since: number; readonly timeout: () => void }>()
+  private readonly waits = new Map<number, { readonly since: number; readonly slow: () => void }>()
+  private next = 1
+  private readonly timer: ReturnType<typeof setInterval>
+
+  constructor(private readonly bodyTimeoutMs: () => number) {
+    this.timer = setInterval(() => this.sweep(Date.now()), WATCH_EVERY_MS)
+    this.timer.unref?.()
+  }
+
+  /** A body being read: `timeout` runs if it is still unread after the body timeout. Returns its id for `done`. */
+  body(timeout: () => void): number {
+    const id = this.next++
+    this.bodies.set(id, { since: Date.now(), timeout })
+    return id
+  }
+
+  /** A request waiting for the node: `slow` runs once if it is still waiting after WATCH_ABORT_AFTER_MS. */
+  wait(slow: () => void): number {
+    const id = this.next++
+    this.waits.set(id, { since: Date.now(), slow })
+    return id
+  }
+
+  done(id: number): void {
+    if (!this.bodies.delete(id)) this.waits.delete(id)
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+
+  private sweep(now: number): void {
+    const bodyDeadline = now - this.bodyTimeoutMs()
+    for (const [id, b] of this.bodies) {
+      if (b.since > bodyDeadline) break
+      this.bodies.delete(id)
+      b.timeout()
+    }
+    const waitDeadline = now - WATCH_ABORT_AFTER_MS
+    for (const [id, w] of this.waits) {
+      if (w.since > waitDeadline) break
+      this.waits.delete(id)
+      w.slow()
+    }
+  }
+}
+
+/** The server and what else serving needs stopped. */
+export interface Front {
+  readonly server: Bun.Server<PeerConnection>
+  stop(): void
+}
+
 /** Serves the node until `stop`; throws when it cannot listen. */
-export function serveFront(o: FrontOptions, d: ApiDeps, cold: (req: Request) => Promise<Response>): Bun.Server<PeerConnection> {
+export function serveFront(o: FrontOptions, d: ApiDeps, cold: (req: Request) => Promise<Response>): Front {
+  const watch = new Watch(() => d.http.clientBodies.timeoutMs)
+  try {
+    const server = listen(o, d, cold, watch)
+    return {
+      server,
+      stop: () => {
+        watch.stop()
+        void server.stop()
+      }
+    }
+  } catch (e) {
+    watch.stop()
+    throw e
+  }
+}
+
+function listen(o: FrontOptions, d: ApiDeps, cold: (req: Request) => Promise<Response>, watch: Watch): Bun.Server<PeerConnection> {
   return Bun.serve<PeerConnection>({
     port: o.port,
     hostname: o.hostname,
@@ -89,8 +174,8 @@ export function serveFront(o: FrontOptions, d: ApiDeps, cold: (req: Request) => 
       const method = req.method
       if (path === "/append" && method === "POST") {
         const length = contentLength(req)
-        if (length !== null) return append(d, req, url, length)
-      } else if (path === "/list" && method === "GET") return list(d, req)
+        if (length !== null) return append(d, watch, req, url, length)
+      } else if (path === "/list" && method === "GET") return list(d, watch, req)
       else if (path === PEER_WS_PATH && method === "GET") return upgrade(d, req, url, server)
       return cold(req)
     },
@@ -148,21 +233,27 @@ const overloaded = (d: ApiDeps): Response =>
 
 /**
  * Waits for the node's answer to the request `submit` makes. A client that goes away meanwhile is
- * counted as client-gone and its waiter dropped.
+ * counted as client-gone and its waiter dropped (noticed once the request has waited
+ * WATCH_ABORT_AFTER_MS: most are answered sooner and never need an AbortSignal).
  */
-function awaitNode(d: ApiDeps, req: Request, submit: (done: Done) => number): Promise<Response> {
+function awaitNode(d: ApiDeps, watch: Watch, req: Request, submit: (done: Done) => number): Promise<Response> {
   return new Promise<Response>((resolve) => {
-    const rid = submit((body, error) => resolve(error === null ? okResponse(body as string) : errorResponse(error)))
+    let id = 0
+    const rid = submit((body, error) => {
+      if (id !== 0) watch.done(id)
+      resolve(error === null ? okResponse(body as string) : errorResponse(error))
+    })
     if (rid === 0) return
-    req.signal.addEventListener(
-      "abort",
-      () => {
+    id = watch.wait(() => {
+      const onAbort = () => {
         if (!d.node.abandon(rid)) return
         gone(d)
         resolve(new Response(null, { status: GONE }))
-      },
-      { once: true }
-    )
+      }
+      const signal = req.signal
+      if (signal.aborted) onAbort()
+      else signal.addEventListener("abort", onAbort, { once: true })
+    })
   })
 }
 
@@ -177,16 +268,16 @@ type BodyResult = { readonly text: string } | ApiError | "gone"
  * The body of `declared` bytes as UTF-8 text, within the body budget and the client body timeout.
  * Bun reads exactly Content-Length bytes.
  */
-async function readBody(d: ApiDeps, req: Request, declared: number): Promise<BodyResult> {
+async function readBody(d: ApiDeps, watch: Watch, req: Request, declared: number): Promise<BodyResult> {
   const { maxBytes, budget, timeoutMs } = d.http.clientBodies
   if (declared > maxBytes) return new PayloadTooLarge({ message: `body of ${declared} bytes is over the limit of ${maxBytes} bytes` })
   if (!budget.take(declared)) {
     return new Unavailable({ message: `the node is reading ${budget.max} bytes of request bodies already; not applied, try again later`, reason: "Overloaded" })
   }
-  let timer: ReturnType<typeof setTimeout> | undefined
+  let id = 0
   try {
     const bytes = await new Promise<Uint8Array | "timeout" | "gone">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), timeoutMs)
+      id = watch.body(() => resolve("timeout"))
       req.bytes().then(resolve, () => resolve("gone"))
     })
     if (bytes === "timeout") return new RequestTimeout({ message: `the body did not arrive within ${timeoutMs} ms of the headers; not applied` })
@@ -197,16 +288,16 @@ async function readBody(d: ApiDeps, req: Request, declared: number): Promise<Bod
       return new BadRequest({ message: "body is not valid UTF-8" })
     }
   } finally {
-    clearTimeout(timer)
+    watch.done(id)
     budget.give(declared)
   }
 }
 
 /** POST /append with a Content-Length body. */
-async function append(d: ApiDeps, req: Request, url: string, declared: number): Promise<Response> {
+async function append(d: ApiDeps, watch: Watch, req: Request, url: string, declared: number): Promise<Response> {
   if (!takeSlot(d)) return overloaded(d)
   try {
-    const r = await appendIn(d, req, url, declared)
+    const r = await appendIn(d, watch, req, url, declared)
     if (r instanceof Response) return r
     countAppendError(d, r)
     return errorResponse(r)
@@ -215,12 +306,12 @@ async function append(d: ApiDeps, req: Request, url: string, declared: number): 
   }
 }
 
-async function appendIn(d: ApiDeps, req: Request, url: string, declared: number): Promise<Response | ApiError> {
+async function appendIn(d: ApiDeps, watch: Watch, req: Request, url: string, declared: number): Promise<Response | ApiError> {
   const denied = clientAuthError(d, req, undefined)
   if (denied !== null) return denied
   const list = wantList(url)
   if (Either.isLeft(list)) return list.left
-  const body = await readBody(d, req, declared)
+  const body = await readBody(d, watch, req, declared)
   if (body === "gone") {
     gone(d)
     return new Response(null, { status: GONE })
@@ -231,16 +322,16 @@ async function appendIn(d: ApiDeps, req: Request, url: string, declared: number)
   const a = decodeAppend(json.right)
   if (Either.isLeft(a)) return a.left
   const { value, client, seq } = a.right
-  return awaitNode(d, req, (done) => d.node.appendWith(value, client, seq, list.right, done))
+  return awaitNode(d, watch, req, (done) => d.node.appendWith(value, client, seq, list.right, done))
 }
 
 /** GET /list. */
-async function list(d: ApiDeps, req: Request): Promise<Response> {
+async function list(d: ApiDeps, watch: Watch, req: Request): Promise<Response> {
   if (!takeSlot(d)) return overloaded(d)
   try {
     const denied = clientAuthError(d, req, undefined)
     if (denied !== null) return errorResponse(denied)
-    return await awaitNode(d, req, (done) => d.node.readWith(done))
+    return await awaitNode(d, watch, req, (done) => d.node.readWith(done))
   } finally {
     d.http.clientRequests -= 1
   }

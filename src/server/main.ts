@@ -184,7 +184,7 @@ function listen(s: Setup, deps: ApiDeps): Effect.Effect<void, StartupError, Scop
         try: () => serveFront(options, deps, cold),
         catch: (e) => new StartupError({ code: 1, message: `cannot listen on ${s.address.name}: ${oneLine(e)}` })
       }),
-      (server) => Effect.sync(() => void server.stop())
+      (front) => Effect.sync(() => front.stop())
     )
   })
 }
