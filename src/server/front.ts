@@ -207,7 +207,8 @@ function contentLength(req: Request): number | null {
   return Number(text)
 }
 
-const okResponse = (body: string): Response => new Response(body, { headers: JSON_HEADERS })
+const OK_INIT = { headers: JSON_HEADERS } as const
+const okResponse = (body: string): Response => new Response(body, OK_INIT)
 
 function errorResponse(e: ApiError): Response {
   const b = errorBody(e)

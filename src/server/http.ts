@@ -115,11 +115,18 @@ export function errorResponse(e: ApiError): HttpServerResponse.HttpServerRespons
 /** The web Request behind an Effect server request (Bun's). */
 const webRequest = (req: HttpServerRequest.HttpServerRequest): Request => req.source as Request
 
+const LIST_YES = Either.right(true)
+const LIST_NO = Either.right(false)
+
 /** `?list=false` (or 0/no) leaves the list out; `true`, `1`, `yes` or absent keeps it. */
 export function wantList(url: string): Either.Either<boolean, BadRequest> {
   const q = url.indexOf("?")
-  if (q === -1) return Either.right(true)
-  const params = new URLSearchParams(url.slice(q + 1))
+  if (q === -1) return LIST_YES
+  // The query clients send, answered without a URLSearchParams (a native object per request).
+  const query = url.slice(q + 1)
+  if (query === "list=false") return LIST_NO
+  if (query === "list=true") return LIST_YES
+  const params = new URLSearchParams(query)
   const v = params.get("list")
   if (v === null) return Either.right(true)
   if (["false", "0", "no"].includes(v.toLowerCase())) return Either.right(false)
