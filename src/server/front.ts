@@ -19,15 +19,17 @@
 import { Either } from "effect"
 import { decodeFrame, UPGRADE_BODY, type AuthFailure } from "../auth/peer-auth.ts"
 import { APPEND_EXAMPLE, decodeAppend, parseJson } from "./body.ts"
-import { BadRequest, errorBody, PayloadTooLarge, RequestTimeout, Unavailable, type ApiError } from "./errors.ts"
+import { BadRequest, errorBody, InternalError, PayloadTooLarge, RequestTimeout, Unavailable, type ApiError } from "./errors.ts"
 import {
   acceptHelloFor,
   authFailed,
   authHeaders,
   clientAuthError,
   countAppendError,
+  countClientGone,
   PEER_FRAMES_PENDING_MAX,
   receiveEnvelope,
+  takeClientSlot,
   truncateUtf8,
   wantList,
   type ApiDeps
@@ -93,7 +95,7 @@ class Watch {
   private next = 1
   private readonly timer: ReturnType<typeof setInterval>
 
-  constructor(private readonly bodyTimeoutMs: () => number) {
+  constructor(private readonly bodyTimeoutMs: number) {
     this.timer = setInterval(() => this.sweep(Date.now()), WATCH_EVERY_MS)
     this.timer.unref?.()
   }
@@ -121,7 +123,7 @@ class Watch {
   }
 
   private sweep(now: number): void {
-    const bodyDeadline = now - this.bodyTimeoutMs()
+    const bodyDeadline = now - this.bodyTimeoutMs
     for (const [id, b] of this.bodies) {
       if (b.since > bodyDeadline) break
       this.bodies.delete(id)
@@ -144,7 +146,7 @@ export interface Front {
 
 /** Serves the node until `stop`; throws when it cannot listen. */
 export function serveFront(o: FrontOptions, d: ApiDeps, cold: (req: Request) => Promise<Response>): Front {
-  const watch = new Watch(() => d.http.clientBodies.timeoutMs)
+  const watch = new Watch(d.http.clientBodies.timeoutMs)
   try {
     const server = listen(o, d, cold, watch)
     return {
@@ -194,13 +196,12 @@ function listen(o: FrontOptions, d: ApiDeps, cold: (req: Request) => Promise<Res
     },
     error(e) {
       d.log.limited("internal-error", 5_000, "internal-error", { error: e instanceof Error ? e.message : String(e) })
-      const b = errorBody({ _tag: "InternalError", message: "internal error" } as ApiError)
-      return new Response(b.json, { status: b.status, headers: JSON_HEADERS })
+      return errorResponse(new InternalError({ message: "internal error" }))
     }
   })
 }
 
-/** A Content-Length the fast path takes (digits only, at most the client body limit + 1); else null. */
+/** The Content-Length, when it is a plain number the fast path can take (else the Effect app reads the body). */
 function contentLength(req: Request): number | null {
   const text = req.headers.get("content-length")
   if (text === null || text.length > 12 || !/^\d+$/.test(text)) return null
@@ -214,23 +215,6 @@ function errorResponse(e: ApiError): Response {
   const b = errorBody(e)
   return new Response(b.json, { status: b.status, headers: { ...JSON_HEADERS, ...b.headers } })
 }
-
-/** Takes a client request slot: false (and counted) when the cap is reached. */
-function takeSlot(d: ApiDeps): boolean {
-  const h = d.http
-  if (h.clientRequests >= h.clientRequestsMax) {
-    d.counters.requestsOverloaded += 1
-    d.log.limited("overloaded", 5_000, "client-requests-refused", { reason: "Overloaded", inFlight: h.clientRequests })
-    return false
-  }
-  h.clientRequests += 1
-  return true
-}
-
-const overloaded = (d: ApiDeps): Response =>
-  errorResponse(
-    new Unavailable({ message: `${d.http.clientRequestsMax} client requests are in flight on this node already; not applied, try again later`, reason: "Overloaded" })
-  )
 
 /**
  * Waits for the node's answer to the request `submit` makes. A client that goes away meanwhile is
@@ -248,7 +232,7 @@ function awaitNode(d: ApiDeps, watch: Watch, req: Request, submit: (done: Done) 
     id = watch.wait(() => {
       const onAbort = () => {
         if (!d.node.abandon(rid)) return
-        gone(d)
+        countClientGone(d)
         resolve(new Response(null, { status: GONE }))
       }
       const signal = req.signal
@@ -256,11 +240,6 @@ function awaitNode(d: ApiDeps, watch: Watch, req: Request, submit: (done: Done) 
       else signal.addEventListener("abort", onAbort, { once: true })
     })
   })
-}
-
-function gone(d: ApiDeps): void {
-  d.counters.clientGone += 1
-  d.log.limited("client-gone", 60_000, "client-gone", { note: "requests whose client went away before the answer (counted in clientGone)" })
 }
 
 type BodyResult = { readonly text: string } | ApiError | "gone"
@@ -296,7 +275,8 @@ async function readBody(d: ApiDeps, watch: Watch, req: Request, declared: number
 
 /** POST /append with a Content-Length body. */
 async function append(d: ApiDeps, watch: Watch, req: Request, url: string, declared: number): Promise<Response> {
-  if (!takeSlot(d)) return overloaded(d)
+  const refused = takeClientSlot(d)
+  if (refused !== null) return errorResponse(refused)
   try {
     const r = await appendIn(d, watch, req, url, declared)
     if (r instanceof Response) return r
@@ -314,7 +294,7 @@ async function appendIn(d: ApiDeps, watch: Watch, req: Request, url: string, dec
   if (Either.isLeft(list)) return list.left
   const body = await readBody(d, watch, req, declared)
   if (body === "gone") {
-    gone(d)
+    countClientGone(d)
     return new Response(null, { status: GONE })
   }
   if (!("text" in body)) return body
@@ -328,7 +308,8 @@ async function appendIn(d: ApiDeps, watch: Watch, req: Request, url: string, dec
 
 /** GET /list. */
 async function list(d: ApiDeps, watch: Watch, req: Request): Promise<Response> {
-  if (!takeSlot(d)) return overloaded(d)
+  const refused = takeClientSlot(d)
+  if (refused !== null) return errorResponse(refused)
   try {
     const denied = clientAuthError(d, req, undefined)
     if (denied !== null) return errorResponse(denied)

@@ -177,7 +177,7 @@ export function countAppendError(d: ApiDeps, e: ApiError): void {
   if (e._tag === "Unavailable" && e.reason === "Overloaded") d.counters.requestsOverloaded += 1
 }
 
-export const envelopeCheck = (d: ApiDeps) => ({ self: d.self, n: d.cluster.nodes.length, clusterId: d.cluster.clusterId })
+const envelopeCheck = (d: ApiDeps) => ({ self: d.self, n: d.cluster.nodes.length, clusterId: d.cluster.clusterId })
 
 /** One envelope's text from `from` (null: any sender): counted, checked, handed to the node. Left: why it was rejected. */
 export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.Either<void, BadRequest> {
@@ -323,19 +323,33 @@ export const makeApp = (d: ApiDeps) =>
     )
     const capped = Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) => {
       if (UNCAPPED.has(pathOf(req.url))) return routed
-      const h = d.http
-      if (h.clientRequests >= h.clientRequestsMax) {
-        d.counters.requestsOverloaded += 1
-        d.log.limited("overloaded", 5_000, "client-requests-refused", { reason: "Overloaded", inFlight: h.clientRequests })
-        return Effect.succeed(
-          errorResponse(new Unavailable({ message: `${h.clientRequestsMax} client requests are in flight on this node already; not applied, try again later`, reason: "Overloaded" }))
-        )
-      }
-      h.clientRequests += 1
-      return Effect.ensuring(routed, Effect.sync(() => (h.clientRequests -= 1)))
+      const refused = takeClientSlot(d)
+      if (refused !== null) return Effect.succeed(errorResponse(refused))
+      return Effect.ensuring(routed, Effect.sync(() => (d.http.clientRequests -= 1)))
     })
     return Effect.succeed(capped)
   })
+
+/**
+ * Takes one of the client request slots (give it back with `d.http.clientRequests -= 1`); past
+ * the cap, the 503 to answer with, counted and logged.
+ */
+export function takeClientSlot(d: ApiDeps): Unavailable | null {
+  const h = d.http
+  if (h.clientRequests >= h.clientRequestsMax) {
+    d.counters.requestsOverloaded += 1
+    d.log.limited("overloaded", 5_000, "client-requests-refused", { reason: "Overloaded", inFlight: h.clientRequests })
+    return new Unavailable({ message: `${h.clientRequestsMax} client requests are in flight on this node already; not applied, try again later`, reason: "Overloaded" })
+  }
+  h.clientRequests += 1
+  return null
+}
+
+/** Counts (and logs, rate-limited) a request whose client went away before its answer. */
+export function countClientGone(d: ApiDeps): void {
+  d.counters.clientGone += 1
+  d.log.limited("client-gone", 60_000, "client-gone", { note: "requests whose client went away before the answer (counted in clientGone)" })
+}
 
 /**
  * A defect while handling a request: logged, answered 500 (outcome unknown). A request whose
@@ -344,8 +358,7 @@ export const makeApp = (d: ApiDeps) =>
  */
 function internal(d: ApiDeps, cause: Cause.Cause<unknown>): HttpServerResponse.HttpServerResponse {
   if (clientGone(cause)) {
-    d.counters.clientGone += 1
-    d.log.limited("client-gone", 60_000, "client-gone", { note: "requests whose client went away before the answer (counted in clientGone)" })
+    countClientGone(d)
     return HttpServerResponse.empty({ status: 499 })
   }
   const line = Cause.pretty(cause).split("\n")[0] ?? "unknown"
@@ -358,7 +371,7 @@ export function clientGone(cause: Cause.Cause<unknown>): boolean {
   return Cause.isInterruptedOnly(cause) || (Chunk.isEmpty(Cause.failures(cause)) && Chunk.isEmpty(Cause.defects(cause)))
 }
 
-export function notFound(method: string, url: string): ApiError {
+function notFound(method: string, url: string): ApiError {
   const q = url.indexOf("?")
   const path = q === -1 ? url : url.slice(0, q)
   const allow = ROUTES[path]
@@ -373,7 +386,7 @@ export function truncateUtf8(s: string, max: number): string {
   return out
 }
 
-export const nodeName = (d: ApiDeps): string => (d.cluster.nodes[d.self] as { name: string }).name
+const nodeName = (d: ApiDeps): string => (d.cluster.nodes[d.self] as { name: string }).name
 
 /** GET /status. */
 export function status(d: ApiDeps) {

@@ -7,7 +7,8 @@
  * The three services the core needs are provided here: Network (messages to self are looped back
  * into the next batch, never sent over the network; others go to the peer outboxes), Storage
  * (SqliteStore, failure = StorageError) and Clients (completes the waiting HTTP requests).
- * A batch runs synchronously to the end, so the node state always reflects every input it stepped.
+ * One batch runs at a time, to its end (its fsync included), so the node state always reflects
+ * every input it stepped.
  */
 import { Cause, Context, Data, Effect, Exit, HashMap, Option } from "effect"
 import * as B from "../core/ballot.ts"
@@ -217,8 +218,9 @@ export class Node {
   /**
    * Runs the loop until interrupted; fails with Fatal when the node must stop. Each turn of the
    * loop is one batch: every input queued since the last (at most BATCH_INPUTS_MAX), stepped and
-   * performed by the core's Effect program (runBatch) synchronously, with one SQLite transaction,
-   * hence one fsync, for all writes of all of them (group commit). A turn is scheduled with
+   * performed by the core's Effect program (runBatch), with one SQLite transaction, hence one
+   * fsync, for all writes of all of them (group commit); the next turn waits for the batch to end,
+   * its fsync included, while the event loop reads what arrives meanwhile. A turn is scheduled with
    * setImmediate, which runs after the event loop's pending I/O callbacks: every request and peer
    * frame that arrived meanwhile joins the batch, and a busy node never starves its sockets.
    */
@@ -240,7 +242,7 @@ export class Node {
 
   private readonly turn = (): void => {
     this.scheduled = false
-    if (this.onFatal === null || this.busy) return
+    if (this.onFatal === null) return
     const inputs = this.nextBatch()
     if (inputs.length === 0) return
     this.busy = true

@@ -20,8 +20,9 @@
  * client table at the snapshot, rewritten row by row only where it changed). A snapshot thus costs
  * one insert for its values, not one per value (7,500 inserts took ~5 ms, a stall of every node at
  * once, since all snapshot at the same slots). Format 1 kept one list row per value; such a file
- * is upgraded in place at start, in one transaction. At start the file is checked read-only first (integrity, format version,
- * cluster and node identity): a file that fails is refused and never modified.
+ * is upgraded in place at start, in one transaction. At start the file is checked read-only first
+ * (integrity, format version, cluster and node identity): a file that fails is refused and never
+ * modified.
  */
 import { Database } from "bun:sqlite"
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs"
@@ -48,12 +49,14 @@ export class StorageRefused extends Error {
   override readonly name = "StorageRefused"
 }
 
+const LIST_CHUNKS_TABLE = "CREATE TABLE list_chunks (start INTEGER PRIMARY KEY, data BLOB NOT NULL)"
+
 const SCHEMA = [
   "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
   "CREATE TABLE promise (id INTEGER PRIMARY KEY CHECK (id = 0), round INTEGER NOT NULL, leader INTEGER NOT NULL)",
   "CREATE TABLE accepted (slot INTEGER PRIMARY KEY, round INTEGER NOT NULL, leader INTEGER NOT NULL, value TEXT NOT NULL)",
   "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 0), slot INTEGER NOT NULL)",
-  "CREATE TABLE list_chunks (start INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+  LIST_CHUNKS_TABLE,
   "CREATE TABLE clients (client TEXT PRIMARY KEY, seq INTEGER NOT NULL, value INTEGER NOT NULL, idx INTEGER NOT NULL, slot INTEGER NOT NULL) WITHOUT ROWID"
 ]
 
@@ -222,8 +225,8 @@ export class SqliteStore {
     this.stmt.dropChunksFrom.run(length)
     const last = this.stmt.chunkBefore.get(length)
     if (last === null) return
-    const values = decodeValues(last.data)
-    if (last.start + values.length > length) this.stmt.putChunk.run(last.start, encodeValues(values.subarray(0, length - last.start)))
+    const keep = (length - last.start) * 8
+    if (last.data.byteLength > keep) this.stmt.putChunk.run(last.start, last.data.subarray(0, keep))
   }
 
   /** The clients table becomes `clients`: only rows that changed are written. */
@@ -315,7 +318,7 @@ function upgradeFrom1(db: Database): void {
       if (r.idx !== i) throw new Error(`the list has a gap at index ${i}`)
       values[i] = r.value
     })
-    db.run("CREATE TABLE list_chunks (start INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    db.run(LIST_CHUNKS_TABLE)
     if (values.length > 0) db.prepare("INSERT INTO list_chunks (start, data) VALUES (0, ?)").run(encodeValues(values))
     db.run("DROP TABLE list")
     db.run("UPDATE meta SET value = '2' WHERE key = 'format_version'")
