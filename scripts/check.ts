@@ -113,7 +113,8 @@ const steps: Step[] = [
         ["forget-promise", 5000],
         ["accept-lower-ballot", 200],
         ["ignore-phase1-values", 200],
-        ["stale-read", 200]
+        ["stale-read", 200],
+        ["send-before-durable", 300]
       ]
       const results = await Promise.all(
         bugs.map(([bug, seeds]) =>

@@ -32,14 +32,14 @@ async function totalsOf(members: readonly Member[]): Promise<Totals> {
   let peerBytes = 0
   let peerMessages = 0
   let fsyncs = 0
-  let persistMicros = 0
+  let syncMicros = 0
   let ops = 0
   for (const s of sts) {
     if (s === null) continue
     peerBytes += s.counters.peerBytesSent ?? 0
     peerMessages += s.counters.peerMessagesSent ?? 0
     fsyncs += s.counters.fsyncs ?? 0
-    persistMicros += s.counters.persistMicros ?? 0
+    syncMicros += s.counters.syncMicros ?? 0
     ops += s.counters.clientOk ?? 0
   }
   const missing = sts.some((s) => s === null)
@@ -47,7 +47,7 @@ async function totalsOf(members: readonly Member[]): Promise<Totals> {
     peerBytes: missing ? null : peerBytes,
     peerMessages: missing ? null : peerMessages,
     fsyncs: missing ? null : fsyncs,
-    fsyncSeconds: missing ? null : persistMicros / 1e6,
+    fsyncSeconds: missing ? null : syncMicros / 1e6,
     ops: missing ? null : ops,
     members: sts.map((s) => (s === null ? null : { ...s.counters })),
     listLength: sts.map((s) => (s === null ? null : s.listLength))

@@ -20,12 +20,13 @@ export const LIMITS = {
   reasonLengthMax: 200
 } as const
 
-export type BugName = "forget-promise" | "accept-lower-ballot" | "ignore-phase1-values" | "stale-read"
+export type BugName = "forget-promise" | "accept-lower-ballot" | "ignore-phase1-values" | "stale-read" | "send-before-durable"
 export const BUG_NAMES: readonly BugName[] = [
   "forget-promise",
   "accept-lower-ballot",
   "ignore-phase1-values",
-  "stale-read"
+  "stale-read",
+  "send-before-durable"
 ]
 
 export interface NodeConfig {

@@ -45,7 +45,14 @@ export function onPromise(c: Ctx, from: number, m: Promise): void {
   if (r._tag !== "Candidate" || !B.eq(r.ballot, m.ballot)) return
   const promises = HashMap.set(r.promises, from, { snapshot: m.snapshot, accepted: m.accepted })
   c.s.role = { ...r, promises }
-  if (HashMap.size(promises) >= quorum(c.s.cfg.n)) becomeLeader(c, r.ballot, promises)
+  if (HashMap.size(promises) < quorum(c.s.cfg.n)) return
+  // Phase 2 starts only once this node's own promise is among them. That promise reaches it as a
+  // message sent after its write was durable, so a leader's ballot always survives a crash: a
+  // restarted node campaigns above it and never proposes a second value at a ballot it used.
+  // Without this rule a quorum of other nodes could elect it while its promise still sat in an
+  // unsynced commit (the shell steps later batches before earlier ones are durable).
+  if (!HashMap.has(promises, c.id)) return
+  becomeLeader(c, r.ballot, promises)
 }
 
 /**

@@ -3,10 +3,11 @@
  *
  * Input is a tick, a peer message, a client request, or the end of a batch (Flush, which
  * `stepBatch` adds: commands queued during a batch are proposed together). Output holds messages that may leave at once
- * (`early`), writes to make durable (`persist`), and the messages and client replies that must wait
- * for those writes (`send`, `replies`). Messages a node sends to itself (its own acceptor's votes)
- * are in `send`, so a self-vote counts only once it is durable: the loop-back is this design's
- * "persisted up to N" input. See docs/PROTOCOL.md.
+ * (`early`), client replies (`replies`: decided commands only, so they too leave at once), writes to
+ * make durable (`persist`), and the messages that must wait until those writes and every earlier
+ * one are durable (`send`). Messages a node sends to itself (its own acceptor's votes) are in
+ * `send`, so a self-vote counts only once it is durable: the loop-back is this design's "persisted
+ * up to N" input. See docs/PROTOCOL.md.
  */
 import * as B from "./ballot.ts"
 import type { Ballot } from "./ballot.ts"

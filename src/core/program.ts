@@ -2,11 +2,19 @@
  * The node as an Effect program. `step` decides; this program carries out what it decided, with
  * storage, network and client replies as services that whoever runs it provides: the simulator
  * deterministic in-memory layers, the server Bun ones. Order matters and is fixed here:
- *   1. messages that depend on no write of the batch leave (`early`),
- *   2. the batch's writes are made durable, in one group commit,
- *   3. only then do the messages and replies that depend on them leave.
- * A failed write is a typed StorageError: nothing that depended on it is sent. An invariant
- * violation inside `step` is a defect (it dies), never a typed error.
+ *   1. messages that depend on no write (`early`) leave;
+ *   2. client replies leave: they report decided commands, which a quorum holds durably already
+ *      (every vote is sent only once durable, the node's own included), so they wait for no write;
+ *   3. the batch's writes are committed, in one transaction;
+ *   4. the messages that depend on them (`send`: promises and votes) are handed over to leave once
+ *      every write committed so far is durable.
+ * The program never waits for a disk: the shell makes commits durable in commit order (one fsync
+ * may cover many commits) and holds the messages of step 4 until then, while later batches run.
+ * So a batch may be stepped on a state whose writes are not yet durable: what makes that safe is
+ * that nothing revealing acceptor state leaves before it is durable (step 4), and that a leader
+ * starts Phase 2 only once its own promise is durable (see `onPromise` in leader.ts and
+ * docs/PROTOCOL.md). A failed commit is a typed StorageError: nothing that depended on it is sent.
+ * An invariant violation inside `step` is a defect (it dies), never a typed error.
  */
 import { Context, Data, Effect } from "effect"
 import { step } from "./node.ts"
@@ -16,12 +24,23 @@ export class StorageError extends Data.TaggedError("StorageError")<{ readonly me
 
 export class Storage extends Context.Tag("paxos/Storage")<
   Storage,
-  { readonly persist: (writes: readonly Write[]) => Effect.Effect<void, StorageError> }
+  {
+    /**
+     * Applies a batch's writes now, in one transaction. They become durable later, in the order
+     * they were committed; the commit's own failure is a StorageError.
+     */
+    readonly commit: (writes: readonly Write[]) => Effect.Effect<void, StorageError>
+  }
 >() {}
 
 export class Network extends Context.Tag("paxos/Network")<
   Network,
-  { readonly send: (envelopes: readonly Envelope[]) => Effect.Effect<void> }
+  {
+    /** Sends now. */
+    readonly send: (envelopes: readonly Envelope[]) => Effect.Effect<void>
+    /** Sends once every write committed so far is durable (at once when it already is). */
+    readonly sendWhenDurable: (envelopes: readonly Envelope[]) => Effect.Effect<void>
+  }
 >() {}
 
 export class Clients extends Context.Tag("paxos/Clients")<
@@ -62,9 +81,9 @@ export const perform = (output: Output, state: NodeState): Effect.Effect<void, S
   Effect.gen(function* () {
     const network = yield* Network
     if (output.early.length > 0) yield* network.send(output.early)
-    if (output.persist.length > 0) yield* (yield* Storage).persist(output.persist)
-    if (output.send.length > 0) yield* network.send(output.send)
     if (output.replies.length > 0) yield* (yield* Clients).reply(output.replies, state)
+    if (output.persist.length > 0) yield* (yield* Storage).commit(output.persist)
+    if (output.send.length > 0) yield* network.sendWhenDurable(output.send)
   })
 
 /** Steps every input of the batch, then performs the outputs (when there are any). */

@@ -120,7 +120,7 @@ export interface Envelope {
   readonly msg: Message
 }
 
-/** Writes the shell makes durable before it sends `send` and `replies` of the same output. */
+/** Writes the shell makes durable before it sends `send` of the same output (and of any later one). */
 export type Write =
   | { readonly _tag: "Promise"; readonly promised: Ballot }
   | { readonly _tag: "Accept"; readonly promised: Ballot; readonly entries: readonly AcceptedEntry[] }

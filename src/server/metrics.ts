@@ -54,11 +54,16 @@ export interface Counters {
   requestsSlowBody: number
   /** Requests whose client went away before the answer (aborted, timed out, disconnected). */
   clientGone: number
+  /** fdatasyncs of the WAL that completed (each covers every commit made before it started). */
   fsyncs: number
+  /** SQLite commits (one per batch with writes), and the writes in them. */
+  commits: number
   writes: number
-  /** Time spent in batches (stepping, persisting, sending), and in persisting alone. */
+  /** Time spent in batches (stepping, committing, sending), and in SQLite commits alone. */
   batchMicros: number
   persistMicros: number
+  /** Time from the start of each fdatasync to its end being seen on the event loop, summed. */
+  syncMicros: number
 }
 
 export const newCounters = (): Counters => ({
@@ -102,9 +107,11 @@ export const newCounters = (): Counters => ({
   requestsSlowBody: 0,
   clientGone: 0,
   fsyncs: 0,
+  commits: 0,
   writes: 0,
   batchMicros: 0,
-  persistMicros: 0
+  persistMicros: 0,
+  syncMicros: 0
 })
 
 /** Peer authentication failures by reason (peer-auth.ts's AuthFailure). */

@@ -1,21 +1,28 @@
 /**
  * The node: the pure core's Effect program (`runBatch` over `step`) run batch by batch over a
  * single bounded input queue. Each turn takes every queued input (at most BATCH_INPUTS_MAX) and
- * runs one batch: one SQLite transaction, hence one fsync, for all writes of all requests in it
- * (group commit). Client requests wait in a map of callbacks, answered when the core replies.
+ * runs one batch, synchronously: one SQLite transaction for all writes of all requests in it.
+ * Client requests wait in a map of callbacks, answered when the core replies.
+ *
+ * The disk is pipelined (group commit): batches are committed in order, and one fdatasync at a
+ * time, on a worker thread, makes durable every commit made before it started. The loop does not
+ * wait for it: the next batch is stepped while the sync runs, and the messages that depend on
+ * writes (the core's `send`: promises and votes) are held until a sync covers the commit they
+ * followed. So a node never waits a whole fsync before it can read its sockets again, and one
+ * fsync serves every batch that came while the previous one ran.
  *
  * The three services the core needs are provided here: Network (messages to self are looped back
- * into the next batch, never sent over the network; others go to the peer outboxes), Storage
- * (SqliteStore, failure = StorageError) and Clients (completes the waiting HTTP requests).
- * One batch runs at a time, to its end (its fsync included), so the node state always reflects
- * every input it stepped.
+ * into the next batch, never sent over the network; others go to the peer outboxes; held ones
+ * leave when durable), Storage (SqliteStore commits, failure = StorageError) and Clients
+ * (completes the waiting HTTP requests). All three are synchronous, so a batch is one
+ * `Effect.runSyncExit` of the core's program.
  */
-import { Cause, Context, Data, Effect, Exit, HashMap, Option } from "effect"
+import { Cause, Context, Data, Effect, Exit, HashMap, Option, Runtime } from "effect"
 import * as B from "../core/ballot.ts"
 import type { NodeConfig } from "../core/config.ts"
 import { InvariantViolation, MARKER } from "../core/invariant.ts"
 import type { Message } from "../core/messages.ts"
-import { Clients, Network, Storage, StorageError, runBatch } from "../core/program.ts"
+import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
 import type { Envelope, Event, Input, NodeState, Reply, Write } from "../core/state.ts"
 import { OutcomeUnknown, Unavailable, type ApiError } from "./errors.ts"
 import { ListJson } from "./list-json.ts"
@@ -58,7 +65,14 @@ export interface NodeDeps {
   readonly log: Log
   /** Milliseconds of one tick (the core counts time in ticks). */
   readonly tickMs: number
+  /**
+   * Called with the exit status when the node must stop. The default exits the process 5 s later,
+   * in case the shutdown hangs; tests of the loop pass their own.
+   */
+  readonly backstop?: (code: number) => void
 }
+
+const exitLater = (code: number): void => void setTimeout(() => process.exit(code), 5_000).unref()
 
 export class Node {
   state: NodeState
@@ -70,14 +84,20 @@ export class Node {
   private readonly waiting = new Map<number, Waiter>()
   private nextRid = 1
   private stopping = false
-  private readonly ctx: Context.Context<Storage | Network | Clients>
+  /** Runs a batch's program synchronously with this node's services. */
+  private readonly runSync: (effect: Effect.Effect<BatchResult, StorageError, Storage | Network | Clients>) => Exit.Exit<BatchResult, StorageError>
   private catchingUpSince = 0
   /** Set while `run` runs: how the loop reports a fatal error. */
   private onFatal: ((f: Fatal) => void) | null = null
   private scheduled = false
-  /** A batch is running (waiting for its fsync): the next waits for it. */
-  private busy = false
   private nextSweep = 0
+  /** Commits made, and how many of them are durable (a prefix: syncs cover commits in order). */
+  private commits = 0
+  private durable = 0
+  /** The commit count the fdatasync in progress covers; 0 when none runs. */
+  private syncing = 0
+  /** Messages waiting for every commit up to `seq` to be durable, oldest first. */
+  private held: Array<{ readonly seq: number; readonly envelopes: readonly Envelope[] }> = []
   private readonly safetyMs: number
 
   constructor(
@@ -87,9 +107,15 @@ export class Node {
     this.state = initial
     this.listJson.sync(initial.list)
     this.safetyMs = d.cfg.requestTicks * d.tickMs + 3_000
-    this.ctx = Context.make(Storage, { persist: (ws) => this.persist(ws) }).pipe(
-      Context.add(Network, { send: (es) => Effect.sync(() => this.send(es)) }),
+    const services = Context.make(Storage, { commit: (ws) => this.commit(ws) }).pipe(
+      Context.add(Network, {
+        send: (es) => Effect.sync(() => this.send(es)),
+        sendWhenDurable: (es) => Effect.sync(() => this.sendWhenDurable(es))
+      }),
       Context.add(Clients, { reply: (rs, st) => Effect.sync(() => this.reply(rs, st)) })
+    )
+    this.runSync = Runtime.runSyncExit(
+      Runtime.make({ context: services, runtimeFlags: Runtime.defaultRuntimeFlags, fiberRefs: Runtime.defaultRuntime.fiberRefs })
     )
   }
 
@@ -218,11 +244,10 @@ export class Node {
   /**
    * Runs the loop until interrupted; fails with Fatal when the node must stop. Each turn of the
    * loop is one batch: every input queued since the last (at most BATCH_INPUTS_MAX), stepped and
-   * performed by the core's Effect program (runBatch), with one SQLite transaction, hence one
-   * fsync, for all writes of all of them (group commit); the next turn waits for the batch to end,
-   * its fsync included, while the event loop reads what arrives meanwhile. A turn is scheduled with
-   * setImmediate, which runs after the event loop's pending I/O callbacks: every request and peer
-   * frame that arrived meanwhile joins the batch, and a busy node never starves its sockets.
+   * performed by the core's Effect program (runBatch) at once, its writes committed in one SQLite
+   * transaction and made durable by the sync lane (see the top of this file). A turn is scheduled
+   * with setImmediate, which runs after the event loop's pending I/O callbacks: every request and
+   * peer frame that arrived meanwhile joins the batch, and a busy node never starves its sockets.
    */
   run(): Effect.Effect<never, Fatal> {
     return Effect.async<never, Fatal>((resume) => {
@@ -235,7 +260,7 @@ export class Node {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.busy || this.onFatal === null) return
+    if (this.scheduled || this.onFatal === null) return
     this.scheduled = true
     setImmediate(this.turn)
   }
@@ -245,17 +270,20 @@ export class Node {
     if (this.onFatal === null) return
     const inputs = this.nextBatch()
     if (inputs.length === 0) return
-    this.busy = true
-    this.step(inputs, (fatal) => {
-      this.busy = false
-      if (fatal !== null) {
-        const report = this.onFatal
-        this.onFatal = null
-        report?.(fatal)
-        return
-      }
-      if (this.inbox.length + this.loopback.length > 0) this.schedule()
-    })
+    const fatal = this.step(inputs)
+    if (fatal !== null) return this.stop(fatal)
+    if (this.inbox.length + this.loopback.length > 0) this.schedule()
+  }
+
+  /** Reports a Fatal to `run` (once): the node stops, and nothing held is sent. */
+  private stop(fatal: Fatal): void {
+    // Said at once, before any shutdown work: the line must reach the log even if that hangs.
+    process.stderr.write(`${new Date().toISOString()} ${fatal.line}\n`)
+    ;(this.d.backstop ?? exitLater)(fatal.code)
+    this.held = []
+    const report = this.onFatal
+    this.onFatal = null
+    report?.(fatal)
   }
 
   private nextBatch(): Input[] {
@@ -278,30 +306,18 @@ export class Node {
     return this.inbox.splice(0, max)
   }
 
-  /**
-   * Runs one batch: the core's program steps it at once and performs its outputs, waiting for the
-   * fsync of its writes (off the event loop) before what depends on them; `then` gets null when
-   * it is done, or the Fatal when the node must stop.
-   */
-  private step(inputs: Input[], then: (fatal: Fatal | null) => void): void {
+  /** Runs one batch: the core's program steps it and performs its outputs. Null, or the Fatal when the node must stop. */
+  private step(inputs: Input[]): Fatal | null {
     const before = this.state
     const t0 = performance.now()
-    const fiber = Effect.runFork(Effect.provide(runBatch(before, inputs), this.ctx))
-    fiber.addObserver((exit) => {
-      this.d.counters.batchMicros += Math.round((performance.now() - t0) * 1000)
-      if (Exit.isSuccess(exit)) {
-        this.state = exit.value.state
-        this.d.counters.batches += 1
-        this.d.counters.batchInputs += inputs.length
-        this.observe(before, exit.value.state, exit.value.events)
-        return then(null)
-      }
-      const fatal = this.fatal(exit.cause)
-      // Said at once, before any shutdown work: the line must reach the log even if that hangs.
-      process.stderr.write(`${new Date().toISOString()} ${fatal.line}\n`)
-      setTimeout(() => process.exit(fatal.code), 5_000).unref()
-      then(fatal)
-    })
+    const exit = this.runSync(runBatch(before, inputs))
+    this.d.counters.batchMicros += Math.round((performance.now() - t0) * 1000)
+    if (Exit.isFailure(exit)) return this.fatal(exit.cause)
+    this.state = exit.value.state
+    this.d.counters.batches += 1
+    this.d.counters.batchInputs += inputs.length
+    this.observe(before, exit.value.state, exit.value.events)
+    return null
   }
 
   /** The Fatal for a failed batch: an invariant violation, a storage failure, or another defect. */
@@ -322,23 +338,57 @@ export class Node {
   // -------------------------------------------------------------------------------------------
   // Services
 
-  /** Commits the batch's writes, then waits (off the event loop) for their fdatasync. */
-  private persist(writes: readonly Write[]): Effect.Effect<void, StorageError> {
-    return Effect.async<void, StorageError>((resume) => {
-      const t0 = performance.now()
-      const failed = (e: unknown) => resume(Effect.fail(new StorageError({ message: oneLine(e), cause: e })))
-      try {
-        this.d.store.persistAsync(writes, (e) => {
-          if (e !== null) return failed(e)
-          this.d.counters.persistMicros += Math.round((performance.now() - t0) * 1000)
-          this.d.counters.fsyncs += 1
-          this.d.counters.writes += writes.length
-          resume(Effect.void)
-        })
-      } catch (e) {
-        failed(e)
-      }
+  /** Commits the batch's writes now (durable once the sync lane covers them). */
+  private commit(writes: readonly Write[]): Effect.Effect<void, StorageError> {
+    return Effect.try({
+      try: () => {
+        const t0 = performance.now()
+        this.d.store.commit(writes)
+        this.d.counters.persistMicros += Math.round((performance.now() - t0) * 1000)
+        this.d.counters.writes += writes.length
+        this.d.counters.commits += 1
+        this.commits += 1
+        this.sync()
+      },
+      catch: (e) => new StorageError({ message: oneLine(e), cause: e })
     })
+  }
+
+  /**
+   * Starts an fdatasync over every commit made so far, unless one runs: then the next starts when
+   * it ends. When it ends, the messages held for the commits it covers leave.
+   */
+  private sync(): void {
+    if (this.syncing !== 0 || this.commits === this.durable) return
+    const target = this.commits
+    this.syncing = target
+    const t0 = performance.now()
+    try {
+      this.d.store.syncAsync((e) => this.synced(target, t0, e))
+    } catch (e) {
+      this.synced(target, t0, e instanceof Error ? e : new Error(String(e)))
+    }
+  }
+
+  private synced(target: number, t0: number, e: Error | null): void {
+    this.syncing = 0
+    if (this.onFatal === null) return
+    if (e !== null) {
+      return this.stop(new Fatal({ code: 1, line: `${this.name} storage failed, stopping (nothing that depended on the failed write was sent): ${oneLine(e)}` }))
+    }
+    this.d.counters.syncMicros += Math.round((performance.now() - t0) * 1000)
+    this.d.counters.fsyncs += 1
+    this.durable = target
+    let i = 0
+    while (i < this.held.length && (this.held[i] as { seq: number }).seq <= target) i++
+    if (i > 0) for (const h of this.held.splice(0, i)) this.send(h.envelopes)
+    this.sync()
+    if (this.inbox.length + this.loopback.length > 0) this.schedule()
+  }
+
+  private sendWhenDurable(envelopes: readonly Envelope[]): void {
+    if (this.durable === this.commits) this.send(envelopes)
+    else this.held.push({ seq: this.commits, envelopes })
   }
 
   private send(envelopes: readonly Envelope[]): void {

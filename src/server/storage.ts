@@ -4,9 +4,10 @@
  *
  * The fsync: SQLite runs with `synchronous=NORMAL`, so a commit writes its frames to the WAL file
  * without syncing it, and the store then runs fdatasync(2) on the WAL file itself. `persist` does
- * it before it returns; `persistAsync` commits at once and runs the fdatasync on a worker thread
- * (node:fs), calling back when the batch is durable, so the event loop serves sockets meanwhile.
- * Either way nothing that depends on the batch's writes leaves before its fdatasync returned.
+ * it before it returns; `commit` only commits, and `syncAsync` runs the fdatasync on a worker thread
+ * (node:fs), calling back when every commit made before it is durable, so the event loop serves
+ * sockets meanwhile. Either way nothing that depends on a batch's writes leaves before an
+ * fdatasync that started after its commit returned (src/server/node.ts holds it until then).
  * This is what `synchronous=FULL` does at every commit (a sync of the WAL), moved off the event
  * loop. fsync is per file, not per descriptor, so a descriptor of our own on the WAL file syncs
  * what SQLite wrote through its own. SQLite never deletes the WAL while its connection is open (it
@@ -136,19 +137,19 @@ export class SqliteStore {
     fdatasyncSync(this.walFd())
   }
 
-  /**
-   * Applies every write of a batch in one transaction now (throws on failure), then makes it
-   * durable off the event loop: `done` gets null once it is, or the error.
-   */
-  persistAsync(writes: readonly Write[], done: (error: Error | null) => void): void {
-    this.commit(writes)
-    fdatasync(this.walFd(), (e) => done(e ?? null))
-  }
-
-  private commit(writes: readonly Write[]): void {
+  /** Applies every write of a batch in one transaction, not yet durable (see `syncAsync`). Throws on failure. */
+  commit(writes: readonly Write[]): void {
     this.applyAll(writes)
     this.stats.transactions += 1
     this.stats.writes += writes.length
+  }
+
+  /**
+   * Makes every commit made so far durable, off the event loop: `done` gets null once they are, or
+   * the error. A commit made while it runs needs the next one.
+   */
+  syncAsync(done: (error: Error | null) => void): void {
+    fdatasync(this.walFd(), (e) => done(e ?? null))
   }
 
   /** A descriptor of the WAL file as it is at its path now (opened at the first commit, reopened if the file was replaced). */

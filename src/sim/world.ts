@@ -2,7 +2,10 @@
  * The deterministic simulator: the real core (`runBatch` over `step`) on 3 or 5 nodes, with a seeded
  * network (loss, duplication, delay and so reordering, partitions of several shapes), crashes with
  * restart (a crash may tear a batch: its early messages left, its writes are lost), pauses, and
- * clients that append unique values and read at random nodes with timeouts and retries.
+ * clients that append unique values and read at random nodes with timeouts and retries. Disks are
+ * pipelined as the server's are: a commit becomes durable some ticks later (one sync covering every
+ * commit made before it started), later batches run meanwhile, messages that depend on writes wait
+ * for them, and a crash loses every commit not yet durable.
  *
  * Checked after every step (TigerBeetle's state checker):
  *  - at most one value is chosen per slot, where "chosen" is computed from the acceptors' durable
@@ -73,6 +76,15 @@ interface SimNode {
   /** Length of the list already compared with the global list. */
   verified: number
   boots: number
+  /** Commits made since boot, and how many of them are durable (a prefix). */
+  commits: number
+  durable: number
+  /** The commit count the sync in progress covers (<= durable when none runs). */
+  syncTarget: number
+  /** The writes of commits durable+1..commits, oldest first: a crash loses them. */
+  unsynced: Write[][]
+  /** Messages waiting for every commit up to `seq` to be durable. */
+  held: Array<{ readonly seq: number; readonly envelopes: readonly Envelope[] }>
 }
 
 interface InFlight {
@@ -125,6 +137,8 @@ export class World {
   private issued = 0
   private t = 0
   private faultsOn: boolean
+  /** Chance per tick that a node's sync in progress completes: its disk's speed. */
+  private readonly syncChance: number
   private nextFaultAt = 50
   private healAt = 0
   /** Chosen value of each slot, from durable accepts: slot -> key of the value. */
@@ -139,6 +153,7 @@ export class World {
   constructor(readonly opts: SimOptions) {
     this.rng = new Random(opts.seed)
     this.faultsOn = opts.faults
+    this.syncChance = this.rng.pick([1, 0.5, 0.2])
     const snapshotEverySlots = this.rng.pick([4, 8, 16, 64])
     this.cfgs = Array.from({ length: opts.nodes }, (_, id) =>
       defaultConfig(id, opts.nodes, {
@@ -229,7 +244,12 @@ export class World {
       resumeAt: 0,
       inputs: [],
       verified: 0,
-      boots: 0
+      boots: 0,
+      commits: 0,
+      durable: 0,
+      syncTarget: 0,
+      unsynced: [],
+      held: []
     }
     this.boot(node)
     return node
@@ -240,17 +260,51 @@ export class World {
     node.state = restore(this.cfgs[node.id] as NodeConfig, node.store.load(), this.rng.u32())
     node.verified = 0
     node.inputs = []
+    node.commits = 0
+    node.durable = 0
+    node.syncTarget = 0
+    node.unsynced = []
+    node.held = []
   }
 
-  /** A crash in the middle of a batch loses its writes: persist fails and nothing after it is sent. */
+  /** A crash in the middle of a batch loses its writes: the commit fails and nothing after it is sent. */
   private tornCrash = -1
 
-  private persist(node: SimNode, ws: readonly Write[]): Effect.Effect<void, StorageError> {
-    if (this.tornCrash === node.id) return Effect.fail(new StorageError({ message: "crashed before fsync" }))
+  private commit(node: SimNode, ws: readonly Write[]): Effect.Effect<void, StorageError> {
+    if (this.tornCrash === node.id) return Effect.fail(new StorageError({ message: "crashed before the commit" }))
     return Effect.sync(() => {
-      node.store.apply(ws)
-      for (const w of ws) if (w._tag === "Accept") for (const e of w.entries) this.vote(node.id, e.slot, e.ballot, batchKey(e.value))
+      node.unsynced.push(ws.slice())
+      node.commits++
     })
+  }
+
+  private sendWhenDurable(node: SimNode, es: readonly Envelope[]): void {
+    // Planted bug: the shell sends votes and promises before they are durable.
+    if (node.durable >= node.commits || this.opts.bug === "send-before-durable") this.send(node.id, es)
+    else node.held.push({ seq: node.commits, envelopes: es })
+  }
+
+  /**
+   * The node's disk: the sync in progress may complete (every commit it covers becomes durable and
+   * the messages waiting for them leave), and a new one starts over every commit made since.
+   */
+  private syncStep(node: SimNode): void {
+    if (node.syncTarget > node.durable && this.rng.chance(this.syncChance)) {
+      for (const ws of node.unsynced.splice(0, node.syncTarget - node.durable)) {
+        node.store.apply(ws)
+        for (const w of ws) if (w._tag === "Accept") for (const e of w.entries) this.vote(node.id, e.slot, e.ballot, batchKey(e.value))
+      }
+      node.durable = node.syncTarget
+      let i = 0
+      while (i < node.held.length && (node.held[i] as { seq: number }).seq <= node.durable) i++
+      for (const h of node.held.splice(0, i)) this.send(node.id, h.envelopes)
+      this.count("path.syncs")
+    }
+    this.startSync(node)
+  }
+
+  private startSync(node: SimNode): void {
+    if (node.commits > node.durable && node.syncTarget <= node.durable) node.syncTarget = node.commits
   }
 
   /**
@@ -259,8 +313,11 @@ export class World {
    */
   private current: SimNode | null = null
   private readonly runtime: Runtime.Runtime<Storage | Network | Clients> = Runtime.make({
-    context: Context.make(Storage, { persist: (ws) => this.persist(this.current as SimNode, ws) }).pipe(
-      Context.add(Network, { send: (es) => Effect.sync(() => this.send((this.current as SimNode).id, es)) }),
+    context: Context.make(Storage, { commit: (ws) => this.commit(this.current as SimNode, ws) }).pipe(
+      Context.add(Network, {
+        send: (es) => Effect.sync(() => this.send((this.current as SimNode).id, es)),
+        sendWhenDurable: (es) => Effect.sync(() => this.sendWhenDurable(this.current as SimNode, es))
+      }),
       Context.add(Clients, { reply: (rs, st) => Effect.sync(() => this.onReplies((this.current as SimNode).id, rs, st)) })
     ),
     runtimeFlags: Runtime.defaultRuntimeFlags,
@@ -280,6 +337,7 @@ export class World {
     node.inputs = []
     const torn = this.faultsOn && this.rng.chance(0.002)
     return Effect.suspend(() => {
+      this.syncStep(node)
       this.current = node
       if (torn) this.tornCrash = node.id
       return Effect.exit(runBatch(node.state as NodeState, inputs))
@@ -291,6 +349,7 @@ export class World {
     this.current = null
     if (Exit.isSuccess(exit)) {
       node.state = exit.value.state
+      this.startSync(node)
       this.observe(node, exit.value.events)
       return
     }

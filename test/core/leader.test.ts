@@ -54,6 +54,20 @@ test("Phase2a after Phase1: the highest-ballot reported value is re-proposed, ho
   assert.deepEqual(out.persist, [], "the third promise arrives after election and changes nothing")
 })
 
+test("Phase 2 waits for the candidate's own promise: a quorum of other nodes is not enough", () => {
+  // The shell steps batches before earlier ones are durable; the candidate's own promise reaches it
+  // only once its write is durable. A leader elected without it could crash with its ballot lost,
+  // campaign at the same ballot again and propose a second value in a slot (see program.ts).
+  const t = new Bench(3)
+  const ballot = campaign(t)
+  t.receive(0, 1, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  const out = t.receive(0, 2, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  assert.equal(t.nodes[0]?.role._tag, "Candidate", "two remote promises of three nodes: still a candidate")
+  assert.deepEqual(accepts(sentOf(0, out), 1), [], "no Accept before its own promise")
+  t.receive(0, 0, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  assert.equal(t.nodes[0]?.role._tag, "Leader")
+})
+
 test("slots inside a reported snapshot are decided already and are not proposed again", () => {
   const t = new Bench(3)
   const ballot = campaign(t)

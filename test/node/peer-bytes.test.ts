@@ -60,6 +60,9 @@ test(`peer bytes per append: the same early on and at ${TOTAL.toLocaleString("en
   )
   expect(listLength).toBe(TOTAL)
   expect(slots).toBeGreaterThanOrEqual(TOTAL / 10)
-  expect(snapshots).toBeGreaterThanOrEqual(3 * (Math.floor(slots / 100) - 1))
+  // A node snapshots once it has applied 100 slots past its last snapshot, at the slot it reached:
+  // when one Commit lets it apply several slots at once, a snapshot lands a few slots past the
+  // 100, so a node takes somewhat fewer than slots / 100 of them.
+  expect(snapshots).toBeGreaterThanOrEqual(3 * Math.floor((0.9 * slots) / 100))
   expect(Math.abs(late.bytesPerAppend / early.bytesPerAppend - 1)).toBeLessThan(0.1)
 }, 600_000)
