@@ -33,6 +33,8 @@ describe("flags", () => {
     expect(o.soak).toBe(1_000_000)
     expect(o.concurrency).toEqual([32])
     expect((parseBenchArgs(["--soak", "100_000", "--concurrency", "8"]) as BenchOptions).soak).toBe(100_000)
+    expect((parseBenchArgs(["--soak"]) as BenchOptions).warmupS).toBe(10)
+    expect((parseBenchArgs([]) as BenchOptions).warmupS).toBe(2)
   })
 
   test("bad input is one line naming the flag", () => {
