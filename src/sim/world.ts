@@ -5,7 +5,7 @@
  * clients that append unique values and read at random nodes with timeouts and retries. Disks are
  * pipelined as the server's are: a commit becomes durable some ticks later (one sync covering every
  * commit made before it started), later batches run meanwhile, messages that depend on writes wait
- * for them, and a crash loses every commit not yet durable.
+ * for them, and a crash keeps a random prefix of the commits not yet synced and loses the rest.
  *
  * Checked after every step (TigerBeetle's state checker):
  *  - at most one value is chosen per slot, where "chosen" is computed from the acceptors' durable
@@ -290,10 +290,7 @@ export class World {
    */
   private syncStep(node: SimNode): void {
     if (node.syncTarget > node.durable && this.rng.chance(this.syncChance)) {
-      for (const ws of node.unsynced.splice(0, node.syncTarget - node.durable)) {
-        node.store.apply(ws)
-        for (const w of ws) if (w._tag === "Accept") for (const e of w.entries) this.vote(node.id, e.slot, e.ballot, batchKey(e.value))
-      }
+      this.makeDurable(node, node.syncTarget - node.durable)
       node.durable = node.syncTarget
       let i = 0
       while (i < node.held.length && (node.held[i] as { seq: number }).seq <= node.durable) i++
@@ -301,6 +298,14 @@ export class World {
       this.count("path.syncs")
     }
     this.startSync(node)
+  }
+
+  /** The oldest `n` unsynced commits reach the disk; their accepts count as durable votes. */
+  private makeDurable(node: SimNode, n: number): void {
+    for (const ws of node.unsynced.splice(0, n)) {
+      node.store.apply(ws)
+      for (const w of ws) if (w._tag === "Accept") for (const e of w.entries) this.vote(node.id, e.slot, e.ballot, batchKey(e.value))
+    }
   }
 
   private startSync(node: SimNode): void {
@@ -449,6 +454,10 @@ export class World {
 
   private crash(node: SimNode, downTicks: number): void {
     if (node.state === null) return
+    // A crash (a power loss) keeps any prefix of the commits not yet synced: the WAL is written in
+    // order, and what reached the disk before the crash is recovered at restart. The messages held
+    // for them are lost either way.
+    this.makeDurable(node, this.rng.int(0, node.unsynced.length + 1))
     node.state = null
     node.paused = false
     node.inputs = []
