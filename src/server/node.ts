@@ -20,6 +20,7 @@
 import { Cause, Context, Data, Effect, Exit, HashMap, Option, Runtime } from "effect"
 import * as B from "../core/ballot.ts"
 import type { NodeConfig } from "../core/config.ts"
+import { DurableOrder } from "../core/durable-order.ts"
 import { InvariantViolation, MARKER } from "../core/invariant.ts"
 import type { Message } from "../core/messages.ts"
 import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
@@ -91,13 +92,8 @@ export class Node {
   private onFatal: ((f: Fatal) => void) | null = null
   private scheduled = false
   private nextSweep = 0
-  /** Commits made, and how many of them are durable (a prefix: syncs cover commits in order). */
-  private commits = 0
-  private durable = 0
-  /** The commit count the fdatasync in progress covers; 0 when none runs. */
-  private syncing = 0
-  /** Messages waiting for every commit up to `seq` to be durable, oldest first. */
-  private held: Array<{ readonly seq: number; readonly envelopes: readonly Envelope[] }> = []
+  /** Which commits are durable, and the messages held until they are. */
+  private readonly disk = new DurableOrder<readonly Envelope[]>()
   private readonly safetyMs: number
 
   constructor(
@@ -280,7 +276,7 @@ export class Node {
     // Said at once, before any shutdown work: the line must reach the log even if that hangs.
     process.stderr.write(`${new Date().toISOString()} ${fatal.line}\n`)
     ;(this.d.backstop ?? exitLater)(fatal.code)
-    this.held = []
+    this.disk.drop()
     const report = this.onFatal
     this.onFatal = null
     report?.(fatal)
@@ -347,7 +343,7 @@ export class Node {
         this.d.counters.persistMicros += Math.round((performance.now() - t0) * 1000)
         this.d.counters.writes += writes.length
         this.d.counters.commits += 1
-        this.commits += 1
+        this.disk.committed()
         this.sync()
       },
       catch: (e) => new StorageError({ message: oneLine(e), cause: e })
@@ -359,9 +355,8 @@ export class Node {
    * it ends. When it ends, the messages held for the commits it covers leave.
    */
   private sync(): void {
-    if (this.syncing !== 0 || this.commits === this.durable) return
-    const target = this.commits
-    this.syncing = target
+    const target = this.disk.startSync()
+    if (target === null) return
     const t0 = performance.now()
     try {
       this.d.store.syncAsync((e) => this.synced(target, t0, e))
@@ -371,24 +366,19 @@ export class Node {
   }
 
   private synced(target: number, t0: number, e: Error | null): void {
-    this.syncing = 0
     if (this.onFatal === null) return
     if (e !== null) {
       return this.stop(new Fatal({ code: 1, line: `${this.name} storage failed, stopping (nothing that depended on the failed write was sent): ${oneLine(e)}` }))
     }
     this.d.counters.syncMicros += Math.round((performance.now() - t0) * 1000)
     this.d.counters.fsyncs += 1
-    this.durable = target
-    let i = 0
-    while (i < this.held.length && (this.held[i] as { seq: number }).seq <= target) i++
-    if (i > 0) for (const h of this.held.splice(0, i)) this.send(h.envelopes)
+    for (const envelopes of this.disk.synced(target)) this.send(envelopes)
     this.sync()
     if (this.inbox.length + this.loopback.length > 0) this.schedule()
   }
 
   private sendWhenDurable(envelopes: readonly Envelope[]): void {
-    if (this.durable === this.commits) this.send(envelopes)
-    else this.held.push({ seq: this.commits, envelopes })
+    if (!this.disk.hold(envelopes)) this.send(envelopes)
   }
 
   private send(envelopes: readonly Envelope[]): void {

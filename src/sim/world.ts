@@ -20,6 +20,7 @@ import { Cause, Context, Effect, Exit, Option, Runtime } from "effect"
 import { batchKey } from "../core/acceptor.ts"
 import * as Bal from "../core/ballot.ts"
 import { defaultConfig, quorum, type BugName, type NodeConfig } from "../core/config.ts"
+import { DurableOrder } from "../core/durable-order.ts"
 import { InvariantViolation } from "../core/invariant.ts"
 import type { Message } from "../core/messages.ts"
 import { Random } from "../core/prng.ts"
@@ -76,15 +77,10 @@ interface SimNode {
   /** Length of the list already compared with the global list. */
   verified: number
   boots: number
-  /** Commits made since boot, and how many of them are durable (a prefix). */
-  commits: number
-  durable: number
-  /** The commit count the sync in progress covers (<= durable when none runs). */
-  syncTarget: number
-  /** The writes of commits durable+1..commits, oldest first: a crash loses them. */
+  /** Which commits since boot are durable, and the messages held until they are (as the server's). */
+  disk: DurableOrder<readonly Envelope[]>
+  /** The writes of the commits not yet durable, oldest first: a crash loses them, or a suffix of them. */
   unsynced: Write[][]
-  /** Messages waiting for every commit up to `seq` to be durable. */
-  held: Array<{ readonly seq: number; readonly envelopes: readonly Envelope[] }>
 }
 
 interface InFlight {
@@ -245,11 +241,8 @@ export class World {
       inputs: [],
       verified: 0,
       boots: 0,
-      commits: 0,
-      durable: 0,
-      syncTarget: 0,
-      unsynced: [],
-      held: []
+      disk: new DurableOrder(),
+      unsynced: []
     }
     this.boot(node)
     return node
@@ -260,11 +253,8 @@ export class World {
     node.state = restore(this.cfgs[node.id] as NodeConfig, node.store.load(), this.rng.u32())
     node.verified = 0
     node.inputs = []
-    node.commits = 0
-    node.durable = 0
-    node.syncTarget = 0
+    node.disk = new DurableOrder()
     node.unsynced = []
-    node.held = []
   }
 
   /** A crash in the middle of a batch loses its writes: the commit fails and nothing after it is sent. */
@@ -274,14 +264,13 @@ export class World {
     if (this.tornCrash === node.id) return Effect.fail(new StorageError({ message: "crashed before the commit" }))
     return Effect.sync(() => {
       node.unsynced.push(ws.slice())
-      node.commits++
+      node.disk.committed()
     })
   }
 
   private sendWhenDurable(node: SimNode, es: readonly Envelope[]): void {
     // Planted bug: the shell sends votes and promises before they are durable.
-    if (node.durable >= node.commits || this.opts.bug === "send-before-durable") this.send(node.id, es)
-    else node.held.push({ seq: node.commits, envelopes: es })
+    if (this.opts.bug === "send-before-durable" || !node.disk.hold(es)) this.send(node.id, es)
   }
 
   /**
@@ -289,15 +278,13 @@ export class World {
    * the messages waiting for them leave), and a new one starts over every commit made since.
    */
   private syncStep(node: SimNode): void {
-    if (node.syncTarget > node.durable && this.rng.chance(this.syncChance)) {
-      this.makeDurable(node, node.syncTarget - node.durable)
-      node.durable = node.syncTarget
-      let i = 0
-      while (i < node.held.length && (node.held[i] as { seq: number }).seq <= node.durable) i++
-      for (const h of node.held.splice(0, i)) this.send(node.id, h.envelopes)
+    const target = node.disk.running
+    if (target !== null && this.rng.chance(this.syncChance)) {
+      this.makeDurable(node, target - node.disk.durableCommits)
+      for (const es of node.disk.synced(target)) this.send(node.id, es)
       this.count("path.syncs")
     }
-    this.startSync(node)
+    node.disk.startSync()
   }
 
   /** The oldest `n` unsynced commits reach the disk; their accepts count as durable votes. */
@@ -306,10 +293,6 @@ export class World {
       node.store.apply(ws)
       for (const w of ws) if (w._tag === "Accept") for (const e of w.entries) this.vote(node.id, e.slot, e.ballot, batchKey(e.value))
     }
-  }
-
-  private startSync(node: SimNode): void {
-    if (node.commits > node.durable && node.syncTarget <= node.durable) node.syncTarget = node.commits
   }
 
   /**
@@ -354,7 +337,7 @@ export class World {
     this.current = null
     if (Exit.isSuccess(exit)) {
       node.state = exit.value.state
-      this.startSync(node)
+      node.disk.startSync()
       this.observe(node, exit.value.events)
       return
     }
