@@ -42,6 +42,18 @@ import type { Input, NodeState, StepResult } from "./state.ts"
 
 export function step(state: NodeState, input: Input): StepResult {
   const c = new Ctx(state)
+  stepInto(c, input)
+  return { state: c.s, output: c.out }
+}
+
+/**
+ * Handles one input on `c`, which may hold the draft and outputs of earlier inputs of the same
+ * batch (`stepBatch` steps a whole batch on one context, so it copies the state and allocates
+ * outputs once per batch, not once per input). The result is the same as stepping each input on
+ * a context of its own and concatenating the outputs: only `commitChanged` is per input.
+ */
+export function stepInto(c: Ctx, input: Input): void {
+  c.commitChanged = false
   switch (input._tag) {
     case "Tick":
       c.s.now += 1
@@ -62,7 +74,6 @@ export function step(state: NodeState, input: Input): StepResult {
   // Proposals and forwards wait for the end of the batch (or a tick), so that every command that
   // arrived in one batch shares slots and messages: batching follows the load by itself.
   if (input._tag === "Flush" || input._tag === "Tick") flush(c)
-  return { state: c.s, output: c.out }
 }
 
 function onTick(c: Ctx): void {

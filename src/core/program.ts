@@ -17,8 +17,9 @@
  * An invariant violation inside `step` is a defect (it dies), never a typed error.
  */
 import { Context, Data, Effect } from "effect"
-import { step } from "./node.ts"
-import { emptyOutput, type Envelope, type Event, type Input, type NodeState, type Output, type Reply, type Write } from "./state.ts"
+import { Ctx } from "./ctx.ts"
+import { stepInto } from "./node.ts"
+import { type Envelope, type Event, type Input, type NodeState, type Output, type Reply, type Write } from "./state.ts"
 
 export class StorageError extends Data.TaggedError("StorageError")<{ readonly message: string; readonly cause?: unknown }> {}
 
@@ -62,18 +63,10 @@ const FLUSH: Input = { _tag: "Flush" }
  * as the batch limit allows.
  */
 export function stepBatch(state: NodeState, inputs: readonly Input[]): { readonly state: NodeState; readonly output: Output } {
-  let s = state
-  const output = emptyOutput()
-  for (const input of [...inputs, FLUSH]) {
-    const r = step(s, input)
-    s = r.state
-    pushAll(output.early, r.output.early)
-    pushAll(output.persist, r.output.persist)
-    pushAll(output.send, r.output.send)
-    pushAll(output.replies, r.output.replies)
-    pushAll(output.events, r.output.events)
-  }
-  return { state: s, output }
+  const c = new Ctx(state)
+  for (const input of inputs) stepInto(c, input)
+  stepInto(c, FLUSH)
+  return { state: c.s, output: c.out }
 }
 
 /** Carries out a batch's outputs in the order above. */
@@ -97,7 +90,3 @@ export const runBatch = (
     const idle = output.early.length + output.persist.length + output.send.length + output.replies.length === 0
     return idle ? Effect.succeed(result) : Effect.as(perform(output, next), result)
   })
-
-function pushAll<A>(into: A[], from: readonly A[]): void {
-  for (const x of from) into.push(x)
-}
