@@ -33,6 +33,8 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
   --list               ask for the whole list in each reply (default: ?list=false)
   --http-only          send GET /health instead of appends: the HTTP stack alone, no consensus, no disk
   --warmup S           seconds of warm-up before each measured window (default 2; 10 with --soak)
+  --prewarm S          seconds of unrecorded load on each system before the sweep's first point, at the
+                       sweep's highest concurrency, so the runs measure warm code (default 20; 0: none)
   --duration S         seconds of each measured window (default 10)
   --runs N             runs per point and system; medians are reported (default 3)
   --out DIR            where results.json and summary.txt go (default runs/bench-<timestamp>/)
@@ -53,6 +55,13 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
 
 const DEFAULT_SOAK = 1_000_000
 const SOAK_WARMUP_S = 10
+/**
+ * A node's JavaScript is compiled while it runs: Bun's JIT threads were still busy 30 s into a
+ * 32-client load, and appends/s rose 20% from the first 10 s run to the sixth (docs/PERFORMANCE.md,
+ * "Warm code"). A server runs for days, so the sweep measures warm code: every system gets this
+ * much load before the first point (etcd, compiled ahead of time, needs none but gets the same).
+ */
+const PREWARM_S = 20
 const CLK_TCK = 100
 
 export interface BenchOptions {
@@ -61,6 +70,7 @@ export interface BenchOptions {
   readonly list: boolean
   readonly httpOnly: boolean
   readonly warmupS: number
+  readonly prewarmS: number
   readonly durationS: number
   readonly runs: number
   readonly out: string
@@ -86,6 +96,7 @@ const SPEC = {
   list: "bool",
   "http-only": "bool",
   warmup: "value",
+  prewarm: "value",
   duration: "value",
   runs: "value",
   out: "value",
@@ -141,12 +152,13 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
   // A soak compares its first tenth with its last: a longer warm-up keeps the JIT and the first
   // growth of the WAL file out of the first tenth, which would otherwise measure them, not the log.
   const warmupS = num(p, "warmup", str(p, "soak") !== undefined ? SOAK_WARMUP_S : 2, (x) => x >= 0 && x <= 3600, "seconds (0..3600)")
+  const prewarmS = num(p, "prewarm", PREWARM_S, (x) => x >= 0 && x <= 3600, "seconds (0..3600)")
   const durationS = num(p, "duration", 10, (x) => x > 0 && x <= 3600, "seconds (more than 0, at most 3600)")
   const runs = num(p, "runs", 3, (x) => Number.isInteger(x) && x >= 1 && x <= 100, "an integer 1..100")
   const nodes = num(p, "nodes", 3, (x) => Number.isInteger(x) && x >= 1 && x <= 9, "an integer 1..9")
   const timeoutMs = num(p, "timeout", 10_000, (x) => x >= 10 && x <= 600_000, "milliseconds (10..600000)")
   const soakTimeoutS = num(p, "soak-timeout", 3600, (x) => x > 0 && x <= 86_400, "seconds")
-  for (const v of [warmupS, durationS, runs, nodes, timeoutMs, soakTimeoutS]) if (typeof v === "string") return v
+  for (const v of [warmupS, prewarmS, durationS, runs, nodes, timeoutMs, soakTimeoutS]) if (typeof v === "string") return v
   let soak: number | undefined
   const soakText = str(p, "soak")
   if (soakText !== undefined) {
@@ -164,6 +176,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
     list: p.flags.list === true,
     httpOnly: p.flags["http-only"] === true,
     warmupS: warmupS as number,
+    prewarmS: prewarmS as number,
     durationS: durationS as number,
     runs: runs as number,
     out: str(p, "out") ?? join("runs", `bench-${timestamp()}`),
@@ -511,7 +524,26 @@ const note = (s: string): void => {
   process.stderr.write(`${s}\n`)
 }
 
+/** `--prewarm`: unrecorded load on every system, one after the other, before the sweep's first point. */
+async function prewarm(systems: readonly SystemUnderTest[], o: BenchOptions): Promise<void> {
+  if (o.prewarmS <= 0) return
+  const concurrency = Math.max(...o.concurrency)
+  for (const s of systems) {
+    const res = await runLoad({
+      endpoints: await endpointsFor(s, o.target),
+      concurrency,
+      workload: o.httpOnly ? HEALTH : s.workload(o.list),
+      client: o.client,
+      warmupMs: o.prewarmS * 1000,
+      durationMs: 1,
+      timeoutMs: o.timeoutMs
+    })
+    note(`  prewarm ${s.kind}: ${o.prewarmS} s at c=${concurrency}${res.errors > 0 ? `, errors ${res.errors} ${JSON.stringify(res.errorKinds)}` : ""}`)
+  }
+}
+
 async function sweep(systems: readonly SystemUnderTest[], o: BenchOptions, out: Out): Promise<{ points: Point[]; ratios: Ratios[]; targets: TargetCheck[] }> {
+  await prewarm(systems, o)
   const points: Point[] = []
   const ratios: Ratios[] = []
   const rows: string[][] = []
@@ -816,7 +848,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const knobs = { ...o, out: outDir }
     out.say(`paxos bench: ${systems.map((s) => s.label).join(" | ")}`)
     out.say(
-      `knobs: ${o.soak === undefined ? `concurrency ${o.concurrency.join(",")}, ${o.runs} run(s) of ${o.warmupS} s warm-up + ${o.durationS} s measured` : `soak ${o.soak} at concurrency ${o.concurrency[0]}`}, target ${o.target}, ${o.httpOnly ? "GET /health only" : o.list ? "full list in replies" : "?list=false"}, client ${o.client}; machine ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`
+      `knobs: ${o.soak === undefined ? `concurrency ${o.concurrency.join(",")}, ${o.prewarmS} s prewarm, then ${o.runs} run(s) of ${o.warmupS} s warm-up + ${o.durationS} s measured` : `soak ${o.soak} at concurrency ${o.concurrency[0]}`}, target ${o.target}, ${o.httpOnly ? "GET /health only" : o.list ? "full list in replies" : "?list=false"}, client ${o.client}; machine ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`
     )
     const result: Record<string, unknown> = {
       tool: "paxos bench",
