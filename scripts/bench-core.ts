@@ -32,7 +32,7 @@ let replies = 0
 let rid = 1
 let value = 1
 
-function runBatch(id: number, inputs: Input[]): void {
+function stepNode(id: number, inputs: Input[]): void {
   const t0 = performance.now()
   const r = stepBatch(nodes[id] as NodeState, inputs)
   micros[id] = (micros[id] as number) + (performance.now() - t0) * 1000
@@ -50,7 +50,7 @@ function pump(): void {
       if (inputs.length === 0) continue
       inbox[id] = []
       any = true
-      runBatch(id, inputs)
+      stepNode(id, inputs)
     }
     if (!any) return
   }
@@ -59,19 +59,19 @@ function pump(): void {
 
 // Node 0 campaigns and wins.
 for (let t = 0; t < 10_000 && nodes[0]?.role._tag !== "Leader"; t++) {
-  runBatch(0, [{ _tag: "Tick" }])
+  stepNode(0, [{ _tag: "Tick" }])
   pump()
 }
 if (nodes[0]?.role._tag !== "Leader") throw new Error("bench-core: node 0 did not become leader")
 
-function rounds_(count: number): void {
+function drive(count: number): void {
   for (let r = 0; r < count; r++) {
     const inputs: Input[] = []
     for (let k = 0; k < batch; k++) inputs.push({ _tag: "Append", rid: rid++, value: value++ })
-    runBatch(0, inputs)
+    stepNode(0, inputs)
     pump()
     // A tick now and then, as the server's clock gives: heartbeats, retransmits, expiries.
-    if (r % 10 === 0) for (let id = 0; id < N; id++) runBatch(id, [{ _tag: "Tick" }])
+    if (r % 10 === 0) for (let id = 0; id < N; id++) stepNode(id, [{ _tag: "Tick" }])
     pump()
   }
 }
@@ -81,13 +81,13 @@ const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)] as number
 }
 
-rounds_(rounds) // warm-up
+drive(rounds) // warm-up
 const leaderUs: number[] = []
 const followerUs: number[] = []
 for (let i = 0; i < runs; i++) {
   micros.fill(0)
   const before = replies
-  rounds_(rounds)
+  drive(rounds)
   const appends = rounds * batch
   if (replies - before < appends) throw new Error(`bench-core: ${replies - before} replies for ${appends} appends`)
   leaderUs.push((micros[0] as number) / appends)

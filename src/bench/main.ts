@@ -302,6 +302,9 @@ function phasesOf(before: Snapshot, after: Snapshot, ops: number): Array<Phases 
 /** `--http-only`: every system under test answers GET /health without consensus or disk. */
 const HEALTH: Workload = { method: "GET", path: "/health", contentType: "application/json", body: () => "" }
 
+/** What each request of a sweep is for `sys`: an append (or a read of the list), or GET /health. */
+const workloadOf = (sys: SystemUnderTest, o: BenchOptions): Workload => (o.httpOnly ? HEALTH : sys.workload(o.list))
+
 async function measure(sys: SystemUnderTest, o: BenchOptions, concurrency: number, run: number): Promise<RunResult> {
   const endpoints = await endpointsFor(sys, o.target)
   const leader = await sys.leader()
@@ -310,7 +313,7 @@ async function measure(sys: SystemUnderTest, o: BenchOptions, concurrency: numbe
   const res = await runLoad({
     endpoints,
     concurrency,
-    workload: o.httpOnly ? HEALTH : sys.workload(o.list),
+    workload: workloadOf(sys, o),
     client: o.client,
     warmupMs: o.warmupS * 1000,
     durationMs: o.durationS * 1000,
@@ -532,7 +535,7 @@ async function prewarm(systems: readonly SystemUnderTest[], o: BenchOptions): Pr
     const res = await runLoad({
       endpoints: await endpointsFor(s, o.target),
       concurrency,
-      workload: o.httpOnly ? HEALTH : s.workload(o.list),
+      workload: workloadOf(s, o),
       client: o.client,
       warmupMs: o.prewarmS * 1000,
       durationMs: 1,

@@ -65,7 +65,7 @@ const decodeBatch = S.decodeUnknownSync(S.parseJson(Batch))
 
 /** Counters of the store, for /status and /metrics. */
 export interface StoreStats {
-  /** Committed write transactions (each one fsync of the WAL). */
+  /** Committed write transactions (one fdatasync may cover several: see `syncAsync`). */
   transactions: number
   writes: number
   /** Rows of the snapshot's list. */
