@@ -7,7 +7,7 @@
  * 2 bad flags or config; 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log).
  */
 import { HttpApp, HttpMiddleware } from "@effect/platform"
-import { Cause, Data, Duration, Effect, Exit, Fiber, Option, Schedule, type Scope } from "effect"
+import { Cause, Data, Duration, Effect, Exit, Fiber, Option, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
 import { parseToken } from "../auth/client-token.ts"
@@ -232,7 +232,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       })
       yield* answerWaitingAtExit(node, s.log)
       yield* Effect.forkScoped(outboxes.run())
-      yield* Effect.forkScoped(Effect.repeat(node.tick(), Schedule.spaced(Duration.millis(TICK_MS))))
+      yield* Effect.forkScoped(node.clock())
       s.log("serving", {
         listen: `${listenHost(s.address.host)}:${s.address.port}`,
         node: s.self,

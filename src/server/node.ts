@@ -173,16 +173,27 @@ export class Node {
     return dropped
   }
 
-  /** One tick of the core's clock; also answers requests past their safety deadline. */
-  tick(): Effect.Effect<void> {
-    return Effect.sync(() => {
-      if (!this.offer({ _tag: "Tick" })) this.d.counters.inputsDropped += 1
-      const now = Date.now()
-      if (now >= this.nextSweep) {
-        this.nextSweep = now + SWEEP_EVERY_MS
-        this.sweep(now)
-      }
+  /**
+   * The core's clock, until interrupted: one tick every `tickMs` (a Tick input; it also answers
+   * requests past their safety deadline). A plain interval timer: `Effect.repeat` over
+   * `Schedule.spaced` cost about 440 µs more CPU per tick here (a fiber resumed through Effect's
+   * scheduler and the schedule's state at every tick: 4% of a core per node at 100 ticks a second,
+   * docs/PERFORMANCE.md). Retries and backoffs, which run rarely, keep their Schedules.
+   */
+  clock(): Effect.Effect<never> {
+    return Effect.async<never>(() => {
+      const timer = setInterval(this.tick, this.d.tickMs)
+      return Effect.sync(() => clearInterval(timer))
     })
+  }
+
+  private readonly tick = (): void => {
+    if (!this.offer({ _tag: "Tick" })) this.d.counters.inputsDropped += 1
+    const now = Date.now()
+    if (now >= this.nextSweep) {
+      this.nextSweep = now + SWEEP_EVERY_MS
+      this.sweep(now)
+    }
   }
 
   private offer(input: Input): boolean {
