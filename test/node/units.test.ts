@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite"
 import { afterAll, describe, expect, test } from "bun:test"
-import { mkdirSync } from "node:fs"
+import { fstatSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Write } from "../../src/core/state.ts"
 import { PList } from "../../src/core/plist.ts"
@@ -14,7 +14,7 @@ import { MemStore } from "../../src/sim/store.ts"
 import { parseFlags } from "../../src/cli/args.ts"
 import { ConfigError, parseConfig } from "../../src/server/cluster-config.ts"
 import { ListJson } from "../../src/server/list-json.ts"
-import { SqliteStore } from "../../src/server/storage.ts"
+import { FileAtPath, SqliteStore } from "../../src/server/storage.ts"
 import { cleanup, tempDir } from "./support.ts"
 
 afterAll(cleanup)
@@ -146,6 +146,27 @@ describe("SqliteStore", () => {
     const { store } = SqliteStore.open(dir, id)
     expect(() => SqliteStore.open(dir, id)).toThrow("in use by another process")
     store.close()
+  })
+})
+
+describe("FileAtPath", () => {
+  test("keeps its descriptor while the file stays, and reopens once the path holds another file", () => {
+    const dir = join(tempDir(), "f")
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, "wal")
+    writeFileSync(path, "one")
+    const f = new FileAtPath(path)
+    const first = f.fd()
+    expect(f.fd()).toBe(first)
+    if (process.platform === "linux") expect(f.viaProc).toBe(true)
+    for (const replace of [() => renameSync(path, `${path}.old`), () => unlinkSync(path)]) {
+      replace()
+      writeFileSync(path, "two")
+      const next = f.fd()
+      expect(fstatSync(next).ino).toBe(statSync(path).ino)
+      expect(f.fd()).toBe(next)
+    }
+    f.close()
   })
 })
 
