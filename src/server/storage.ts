@@ -246,8 +246,8 @@ export class SqliteStore {
  * /proc/self/fd, not by stat: a stat reads the file's timestamps, and on Linux 6.13 and later the
  * next write after such a read stamps them at full resolution, so every write dirties the inode.
  * ext4 without a journal then writes the inode block synchronously inside the fdatasync that
- * follows. A stat of the WAL before each sync made each fdatasync about 40% longer here
- * (docs/PERFORMANCE.md, "The sync lane paces the cluster"). Without /proc it falls back to stat.
+ * follows: with a stat in between, an fdatasync took 1.32x as long (scripts/bench-sync.ts;
+ * docs/PERFORMANCE.md, "The sync lane paces the cluster"). Without /proc it falls back to stat.
  */
 export class FileAtPath {
   private held: { readonly fd: number; readonly link: string | null; readonly ino: number } | null = null
