@@ -10,6 +10,7 @@
  *   bun scripts/bench-core.ts [--runs 5] [--rounds 4000] [--batch 10] [--json FILE]
  */
 import { writeFileSync } from "node:fs"
+import { median } from "../src/bench/stats.ts"
 import { defaultConfig } from "../src/core/config.ts"
 import type { Message } from "../src/core/messages.ts"
 import { stepBatch } from "../src/core/program.ts"
@@ -76,11 +77,6 @@ function drive(count: number): void {
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)] as number
-}
-
 drive(rounds) // warm-up
 const leaderUs: number[] = []
 const followerUs: number[] = []
@@ -94,6 +90,6 @@ for (let i = 0; i < runs; i++) {
   followerUs.push(((micros[1] as number) + (micros[2] as number)) / 2 / appends)
   console.log(`run ${i + 1}: leader ${leaderUs[i]?.toFixed(2)} us/append, follower ${followerUs[i]?.toFixed(2)} us/append`)
 }
-const result = { batch, rounds, runs, leaderUsPerAppend: median(leaderUs), followerUsPerAppend: median(followerUs), list: nodes[0]?.list.length }
+const result = { batch, rounds, runs, leaderUsPerAppend: median(leaderUs) as number, followerUsPerAppend: median(followerUs) as number, list: nodes[0]?.list.length }
 console.log(`median of ${runs}: leader ${result.leaderUsPerAppend.toFixed(2)} us/append, follower ${result.followerUsPerAppend.toFixed(2)} us/append (batches of ${batch})`)
 if (jsonIdx >= 0) writeFileSync(process.argv[jsonIdx + 1] as string, JSON.stringify(result, null, 2) + "\n")

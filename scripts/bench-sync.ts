@@ -13,6 +13,7 @@
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, writeSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { median } from "../src/bench/stats.ts"
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(name)
@@ -47,11 +48,6 @@ function measure(variant: () => void, n: number): number {
   return (total / n) * 1000
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)] as number
-}
-
 try {
   const names = Object.keys(between)
   for (const name of names) measure(between[name] as () => void, syncs / 5) // warm-up
@@ -60,9 +56,9 @@ try {
     for (const name of r % 2 === 0 ? names : [...names].reverse()) results[name]?.push(measure(between[name] as () => void, syncs))
   }
   console.log(`fdatasync after an 8 KiB overwrite, ${dir}: median of ${runs} runs of ${syncs}`)
-  const base = median(results.nothing as number[])
+  const base = median(results.nothing as number[]) ?? Number.NaN
   for (const name of names) {
-    const m = median(results[name] as number[])
+    const m = median(results[name] as number[]) ?? Number.NaN
     console.log(`  ${name.padEnd(8)} in between: ${m.toFixed(0).padStart(5)} µs per fdatasync (${(m / base).toFixed(2)}x)  runs: ${(results[name] as number[]).map((x) => x.toFixed(0)).join(" ")}`)
   }
 } finally {

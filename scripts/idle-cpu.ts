@@ -6,9 +6,10 @@
  *
  *   bun scripts/idle-cpu.ts [--binary dist/paxos] [--settle 10] [--window 20] [--rounds 1]
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { cpuSeconds } from "../src/bench/system.ts"
 import { LocalCluster } from "../src/cli/local-cluster.ts"
 
 const arg = (name: string, dflt: string): string => {
@@ -19,16 +20,6 @@ const binary = resolve(arg("--binary", "dist/paxos"))
 const settleS = Number(arg("--settle", "10"))
 const windowS = Number(arg("--window", "20"))
 const rounds = Number(arg("--rounds", "1"))
-/** Clock ticks of /proc/PID/stat per second (USER_HZ, 100 on Linux). */
-const USER_HZ = 100
-
-/** utime + stime of a process, in clock ticks. */
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return Number(fields[11]) + Number(fields[12])
-}
-
 for (let round = 1; round <= rounds; round++) {
   const dir = mkdtempSync(join(tmpdir(), "idle-cpu-"))
   const cluster = await LocalCluster.create({ command: [binary], n: 3, dir })
@@ -37,9 +28,9 @@ for (let round = 1; round <= rounds; round++) {
     await cluster.waitAllHealthy()
     await Bun.sleep(settleS * 1000)
     const pids = cluster.nodes.map((n) => n.proc?.pid as number)
-    const before = pids.map(cpuTicks)
+    const before = pids.map(cpuSeconds)
     await Bun.sleep(windowS * 1000)
-    const ms = pids.map((pid, i) => ((cpuTicks(pid) - (before[i] as number)) * (1000 / USER_HZ)) / windowS)
+    const ms = pids.map((pid, i) => (((cpuSeconds(pid) ?? Number.NaN) - (before[i] ?? Number.NaN)) * 1000) / windowS)
     const total = ms.reduce((a, b) => a + b, 0)
     console.log(`${binary} round ${round}: ${total.toFixed(0)} ms of CPU per second for 3 idle nodes (${ms.map((m) => m.toFixed(0)).join(" / ")})`)
   } finally {

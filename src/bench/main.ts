@@ -23,7 +23,7 @@ import { runLoad, type ClientKind, type Workload } from "./loadgen.ts"
 import { attachPaxos, nodeCommand, startPaxos } from "./paxos.ts"
 import { summarizeProfile, type ProfileSummary } from "./profile.ts"
 import { fmt, median, mib, ratio, summarize, table, type LatencySummary } from "./stats.ts"
-import { endpointsFor, rssBytes, type SystemUnderTest, type Target, type Totals } from "./system.ts"
+import { cpuSeconds, endpointsFor, rssBytes, type SystemUnderTest, type Target, type Totals } from "./system.ts"
 
 export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [options])
 
@@ -62,7 +62,6 @@ const SOAK_WARMUP_S = 10
  * much load before the first point (etcd, compiled ahead of time, needs none but gets the same).
  */
 const PREWARM_S = 20
-const CLK_TCK = 100
 
 export interface BenchOptions {
   readonly concurrency: readonly number[]
@@ -198,17 +197,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
 // One measured run
 
 /** CPU seconds (user + system) a process has used, or null. */
-function cpuSeconds(pid: number | null): number | null {
-  if (pid === null) return null
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8")
-    const f = text.slice(text.lastIndexOf(")") + 2).split(" ")
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK
-  } catch {
-    return null
-  }
-}
-
 const selfCpuSeconds = (): number => {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1e6

@@ -2,7 +2,7 @@
  * What the bench needs of a system under test (our cluster, etcd, a bare echo server): its
  * members, where to send (the leader, or spread over all), the request, the server-side counters
  * that give cost per operation, and the memory of each member process. Plus the helpers for
- * /proc: VmRSS of a pid, and the pid listening on a loopback port.
+ * /proc: VmRSS and CPU time of a pid, and the pid listening on a loopback port.
  */
 import { readFileSync, readdirSync, readlinkSync } from "node:fs"
 import type { Endpoint, Workload } from "./loadgen.ts"
@@ -54,6 +54,21 @@ export async function endpointsFor(sys: SystemUnderTest, target: Target): Promis
   if (target === "spread") return sys.members.map((m) => ({ host: m.host, port: m.port }))
   const m = sys.members[await sys.leader()] as Member
   return [{ host: m.host, port: m.port }]
+}
+
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ: 100 on Linux). */
+const CLK_TCK = 100
+
+/** CPU time (user + system) a process has used, in seconds, or null when it cannot be read. */
+export function cpuSeconds(pid: number | null): number | null {
+  if (pid === null) return null
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ")
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK
+  } catch {
+    return null
+  }
 }
 
 /** VmRSS of a process in bytes, or null when it cannot be read. */
