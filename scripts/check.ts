@@ -114,7 +114,8 @@ const steps: Step[] = [
         ["accept-lower-ballot", 200],
         ["ignore-phase1-values", 200],
         ["stale-read", 200],
-        ["send-before-durable", 300]
+        ["send-before-durable", 300],
+        ["sync-covers-newer", 300]
       ]
       const results = await Promise.all(
         bugs.map(([bug, seeds]) =>

@@ -16,7 +16,7 @@ export const USAGE = `usage: paxos <command> [options]
 
 commands:
   server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T]
-         [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS]
+         [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N]
                        run one node (HOST:PORT is a line of F; S or $PAXOS_SECRET_FILE holds the cluster
                        secret; T or $PAXOS_CLIENT_TOKEN_FILE the client API's bearer token; docs/SECURITY.md)
   client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE
@@ -32,7 +32,7 @@ commands:
 `
 
 const SERVER_USAGE =
-  "usage: paxos server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS]"
+  "usage: paxos server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N]"
 
 /** `paxos server ...`. */
 async function serverCommand(argv: string[]): Promise<number> {
@@ -44,7 +44,8 @@ async function serverCommand(argv: string[]): Promise<number> {
     "client-token-file": "value",
     "max-client-requests": "value",
     "client-body-timeout": "value",
-    "snapshot-every": "value"
+    "snapshot-every": "value",
+    "sync-lanes": "value"
   })
   const fail = (why: string) => {
     process.stderr.write(`paxos server: ${why}\n${SERVER_USAGE}\n`)
@@ -58,6 +59,8 @@ async function serverCommand(argv: string[]): Promise<number> {
   if (node === undefined) return fail("missing --node HOST:PORT")
   const snapshotEvery = positiveInt(p, "snapshot-every")
   if (typeof snapshotEvery === "string") return fail(snapshotEvery)
+  const syncLanes = positiveInt(p, "sync-lanes")
+  if (typeof syncLanes === "string") return fail(syncLanes)
   const maxClientRequests = positiveInt(p, "max-client-requests")
   if (typeof maxClientRequests === "string") return fail(maxClientRequests)
   const clientBodyTimeoutMs = positiveInt(p, "client-body-timeout")
@@ -72,7 +75,8 @@ async function serverCommand(argv: string[]): Promise<number> {
     clientTokenFile,
     maxClientRequests,
     clientBodyTimeoutMs,
-    snapshotEverySlots: snapshotEvery
+    snapshotEverySlots: snapshotEvery,
+    syncLanes
   })
 }
 

@@ -20,13 +20,14 @@ export const LIMITS = {
   reasonLengthMax: 200
 } as const
 
-export type BugName = "forget-promise" | "accept-lower-ballot" | "ignore-phase1-values" | "stale-read" | "send-before-durable"
+export type BugName = "forget-promise" | "accept-lower-ballot" | "ignore-phase1-values" | "stale-read" | "send-before-durable" | "sync-covers-newer"
 export const BUG_NAMES: readonly BugName[] = [
   "forget-promise",
   "accept-lower-ballot",
   "ignore-phase1-values",
   "stale-read",
-  "send-before-durable"
+  "send-before-durable",
+  "sync-covers-newer"
 ]
 
 export interface NodeConfig {

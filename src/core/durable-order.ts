@@ -1,24 +1,35 @@
 /**
  * The order a pipelined disk keeps, for any shell (the server's SQLite store, the simulator's
- * in-memory disks): commits are counted in the order they were made, one sync at a time makes
- * durable every commit made before it started, and what depends on writes is held until a sync
- * covers the last commit made before it. The shell does the I/O; this only keeps the count.
+ * in-memory disks): commits are counted in the order they were made, a sync makes durable every
+ * commit made before it started, and what depends on writes is held until a sync covers the last
+ * commit made before it. The shell does the I/O; this only keeps the count.
+ *
+ * Up to `lanes` syncs may run at once. fdatasync(2) returns once everything written to the file
+ * before the call is on disk, whatever other syncs of the file do meanwhile, so a sync that
+ * started later may end first: it makes durable every commit it covers, and one that started
+ * earlier and ends after it releases nothing more.
  */
+import { invariant } from "./invariant.ts"
+
 export class DurableOrder<A> {
   private commits = 0
   private durable = 0
-  /** The commit count the sync in progress covers; no sync runs while it is <= durable. */
-  private target = 0
+  /** The commit counts the syncs in progress cover, in the order they started. */
+  private inFlight: number[] = []
   private held: Array<{ readonly seq: number; readonly item: A }> = []
+
+  constructor(private readonly lanes: number = 1) {
+    if (!Number.isInteger(lanes) || lanes < 1) throw new Error(`DurableOrder: lanes must be a positive integer, got ${lanes}`)
+  }
 
   /** Commits made so far that are durable (a prefix of them). */
   get durableCommits(): number {
     return this.durable
   }
 
-  /** The commit count the sync in progress covers, or null when none runs. */
-  get running(): number | null {
-    return this.target > this.durable ? this.target : null
+  /** The commit counts the syncs in progress cover, oldest first (empty when none runs). */
+  get running(): readonly number[] {
+    return this.inFlight.slice()
   }
 
   /** A commit was made. */
@@ -34,21 +45,27 @@ export class DurableOrder<A> {
   }
 
   /**
-   * A sync starts over every commit made so far: returns the count it covers, or null when one
-   * runs already (the next starts when it ends) or nothing waits.
+   * A sync starts over every commit made so far: returns the count it covers, or null when every
+   * lane is busy (the next starts when one ends) or no commit waits for a sync.
    */
   startSync(): number | null {
-    if (this.running !== null || this.commits === this.durable) return null
-    this.target = this.commits
-    return this.target
+    if (this.inFlight.length >= this.lanes) return null
+    const covered = this.inFlight.length === 0 ? this.durable : (this.inFlight[this.inFlight.length - 1] as number)
+    if (this.commits === covered) return null
+    this.inFlight.push(this.commits)
+    return this.commits
   }
 
   /** The sync that covers `target` ended: returns what it releases, oldest first. */
   synced(target: number): A[] {
+    const i = this.inFlight.indexOf(target)
+    invariant(i >= 0, () => `a sync covering ${target} commits ended, but none such was in progress (${this.inFlight.join(", ")})`)
+    this.inFlight.splice(i, 1)
+    if (target <= this.durable) return []
     this.durable = target
-    let i = 0
-    while (i < this.held.length && (this.held[i] as { seq: number }).seq <= target) i++
-    return i === 0 ? [] : this.held.splice(0, i).map((h) => h.item)
+    let n = 0
+    while (n < this.held.length && (this.held[n] as { seq: number }).seq <= target) n++
+    return n === 0 ? [] : this.held.splice(0, n).map((h) => h.item)
   }
 
   /** Forgets what is held (the node stops: none of it may leave). */

@@ -22,7 +22,7 @@ import { serveFront } from "./front.ts"
 import { CLIENT_REQUESTS_MAX, HttpState, makeApp, type ApiDeps, type PeerAuth } from "./http.ts"
 import { makeLog, type Log } from "./log.ts"
 import { newCounters, newPeerAuthCounters } from "./metrics.ts"
-import { Fatal, Node } from "./node.ts"
+import { Fatal, Node, SYNC_LANES, SYNC_LANES_MAX } from "./node.ts"
 import { Outboxes } from "./peer.ts"
 import { oneLine, SqliteStore, StorageRefused } from "./storage.ts"
 
@@ -43,6 +43,8 @@ export interface ServerOptions {
   readonly maxClientRequests?: number | undefined
   /** Milliseconds a client body may take to arrive (default CLIENT_BODY_TIMEOUT_MS). */
   readonly clientBodyTimeoutMs?: number | undefined
+  /** fdatasyncs that may run at once (default SYNC_LANES, at most SYNC_LANES_MAX). */
+  readonly syncLanes?: number | undefined
   /** Core tuning (tests): slots between snapshots. */
   readonly snapshotEverySlots?: number | undefined
 }
@@ -57,6 +59,7 @@ interface Setup {
   readonly dataDir: string
   readonly cfg: NodeConfig
   readonly log: Log
+  readonly syncLanes: number
 }
 
 /** Validates the options and reads the config; StartupError with exit 2 when they are wrong. */
@@ -69,7 +72,9 @@ function setup(o: ServerOptions): Effect.Effect<Setup, StartupError> {
       const address = cluster.nodes[self] as NodeAddress
       const overrides = o.snapshotEverySlots === undefined ? {} : { snapshotEverySlots: o.snapshotEverySlots }
       const cfg = defaultConfig(self, cluster.nodes.length, overrides)
-      return { cluster, self, address, dataDir: o.dataDir ?? defaultDataDir(address), cfg, log: makeLog(address.name) }
+      const syncLanes = o.syncLanes ?? SYNC_LANES
+      if (syncLanes > SYNC_LANES_MAX) throw new ConfigError(`--sync-lanes ${syncLanes}: at most ${SYNC_LANES_MAX}`)
+      return { cluster, self, address, dataDir: o.dataDir ?? defaultDataDir(address), cfg, log: makeLog(address.name), syncLanes }
     },
     catch: (e) => new StartupError({ code: 2, message: e instanceof ConfigError ? e.message : oneLine(e) })
   })
@@ -214,7 +219,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       const counters = newCounters()
       const outboxes = new Outboxes({ self: s.self, nodes: s.cluster.nodes, clusterId: s.cluster.clusterId, counters, log: s.log, signer: keys?.signer ?? null })
       const seed = randomBytes(4).readUInt32LE(0)
-      const node = new Node(restore(s.cfg, durable, seed), { cfg: s.cfg, nodes: s.cluster.nodes, store, outboxes, counters, log: s.log, tickMs: TICK_MS })
+      const node = new Node(restore(s.cfg, durable, seed), { cfg: s.cfg, nodes: s.cluster.nodes, store, outboxes, counters, log: s.log, tickMs: TICK_MS, syncLanes: s.syncLanes })
       const http = new HttpState(o.maxClientRequests ?? CLIENT_REQUESTS_MAX, o.clientBodyTimeoutMs ?? CLIENT_BODY_TIMEOUT_MS)
       yield* listen(s, {
         node,

@@ -4,12 +4,13 @@
  * runs one batch, synchronously: one SQLite transaction for all writes of all requests in it.
  * Client requests wait in a map of callbacks, answered when the core replies.
  *
- * The disk is pipelined (group commit): batches are committed in order, and one fdatasync at a
- * time, on a worker thread, makes durable every commit made before it started. The loop does not
- * wait for it: the next batch is stepped while the sync runs, and the messages that depend on
- * writes (the core's `send`: promises and votes) are held until a sync covers the commit they
- * followed. So a node never waits a whole fsync before it can read its sockets again, and one
- * fsync serves every batch that came while the previous one ran.
+ * The disk is pipelined (group commit): batches are committed in order, and an fdatasync on a
+ * worker thread makes durable every commit made before it started. The loop does not wait for
+ * it: the next batch is stepped while the sync runs, and the messages that depend on writes (the
+ * core's `send`: promises and votes) are held until a sync covers the commit they followed. So a
+ * node never waits a whole fsync before it can read its sockets again. Up to `syncLanes` syncs
+ * run at once (default SYNC_LANES): a commit made while every lane is busy waits for one to end,
+ * and the sync that then starts serves every batch that came meanwhile.
  *
  * The three services the core needs are provided here: Network (messages to self are looped back
  * into the next batch, never sent over the network; others go to the peer outboxes; held ones
@@ -38,6 +39,14 @@ import { oneLine } from "./storage.ts"
 export const INPUT_QUEUE_MAX = 50_000
 /** Client requests waiting for an answer, at most; more get 503 at once. */
 export const WAITING_MAX = 20_000
+/**
+ * fdatasyncs that may run at once by default. With one, a commit made while a sync runs waits for
+ * it to end before its own can start, half a sync on average; a second lane starts it at once
+ * (docs/PERFORMANCE.md, "Two sync lanes"). SYNC_LANES_MAX bounds `--sync-lanes`.
+ */
+export const SYNC_LANES = 2
+export const SYNC_LANES_MAX = 8
+
 /** Inputs stepped in one batch (one fsync), at most. */
 export const BATCH_INPUTS_MAX = 2_048
 
@@ -66,6 +75,8 @@ export interface NodeDeps {
   readonly log: Log
   /** Milliseconds of one tick (the core counts time in ticks). */
   readonly tickMs: number
+  /** fdatasyncs of the WAL that may run at once (default SYNC_LANES; see the top of this file). */
+  readonly syncLanes?: number
   /**
    * Called with the exit status when the node must stop. The default exits the process 5 s later,
    * in case the shutdown hangs; tests of the loop pass their own.
@@ -93,7 +104,7 @@ export class Node {
   private scheduled = false
   private nextSweep = 0
   /** Which commits are durable, and the messages held until they are. */
-  private readonly disk = new DurableOrder<readonly Envelope[]>()
+  private readonly disk: DurableOrder<readonly Envelope[]>
   private readonly safetyMs: number
 
   constructor(
@@ -101,6 +112,7 @@ export class Node {
     private readonly d: NodeDeps
   ) {
     this.state = initial
+    this.disk = new DurableOrder(d.syncLanes ?? SYNC_LANES)
     this.listJson.sync(initial.list)
     this.safetyMs = d.cfg.requestTicks * d.tickMs + 3_000
     const services = Context.make(Storage, { commit: (ws) => this.commit(ws) }).pipe(

@@ -80,6 +80,8 @@ export class SqliteStore {
   private readonly stmt: ReturnType<SqliteStore["prepare"]>
   private readonly applyAll: (writes: readonly Write[]) => void
   private wal: FileAtPath | null = null
+  /** fdatasyncs started by `syncAsync` that have not ended. */
+  private syncing = 0
   /** What the clients table holds. */
   private clients: Map<string, ClientEntry>
 
@@ -150,7 +152,14 @@ export class SqliteStore {
    * the error. A commit made while it runs needs the next one.
    */
   syncAsync(done: (error: Error | null) => void): void {
-    fdatasync(this.walFd(), (e) => done(e ?? null))
+    const fd = this.walFd()
+    this.syncing += 1
+    fdatasync(fd, (e) => {
+      // Several syncs may run at once (the node's sync lanes): a descriptor the WAL's path no
+      // longer holds is closed only once none of them can still be using it.
+      if (--this.syncing === 0) this.wal?.closeRetired()
+      done(e ?? null)
+    })
   }
 
   /** A descriptor of the WAL file as it is at its path now (opened at the first sync, reopened if the file was replaced). */
@@ -251,13 +260,15 @@ export class SqliteStore {
  */
 export class FileAtPath {
   private held: { readonly fd: number; readonly link: string | null; readonly ino: number } | null = null
+  /** Descriptors of files the path no longer holds, kept open until `closeRetired` (a sync may still use one). */
+  private retired: number[] = []
 
   constructor(readonly path: string) {}
 
   fd(): number {
     const h = this.held
     if (h !== null && (h.link !== null ? linkOf(h.fd) === h.link : statSync(this.path).ino === h.ino)) return h.fd
-    if (h !== null) closeSync(h.fd)
+    if (h !== null) this.retired.push(h.fd)
     this.held = null
     const fd = openSync(this.path, "r")
     const link = linkOf(fd)
@@ -271,7 +282,16 @@ export class FileAtPath {
     return this.held?.link != null
   }
 
+  /**
+   * Closes the descriptors of replaced files. Call it only when no fdatasync that got one from
+   * `fd()` is still running: until the call is made, its number must stay this file's.
+   */
+  closeRetired(): void {
+    for (const fd of this.retired.splice(0)) closeSync(fd)
+  }
+
   close(): void {
+    this.closeRetired()
     if (this.held !== null) closeSync(this.held.fd)
     this.held = null
   }

@@ -135,6 +135,8 @@ export class World {
   private faultsOn: boolean
   /** Chance per tick that a node's sync in progress completes: its disk's speed. */
   private readonly syncChance: number
+  /** How many syncs each node's disk runs at once (the server's `--sync-lanes`). */
+  private readonly syncLanes: number
   private nextFaultAt = 50
   private healAt = 0
   /** Chosen value of each slot, from durable accepts: slot -> key of the value. */
@@ -150,6 +152,8 @@ export class World {
     this.rng = new Random(opts.seed)
     this.faultsOn = opts.faults
     this.syncChance = this.rng.pick([1, 0.5, 0.2])
+    // Drawn apart from the world's stream: a seed with one lane runs as it did before lanes existed.
+    this.syncLanes = new Random(opts.seed ^ 0x1a9e5).pick([1, 2, 3])
     const snapshotEverySlots = this.rng.pick([4, 8, 16, 64])
     this.cfgs = Array.from({ length: opts.nodes }, (_, id) =>
       defaultConfig(id, opts.nodes, {
@@ -241,7 +245,7 @@ export class World {
       inputs: [],
       verified: 0,
       boots: 0,
-      disk: new DurableOrder(),
+      disk: new DurableOrder(this.syncLanes),
       unsynced: []
     }
     this.boot(node)
@@ -253,7 +257,7 @@ export class World {
     node.state = restore(this.cfgs[node.id] as NodeConfig, node.store.load(), this.rng.u32())
     node.verified = 0
     node.inputs = []
-    node.disk = new DurableOrder()
+    node.disk = new DurableOrder(this.syncLanes)
     node.unsynced = []
   }
 
@@ -274,14 +278,20 @@ export class World {
   }
 
   /**
-   * The node's disk: the sync in progress may complete (every commit it covers becomes durable and
-   * the messages waiting for them leave), and a new one starts over every commit made since.
+   * The node's disk: one of the syncs in progress may complete (every commit it covers becomes
+   * durable and the messages waiting for them leave), and a new one starts over every commit made
+   * since, if a lane is free.
    */
   private syncStep(node: SimNode): void {
-    const target = node.disk.running
+    const running = node.disk.running
+    // Any of the syncs in progress may end first (a draw only when there is a choice).
+    const target = running.length === 0 ? null : (running[running.length === 1 ? 0 : this.rng.int(0, running.length)] as number)
     if (target !== null && this.rng.chance(this.syncChance)) {
-      this.makeDurable(node, target - node.disk.durableCommits)
-      for (const es of node.disk.synced(target)) this.send(node.id, es)
+      this.makeDurable(node, Math.max(0, target - node.disk.durableCommits))
+      // Planted bug: the shell takes the end of any sync for the end of the newest one, and so
+      // releases the votes of commits that a sync still running was to cover.
+      const released = this.opts.bug === "sync-covers-newer" ? (running[running.length - 1] as number) : target
+      for (const es of node.disk.synced(released)) this.send(node.id, es)
       this.count("path.syncs")
     }
     node.disk.startSync()

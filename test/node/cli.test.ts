@@ -51,6 +51,17 @@ test("client: bad input and usage errors exit 2 with one line", async () => {
   expect(unknown.err).toContain("usage: paxos")
 }, 30_000)
 
+test("server: a bad --sync-lanes exits 2 with one line and starts nothing", async () => {
+  const node = cluster.names[0] as string
+  for (const [lanes, why] of [["0", "--sync-lanes needs a positive integer, got '0'"], ["two", "--sync-lanes needs a positive integer"], ["9", "--sync-lanes 9: at most 8"]] as const) {
+    const r = await paxos(["server", "--config", cluster.configFile, "--node", node, "--data-dir", join(tempDir(), "lanes"), "--sync-lanes", lanes])
+    expect(r.code).toBe(2)
+    expect(r.err.split("\n")[0]).toStartWith("paxos server: ")
+    expect(r.err).toContain(why)
+    expect(r.err).not.toContain("    at ")
+  }
+}, 30_000)
+
 test("client: exit 1 when no node can be reached, 3 when the outcome is unknown, 2 when a node says 400", async () => {
   const [port] = await freePorts(1)
   const down = await paxos(["client", "--server", `127.0.0.1:${port}`, "--timeout", "600", "5"])

@@ -159,14 +159,23 @@ describe("FileAtPath", () => {
     const first = f.fd()
     expect(f.fd()).toBe(first)
     if (process.platform === "linux") expect(f.viaProc).toBe(true)
+    const replaced = [first]
     for (const replace of [() => renameSync(path, `${path}.old`), () => unlinkSync(path)]) {
       replace()
       writeFileSync(path, "two")
       const next = f.fd()
       expect(fstatSync(next).ino).toBe(statSync(path).ino)
       expect(f.fd()).toBe(next)
+      replaced.push(next)
     }
+    // A sync may still be using a replaced descriptor: it stays open until closeRetired.
+    const current = replaced.pop() as number
+    for (const fd of replaced) expect(() => fstatSync(fd)).not.toThrow()
+    f.closeRetired()
+    for (const fd of replaced) expect(() => fstatSync(fd)).toThrow()
+    expect(() => fstatSync(current)).not.toThrow()
     f.close()
+    expect(() => fstatSync(current)).toThrow()
   })
 })
 
