@@ -27,6 +27,8 @@ export interface Workload {
   readonly method: "POST" | "GET"
   readonly path: string
   readonly contentType: string
+  /** Extra request headers (e.g. Authorization for a cluster with a client token). */
+  readonly headers?: Readonly<Record<string, string>>
   body(seq: number): string
 }
 
@@ -80,9 +82,15 @@ class Driver {
   readonly errorKinds: Record<string, number> = {}
   readonly latencies = new Samples(1 << 16)
   seq = 0
+  /** The workload's extra headers as HTTP/1.1 lines (the raw client's). */
+  readonly extraHeaders: string
   private endWindow: (() => void) | null = null
 
-  constructor(readonly o: LoadOptions) {}
+  constructor(readonly o: LoadOptions) {
+    this.extraHeaders = Object.entries(o.workload.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join("")
+  }
 
   /** The answer to one request: `ms` after it left; kind null for success. */
   done(ms: number, kind: string | null, bytes: number): void {
@@ -188,7 +196,7 @@ class RawConn implements Conn {
     const w = this.d.o.workload
     const body = w.body(this.d.seq++)
     const req =
-      `${w.method} ${w.path} HTTP/1.1\r\nHost: ${this.ep.host}:${this.ep.port}\r\n` +
+      `${w.method} ${w.path} HTTP/1.1\r\nHost: ${this.ep.host}:${this.ep.port}\r\n${this.d.extraHeaders}` +
       (w.method === "POST" ? `Content-Type: ${w.contentType}\r\nContent-Length: ${body.length}\r\n\r\n${body}` : "\r\n")
     this.headersDone = false
     this.pending = null
@@ -381,7 +389,7 @@ class FetchConn implements Conn {
 
   private async loop(): Promise<void> {
     const w = this.d.o.workload
-    const headers = { "content-type": w.contentType }
+    const headers = { ...w.headers, "content-type": w.contentType }
     while (!this.d.stopping) {
       const body = w.method === "POST" ? w.body(this.d.seq++) : undefined
       const abort = new AbortController()

@@ -15,6 +15,7 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, release } from "node:os"
 import { join, resolve } from "node:path"
+import { parseToken } from "../auth/client-token.ts"
 import { parseFlags, str, type Parsed } from "../cli/args.ts"
 import { isCompiled } from "../cli/self.ts"
 import { serveEcho, startEcho } from "./echo.ts"
@@ -38,7 +39,9 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
   --duration S         seconds of each measured window (default 10)
   --runs N             runs per point and system; medians are reported (default 3)
   --out DIR            where results.json and summary.txt go (default runs/bench-<timestamp>/)
-  --config F           measure a running cluster (loopback addresses only) instead of starting one
+  --config F           measure a running cluster instead of starting one; its nodes may be on other
+                       machines (their RSS and CPU then come from each node's /status)
+  --token-file T       the client token of a --config cluster that needs one (or $PAXOS_CLIENT_TOKEN_FILE)
   --binary PATH|source the node binary to start (default: this binary when compiled, else dist/paxos);
                        "source" runs bun src/cli/main.ts (readable CPU profiles)
   --nodes N            nodes to start (default 3)
@@ -74,6 +77,8 @@ export interface BenchOptions {
   readonly runs: number
   readonly out: string
   readonly config: string | undefined
+  /** The client token file for --config (flag, else $PAXOS_CLIENT_TOKEN_FILE). */
+  readonly tokenFile: string | undefined
   readonly binary: string
   readonly nodes: number
   readonly client: ClientKind
@@ -100,6 +105,7 @@ const SPEC = {
   runs: "value",
   out: "value",
   config: "value",
+  "token-file": "value",
   binary: "value",
   nodes: "value",
   client: "value",
@@ -121,6 +127,16 @@ function num(p: Parsed, name: string, dflt: number, ok: (x: number) => boolean, 
   const x = Number(v)
   if (v.trim() === "" || !Number.isFinite(x) || !ok(x)) return `--${name} needs ${what}, got '${v}'`
   return x
+}
+
+/** The client token in `file` (checked as the server checks it), or undefined without one; throws with one line. */
+function readBenchToken(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined
+  try {
+    return parseToken(readFileSync(file, "utf8"))
+  } catch (e) {
+    throw new Error(`--token-file ${file}: ${(e as { code?: string }).code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`)
+  }
 }
 
 /** The default node binary: this one when compiled, else dist/paxos of this checkout. */
@@ -169,6 +185,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
   const binary = str(p, "binary") ?? defaultBinary()
   if (binary === "source" && isCompiled()) return "--binary source needs the bench to run under bun (bun run bench), not the compiled binary"
   if (str(p, "config") !== undefined && p.flags.profile === true) return "--profile needs nodes started by the bench (not --config)"
+  if (str(p, "token-file") !== undefined && str(p, "config") === undefined) return "--token-file goes with --config (the nodes the bench starts need no token)"
   return {
     concurrency: soak !== undefined && cText === undefined ? [32] : conc,
     target,
@@ -180,6 +197,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
     runs: runs as number,
     out: str(p, "out") ?? join("runs", `bench-${timestamp()}`),
     config: str(p, "config"),
+    tokenFile: str(p, "token-file") ?? (str(p, "config") === undefined ? undefined : process.env.PAXOS_CLIENT_TOKEN_FILE || undefined),
     binary,
     nodes: nodes as number,
     client,
@@ -204,16 +222,23 @@ const selfCpuSeconds = (): number => {
 
 interface Snapshot {
   readonly totals: Totals
+  /** Per member: CPU seconds used and resident bytes, from /proc, or from its own report when its process is not on this machine. */
   readonly cpu: ReadonlyArray<number | null>
+  readonly rss: ReadonlyArray<number | null>
   readonly benchCpu: number
   readonly t: number
 }
 
 async function snapshot(sys: SystemUnderTest): Promise<Snapshot> {
   const t = performance.now()
-  const cpu = sys.members.map((m) => cpuSeconds(m.pid()))
+  const pids = sys.members.map((m) => m.pid())
+  const cpu = pids.map(cpuSeconds)
+  const rss = pids.map(rssBytes)
   const benchCpu = selfCpuSeconds()
-  return { totals: await sys.totals(), cpu, benchCpu, t }
+  const totals = await sys.totals()
+  const reported = (mine: ReadonlyArray<number | null>, theirs: ReadonlyArray<number | null> | undefined) =>
+    mine.map((x, i) => (pids[i] !== null ? x : (theirs?.[i] ?? null)))
+  return { totals, cpu: reported(cpu, totals.cpuSeconds), rss: reported(rss, totals.rss), benchCpu, t }
 }
 
 const delta = (a: number | null | undefined, b: number | null | undefined): number | null =>
@@ -356,7 +381,7 @@ function figuresOf(
     fsyncMs: perOp(msOf(delta(after.totals.fsyncSeconds, before.totals.fsyncSeconds)), delta(after.totals.fsyncs, before.totals.fsyncs) ?? 0),
     serverCpuMsPerOp: cpu === null ? null : perOp(cpu * 1000, ops),
     benchCpuCores: wallS > 0 ? (after.benchCpu - before.benchCpu) / wallS : null,
-    rssBytes: sys.members.map((m) => rssBytes(m.pid())),
+    rssBytes: after.rss,
     errors: res.errors,
     errorKinds: res.errorKinds,
     leader,
@@ -631,11 +656,11 @@ async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out): Promise<So
   out.say(`soak: ${n.toLocaleString("en-US")} appends at concurrency ${c} to ${o.target}, ${o.warmupS} s warm-up first; one row per 10%`)
   out.say(table(SOAK_HEADER, []).split("\n").slice(0, 2).join("\n"))
   let start: Snapshot | null = null
-  const marks: Array<Promise<{ snap: Snapshot; ops: number; elapsedMs: number; lat: LatencySummary; rss: Array<number | null> }>> = []
+  const marks: Array<Promise<{ snap: Snapshot; ops: number; elapsedMs: number; lat: LatencySummary; rss: ReadonlyArray<number | null> }>> = []
   const rows: SoakRow[] = []
   let prev: { snap: Snapshot; ops: number; elapsedMs: number } | null = null
   let chain: Promise<void> = Promise.resolve()
-  const emit = (m: { snap: Snapshot; ops: number; elapsedMs: number; lat: LatencySummary; rss: Array<number | null> }) => {
+  const emit = (m: { snap: Snapshot; ops: number; elapsedMs: number; lat: LatencySummary; rss: ReadonlyArray<number | null> }) => {
     const p = prev ?? { snap: start as unknown as Snapshot, ops: 0, elapsedMs: 0 }
     const serverOps = delta(m.snap.totals.ops, p.snap.totals.ops)
     const ops = serverOps !== null && serverOps > 0 ? serverOps : m.ops - p.ops
@@ -679,8 +704,7 @@ async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out): Promise<So
     },
     onProgress: (ops, elapsedMs, latencies) => {
       const lat = summarize(latencies.sortedRange(ops - every, ops))
-      const rss = sys.members.map((m) => rssBytes(m.pid()))
-      const mark = snapshot(sys).then((snap) => ({ snap, ops, elapsedMs, lat, rss }))
+      const mark = snapshot(sys).then((snap) => ({ snap, ops, elapsedMs, lat, rss: snap.rss }))
       marks.push(mark)
       chain = chain.then(() => mark.then(emit))
     }
@@ -808,7 +832,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   try {
     let ours: SystemUnderTest
     if (o.config !== undefined) {
-      ours = await attachPaxos(o.config)
+      ours = await attachPaxos(o.config, readBenchToken(o.tokenFile))
     } else {
       if (o.binary !== "source" && !(await Bun.file(o.binary).exists())) {
         process.stderr.write(`paxos bench: no node binary at ${o.binary}; run 'bun run build' first, or give --binary PATH (or --binary source)\n`)

@@ -32,6 +32,12 @@ export interface Totals {
   readonly members: ReadonlyArray<Record<string, number> | null>
   /** Per member: the length of the replicated list (ours), for the memory bound. */
   readonly listLength: ReadonlyArray<number | null>
+  /**
+   * Per member, as the member reports it (ours: GET /status), for members whose process this
+   * machine cannot see: resident bytes and CPU seconds used. Absent or null: read /proc by pid.
+   */
+  readonly rss?: ReadonlyArray<number | null>
+  readonly cpuSeconds?: ReadonlyArray<number | null>
 }
 
 export interface SystemUnderTest {

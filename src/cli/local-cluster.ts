@@ -27,10 +27,12 @@ export interface LocalClusterOptions {
   readonly dir: string
   /** Extra flags for every `server` (e.g. ["--snapshot-every", "100"]). */
   readonly serverFlags?: readonly string[]
+  /** The address every node listens on and the config names (default 127.0.0.1; IPv4). */
+  readonly host?: string
 }
 
 /** `n` ports that were free a moment ago (bound to port 0 and released). */
-export async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number, host = "127.0.0.1"): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: n },
@@ -38,7 +40,7 @@ export async function freePorts(n: number): Promise<number[]> {
         new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
           const s = createServer()
           s.once("error", reject)
-          s.listen(0, "127.0.0.1", () => resolve(s))
+          s.listen(0, host, () => resolve(s))
         })
     )
   )
@@ -59,7 +61,7 @@ export class LocalCluster {
     this.configFile = join(o.dir, "config")
     this.nodes = ports.map((port, index) => ({
       index,
-      name: `127.0.0.1:${port}`,
+      name: `${o.host ?? "127.0.0.1"}:${port}`,
       port,
       dataDir: join(o.dir, `data-${index}`),
       logFile: join(o.dir, `node-${index}.log`),
@@ -71,7 +73,7 @@ export class LocalCluster {
 
   /** Picks ports and writes the config; starts nothing yet. */
   static async create(o: LocalClusterOptions): Promise<LocalCluster> {
-    return new LocalCluster(o, await freePorts(o.n))
+    return new LocalCluster(o, await freePorts(o.n, o.host))
   }
 
   get names(): string[] {

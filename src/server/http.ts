@@ -423,8 +423,15 @@ export function status(d: ApiDeps) {
     uptimeMs: Date.now() - d.startedAt,
     pid: process.pid,
     memory: memory(),
+    cpuSeconds: cpuSeconds(),
     counters: { ...c, peerBytesPerDecision: c.decisions === 0 ? 0 : Math.round(c.peerBytesSent / c.decisions) }
   }
+}
+
+/** CPU time the process has used, user and system, in seconds (what the bench reads of a node on another machine). */
+function cpuSeconds(): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
 }
 
 /** The process's memory in bytes: resident, and the JavaScript heap's size and use. */

@@ -5,14 +5,15 @@
  * a speed: the machine is shared and noisy.
  */
 import { afterAll, describe, expect, test } from "bun:test"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { networkInterfaces } from "node:os"
 import { join } from "node:path"
 import { benchCommand, parseBenchArgs, type BenchOptions, type Point } from "../../src/bench/main.ts"
 import { runLoad, type Workload } from "../../src/bench/loadgen.ts"
 import { summarizeProfile, type CpuProfile } from "../../src/bench/profile.ts"
 import { median, percentile, summarize } from "../../src/bench/stats.ts"
 import { promSum } from "../../src/bench/etcd.ts"
-import { cleanup, ensureBinary, tempDir } from "../node/support.ts"
+import { cleanup, ensureBinary, makeCluster, tempDir } from "../node/support.ts"
 
 afterAll(cleanup)
 
@@ -188,4 +189,42 @@ test("paxos bench against a 3-node cluster: the report's shape, and appends were
   expect(m.rssBytes.length).toBe(3)
   for (const b of m.rssBytes) expect(b).toBeGreaterThan(1024 * 1024)
   expect(run?.phases?.length).toBe(3)
+}, 90_000)
+
+/** This machine's first IPv4 address that is not loopback, or null. */
+function ownAddress(): string | null {
+  for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address
+  return null
+}
+
+const own = ownAddress()
+
+// A node the bench cannot find in /proc (it listens on an address other than loopback, as a node
+// on another machine would): the bench must still measure it, with RSS and CPU from its /status,
+// and send the client token that node needs.
+test.skipIf(own === null)("--config: a running cluster off loopback, with a client token: RSS and CPU from /status", async () => {
+  const dir = tempDir("paxos-bench-remote-")
+  const tokenFile = join(dir, "token")
+  writeFileSync(tokenFile, "bench-test-token-0123456789abcdef\n")
+  const cluster = await makeCluster(3, ["--client-token-file", tokenFile], own as string)
+  cluster.startAll()
+  await cluster.waitAllHealthy()
+  const run = async (extra: string[]) => {
+    const out = join(dir, `run-${extra.length}`)
+    const code = await benchCommand(["--config", cluster.configFile, ...extra, "--concurrency", "2", "--prewarm", "0", "--warmup", "0.3", "--duration", "1.5", "--runs", "1", "--out", out])
+    expect(code).toBe(0)
+    const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { points: Point[] }
+    return r.points[0] as Point
+  }
+  const p = await run(["--token-file", tokenFile])
+  expect(p.median.opsPerSec).toBeGreaterThan(0)
+  expect(p.runs[0]?.errors).toBe(0)
+  expect(p.median.rssBytes.length).toBe(3)
+  for (const b of p.median.rssBytes) expect(b).toBeGreaterThan(1024 * 1024)
+  expect(p.median.serverCpuMsPerOp).toBeGreaterThan(0)
+  expect(p.median.peerBytesPerOp).toBeGreaterThan(0)
+  // Without the token every append is refused, and the bench says so in its error count.
+  const refused = await run([])
+  expect(refused.runs[0]?.ops).toBe(0)
+  expect(refused.runs[0]?.errors).toBeGreaterThan(0)
 }, 90_000)

@@ -32,9 +32,9 @@ export function tempDir(prefix = "paxos-test-"): string {
 
 const clusters: LocalCluster[] = []
 
-/** A cluster of `n` nodes of the binary (not started). */
-export async function makeCluster(n = 3, serverFlags: string[] = []): Promise<LocalCluster> {
-  const c = await LocalCluster.create({ command: [ensureBinary()], n, dir: tempDir(), serverFlags })
+/** A cluster of `n` nodes of the binary (not started), listening on `host` (default 127.0.0.1). */
+export async function makeCluster(n = 3, serverFlags: string[] = [], host?: string): Promise<LocalCluster> {
+  const c = await LocalCluster.create({ command: [ensureBinary()], n, dir: tempDir(), serverFlags, ...(host === undefined ? {} : { host }) })
   clusters.push(c)
   return c
 }
