@@ -396,7 +396,14 @@ export class Node {
     }
     this.d.counters.syncMicros += Math.round((performance.now() - t0) * 1000)
     this.d.counters.fsyncs += 1
-    for (const envelopes of this.disk.synced(target)) this.send(envelopes)
+    let released: ReadonlyArray<readonly Envelope[]>
+    try {
+      released = this.disk.synced(target)
+    } catch (d) {
+      // Called from the fdatasync's callback, outside any batch: stop as a batch's defect does.
+      return this.stop(new Fatal({ code: 70, line: `${this.name} ${d instanceof InvariantViolation ? d.message : `${MARKER} ${oneLine(d)}`}` }))
+    }
+    for (const envelopes of released) this.send(envelopes)
     this.sync()
     if (this.inbox.length + this.loopback.length > 0) this.schedule()
   }

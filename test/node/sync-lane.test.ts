@@ -8,6 +8,7 @@
 import { expect, test } from "bun:test"
 import { Cause, Effect, Exit, Fiber, Option } from "effect"
 import { defaultConfig } from "../../src/core/config.ts"
+import { MARKER } from "../../src/core/invariant.ts"
 import type { Message } from "../../src/core/messages.ts"
 import { emptyDurable, restore, type Write } from "../../src/core/state.ts"
 import { makeLog } from "../../src/server/log.ts"
@@ -120,6 +121,35 @@ test("two lanes: a commit made during a sync gets its own at once; each sync rel
   expect(f.votes()).toEqual([1, 2, 3])
   expect(f.counters.fsyncs).toBe(3)
   await Effect.runPromise(Fiber.interrupt(f.fiber))
+})
+
+test("a sync that ends twice is an invariant violation: status 70 with the marker, nothing more sent", async () => {
+  const f = follower()
+  const write = process.stderr.write
+  const said: string[] = []
+  process.stderr.write = (chunk: string | Uint8Array) => {
+    said.push(String(chunk))
+    return true
+  }
+  try {
+    f.node.receive(0, [accept(1)])
+    await turns()
+    f.store.syncs[0]?.(null)
+    await turns()
+    expect(f.votes()).toEqual([1])
+    f.node.receive(0, [accept(2)])
+    await turns()
+    f.store.syncs[0]?.(null)
+    const exit = await Effect.runPromise(Fiber.await(f.fiber))
+    const fatal = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+    expect(fatal?.code).toBe(70)
+    expect(fatal?.line).toContain(MARKER)
+    expect(said.join("")).toContain(MARKER)
+    await turns()
+    expect(f.votes()).toEqual([1])
+  } finally {
+    process.stderr.write = write
+  }
 })
 
 test("a failed sync stops the node with status 1, and the votes it held never leave", async () => {
