@@ -16,7 +16,8 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, release } from "node:os"
 import { join, resolve } from "node:path"
 import { parseToken } from "../auth/client-token.ts"
-import { parseFlags, str, type Parsed } from "../cli/args.ts"
+import { parseFlags, readTokenFile, str, type Parsed } from "../cli/args.ts"
+import { processCpuSeconds } from "../server/metrics.ts"
 import { isCompiled } from "../cli/self.ts"
 import { serveEcho, startEcho } from "./echo.ts"
 import { ETCD_INSTALL_HINT, findEtcd, startEtcd } from "./etcd.ts"
@@ -132,10 +133,11 @@ function num(p: Parsed, name: string, dflt: number, ok: (x: number) => boolean, 
 /** The client token in `file` (checked as the server checks it), or undefined without one; throws with one line. */
 function readBenchToken(file: string | undefined): string | undefined {
   if (file === undefined) return undefined
+  const text = readTokenFile(file)
   try {
-    return parseToken(readFileSync(file, "utf8"))
+    return parseToken(text)
   } catch (e) {
-    throw new Error(`--token-file ${file}: ${(e as { code?: string }).code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`)
+    throw new Error(`--token-file ${file}: ${(e as Error).message}`)
   }
 }
 
@@ -214,12 +216,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
 // ---------------------------------------------------------------------------------------------
 // One measured run
 
-/** CPU seconds (user + system) a process has used, or null. */
-const selfCpuSeconds = (): number => {
-  const u = process.cpuUsage()
-  return (u.user + u.system) / 1e6
-}
-
 interface Snapshot {
   readonly totals: Totals
   /** Per member: CPU seconds used and resident bytes, from /proc, or from its own report when its process is not on this machine. */
@@ -234,7 +230,7 @@ async function snapshot(sys: SystemUnderTest): Promise<Snapshot> {
   const pids = sys.members.map((m) => m.pid())
   const cpu = pids.map(cpuSeconds)
   const rss = pids.map(rssBytes)
-  const benchCpu = selfCpuSeconds()
+  const benchCpu = processCpuSeconds()
   const totals = await sys.totals()
   const reported = (mine: ReadonlyArray<number | null>, theirs: ReadonlyArray<number | null> | undefined) =>
     mine.map((x, i) => (pids[i] !== null ? x : (theirs?.[i] ?? null)))

@@ -2,6 +2,7 @@
  * A small flag parser for the subcommands: `--name value`, `--name=value`, boolean `--name`,
  * `--` ends the flags. A token that looks like a negative number is a positional (a VALUE).
  */
+import { readFileSync } from "node:fs"
 
 export type FlagKind = "value" | "bool"
 
@@ -53,4 +54,17 @@ export function positiveInt(p: Parsed, name: string): number | undefined | strin
   if (v === undefined) return undefined
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) return `--${name} needs a positive integer, got '${v}'`
   return Number(v)
+}
+
+/** The trimmed text of a `--token-file`; throws an Error with one line when it cannot be read or is empty. */
+export function readTokenFile(file: string): string {
+  let text: string
+  try {
+    text = readFileSync(file, "utf8")
+  } catch (e) {
+    throw new Error(`--token-file ${file}: ${(e as { code?: string }).code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`)
+  }
+  const token = text.trim()
+  if (token.length === 0) throw new Error(`--token-file ${file}: the file is empty`)
+  return token
 }

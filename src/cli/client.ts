@@ -13,10 +13,9 @@
  */
 import { Duration, Effect, Either, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
-import { readFileSync } from "node:fs"
 import { append } from "../client/http.ts"
 import { ConfigError, parseAddress, readConfig } from "../server/cluster-config.ts"
-import { parseFlags, positiveInt, str } from "./args.ts"
+import { parseFlags, positiveInt, readTokenFile, str } from "./args.ts"
 
 export const CLIENT_USAGE = "usage: paxos client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE"
 const DEFAULT_CONFIG = "example-config"
@@ -65,15 +64,11 @@ async function run(argv: string[]): Promise<number> {
 /** The client token in `file` (trimmed), or undefined without a file. */
 function readToken(file: string | undefined): string | undefined {
   if (file === undefined) return undefined
-  let text: string
   try {
-    text = readFileSync(file, "utf8")
+    return readTokenFile(file)
   } catch (e) {
-    throw new Usage(`--token-file ${file}: ${(e as { code?: string }).code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`)
+    throw new Usage((e as Error).message)
   }
-  const token = text.trim()
-  if (token.length === 0) throw new Usage(`--token-file ${file}: the file is empty`)
-  return token
 }
 
 /** VALUE must be a safe integer written in decimal. */

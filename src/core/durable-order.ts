@@ -19,7 +19,7 @@ export class DurableOrder<A> {
   private held: Array<{ readonly seq: number; readonly item: A }> = []
 
   constructor(private readonly lanes: number = 1) {
-    if (!Number.isInteger(lanes) || lanes < 1) throw new Error(`DurableOrder: lanes must be a positive integer, got ${lanes}`)
+    invariant(Number.isInteger(lanes) && lanes >= 1, () => `DurableOrder: lanes must be a positive integer, got ${lanes}`)
   }
 
   /** Commits made so far that are durable (a prefix of them). */

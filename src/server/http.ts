@@ -41,7 +41,7 @@ import {
 import type { ClusterConfig } from "./cluster-config.ts"
 import { BadRequest, errorBody, InternalError, MethodNotAllowed, NotFound, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
 import type { Log } from "./log.ts"
-import { renderPrometheus, type Counters, type PeerAuthCounters } from "./metrics.ts"
+import { processCpuSeconds, renderPrometheus, type Counters, type PeerAuthCounters } from "./metrics.ts"
 import type { Node } from "./node.ts"
 import { acceptEnvelope, acceptHello, InboundPeers, PEER_PATH, PEER_WS_PATH, type Outboxes } from "./peer.ts"
 import type { SqliteStore } from "./storage.ts"
@@ -423,15 +423,10 @@ export function status(d: ApiDeps) {
     uptimeMs: Date.now() - d.startedAt,
     pid: process.pid,
     memory: memory(),
-    cpuSeconds: cpuSeconds(),
+    // What the bench reads of a node on another machine.
+    cpuSeconds: processCpuSeconds(),
     counters: { ...c, peerBytesPerDecision: c.decisions === 0 ? 0 : Math.round(c.peerBytesSent / c.decisions) }
   }
-}
-
-/** CPU time the process has used, user and system, in seconds (what the bench reads of a node on another machine). */
-function cpuSeconds(): number {
-  const u = process.cpuUsage()
-  return (u.user + u.system) / 1e6
 }
 
 /** The process's memory in bytes: resident, and the JavaScript heap's size and use. */

@@ -3,6 +3,12 @@
  * lengths) are read from the node's state when /status or /metrics is asked.
  */
 
+/** CPU time this process has used, user and system, in seconds. */
+export function processCpuSeconds(): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
+}
+
 export interface Counters {
   clientAppends: number
   clientReads: number

@@ -340,14 +340,16 @@ export class Node {
     return null
   }
 
+  /** The Fatal (status 70, with the marker) for an invariant violation or another defect `where`. */
+  private defect(d: unknown, where: string): Fatal {
+    if (d instanceof InvariantViolation) return new Fatal({ code: 70, line: `${this.name} ${d.message}` })
+    return new Fatal({ code: 70, line: `${this.name} ${MARKER} unexpected defect ${where}: ${oneLine(d)}` })
+  }
+
   /** The Fatal for a failed batch: an invariant violation, a storage failure, or another defect. */
   private fatal(cause: Cause.Cause<StorageError>): Fatal {
     const defect = Cause.dieOption(cause)
-    if (Option.isSome(defect)) {
-      const d = defect.value
-      if (d instanceof InvariantViolation) return new Fatal({ code: 70, line: `${this.name} ${d.message}` })
-      return new Fatal({ code: 70, line: `${this.name} ${MARKER} unexpected defect in the core: ${oneLine(d)}` })
-    }
+    if (Option.isSome(defect)) return this.defect(defect.value, "in the core")
     const failure = Cause.failureOption(cause)
     if (Option.isSome(failure)) {
       return new Fatal({ code: 1, line: `${this.name} storage failed, stopping (nothing that depended on the failed write was sent): ${failure.value.message}` })
@@ -401,7 +403,7 @@ export class Node {
       released = this.disk.synced(target)
     } catch (d) {
       // Called from the fdatasync's callback, outside any batch: stop as a batch's defect does.
-      return this.stop(new Fatal({ code: 70, line: `${this.name} ${d instanceof InvariantViolation ? d.message : `${MARKER} ${oneLine(d)}`}` }))
+      return this.stop(this.defect(d, "in the sync lane"))
     }
     for (const envelopes of released) this.send(envelopes)
     this.sync()
