@@ -4,7 +4,7 @@
  * Steps, each a real command whose exit status counts:
  *   typecheck            tsc --noEmit (strict)
  *   bun test             unit, property, node (real processes) and chaos-host tests
- *   deno test            the core's and the checker's tests under Deno (the core is runtime-free)
+ *   deno test            the core's, the checker's and the peer-auth module's tests under Deno (they need no Bun API)
  *   sim                  600 simulator seeds over 3 and 5 nodes, every protocol path required
  *   planted bugs         each planted bug must be caught (the run fails if the simulator misses it)
  *   clojure forms        every form of jepsen/ read by the Clojure reader, ns names checked
@@ -87,7 +87,7 @@ const steps: Step[] = [
     run: async () => {
       const deno = Bun.which("deno")
       if (deno === null) return one(false, "deno is not installed (npm install -g deno)")
-      const r = await sh("deno test", [deno, "test", "--no-check", "-A", "test/core", "test/check"], { NO_COLOR: "1" })
+      const r = await sh("deno test", [deno, "test", "--no-check", "-A", "test/core", "test/check", "test/auth"], { NO_COLOR: "1" })
       const m = /(\d+) passed \| (\d+) failed/.exec(plain(r.out))
       const passed = Number(m?.[1] ?? 0)
       const failed = Number(m?.[2] ?? 0)

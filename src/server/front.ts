@@ -27,7 +27,6 @@ import {
   clientAuthError,
   countAppendError,
   countClientGone,
-  PEER_FRAMES_PENDING_MAX,
   receiveEnvelope,
   takeClientSlot,
   truncateUtf8,
@@ -333,7 +332,7 @@ async function upgrade(d: ApiDeps, req: Request, url: string, server: Bun.Server
   if (auth !== null) {
     const h = authHeaders(d, (k) => req.headers.get(k), from)
     if (typeof h === "string") return errorResponse(authFailed(d, h, "upgrade", from, undefined))
-    const bad = await auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now())
+    const bad = auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now())
     if (bad !== null) return errorResponse(authFailed(d, bad, "upgrade", from, undefined))
   }
   const conn = new PeerConnection(d, from)
@@ -355,31 +354,12 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
   }
   const auth = d.peerAuth
   if (auth === null) return (data) => deliver(typeof data === "string" ? data : frameDecoder.decode(data))
-  // Frames are verified concurrently and delivered in the order they came.
-  let chain: Promise<void> = Promise.resolve()
-  let pending = 0
+  // Verified as it comes (the MAC is synchronous), so frames reach the node in the order they came.
   return (data) => {
     if (conn.closed) return
-    if (pending >= PEER_FRAMES_PENDING_MAX) return conn.close(1013, `more than ${PEER_FRAMES_PENDING_MAX} frames awaiting verification`)
-    const text = typeof data === "string" ? data : frameDecoder.decode(data)
-    const frame = decodeFrame(text)
-    const verdict: Promise<AuthFailure | null> =
-      typeof frame === "string" ? Promise.resolve(frame) : auth.verifier.verify(from, frame.signed, frame.body, Date.now()).catch(() => "Malformed" as const)
-    pending += 1
-    chain = chain
-      .then(async () => {
-        const bad = await verdict
-        pending -= 1
-        if (conn.closed) return
-        if (bad !== null || typeof frame === "string") {
-          const e = authFailed(d, bad ?? "Malformed", "frame", from, undefined)
-          return conn.close(1008, e.message)
-        }
-        deliver(frame.body)
-      })
-      .catch((e: unknown) => {
-        d.log.limited("peer-frame-error", 5_000, "internal-error", { error: e instanceof Error ? e.message : String(e) })
-        conn.close(1011, "internal error")
-      })
+    const frame = decodeFrame(typeof data === "string" ? data : frameDecoder.decode(data))
+    const bad: AuthFailure | null = typeof frame === "string" ? frame : auth.verifier.verify(from, frame.signed, frame.body, Date.now())
+    if (bad !== null || typeof frame === "string") return conn.close(1008, authFailed(d, bad ?? "Malformed", "frame", from, undefined).message)
+    deliver(frame.body)
   }
 }

@@ -50,8 +50,6 @@ import type { SqliteStore } from "./storage.ts"
 export const CLIENT_REQUESTS_MAX = 10_000
 /** Concurrent POST /peer/envelope requests, at most (a peer sends one at a time). */
 export const PEER_POSTS_MAX = 16
-/** Frames of one peer connection received but not yet verified, at most; past it the connection is closed. */
-export const PEER_FRAMES_PENDING_MAX = 1_024
 
 /** Peer authentication of this node: the verifier of what is addressed to it. */
 export interface PeerAuth {
@@ -258,11 +256,8 @@ function peerPostHandler(d: ApiDeps) {
     }
     const text = yield* readBody(web, d.http.peerBodies)
     if (d.peerAuth !== null && signed !== null && from !== null) {
-      const verifier = d.peerAuth.verifier
-      const s = signed
-      const f = from
-      const bad = yield* Effect.promise(() => verifier.verify(f, s, text, Date.now()))
-      if (bad !== null) return yield* authFailed(d, bad, "post", f, remoteOf(req))
+      const bad = d.peerAuth.verifier.verify(from, signed, text, Date.now())
+      if (bad !== null) return yield* authFailed(d, bad, "post", from, remoteOf(req))
     }
     yield* receiveEnvelope(d, text, from)
     return HttpServerResponse.empty({ status: 204 })

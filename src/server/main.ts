@@ -106,7 +106,7 @@ function loadSecret(file: string | undefined, s: Setup): Effect.Effect<PeerKeys 
     const text = yield* Effect.try({ try: () => readFileSync(file, "utf8"), catch: fail })
     const bytes = new TextEncoder().encode(text.trim()).length
     if (bytes < SECRET_MIN_BYTES) return yield* fail(`the secret has ${bytes} bytes; at least ${SECRET_MIN_BYTES} are needed (e.g. head -c 32 /dev/urandom | base64 > ${file})`)
-    const key = yield* Effect.tryPromise({ try: () => importSecret(text), catch: fail })
+    const key = yield* Effect.try({ try: () => importSecret(text), catch: fail })
     yield* Effect.sync(() => {
       try {
         if ((statSync(file).mode & 0o077) !== 0) log("WARNING-secret-file-readable-by-others", { file, fix: `chmod 600 ${file}` })

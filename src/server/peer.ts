@@ -155,21 +155,19 @@ export class Outboxes {
 
   /**
    * Sends what was queued since the last flush (the node calls it after each batch's messages).
-   * Where that needs no waiting (an open connection with room in its buffer, no signing, which is
-   * asynchronous, and frames that fit) it is sent here and now, one frame per destination, with no
-   * fiber involved; anything else wakes the link's sender fiber, which connects, waits or signs.
+   * Where that needs no waiting (an open connection with room in its buffer, and frames that fit)
+   * it is sent here and now, signed when there is a secret, one frame per destination, with no
+   * fiber involved; anything else wakes the link's sender fiber, which connects or waits.
    */
   flush(): void {
-    const direct = this.o.signer === null
     for (const link of this.links) {
       if (link === undefined || link.length === 0) continue
       const ws = link.ws
-      if (direct && ws !== null) {
+      if (ws !== null) {
         while (link.length > 0 && ws.readyState === WebSocket.OPEN && ws.bufferedAmount <= SOCKET_BUFFERED_MAX) {
           if ((link.queue[link.head] as string).length > FRAME_MAX_BYTES - 1024) break
           const { body, count } = this.takeEnvelope(link)
-          ws.send(body)
-          this.sent(link, body, count)
+          this.sendFrame(link, ws, body, count)
         }
       }
       if (link.length > 0) link.wake.unsafeOffer(true)
@@ -237,24 +235,17 @@ export class Outboxes {
           yield* self.post(link, body, count)
           continue
         }
-        const signer = self.o.signer
-        if (signer === null) {
-          link.ws.send(body)
-          self.sent(link, body, count)
-          continue
-        }
-        const ws = link.ws
-        const frame = yield* Effect.promise(() => signer.frame(link.id, body, Date.now()))
-        if (link.ws !== ws || ws.readyState !== WebSocket.OPEN) {
-          // The connection went while signing: these messages are lost (Paxos retransmits).
-          link.dropped += count
-          self.o.counters.peerMessagesDropped += count
-          continue
-        }
-        ws.send(frame)
-        self.sent(link, frame, count)
+        self.sendFrame(link, link.ws, body, count)
       }
     })
+  }
+
+  /** Sends one frame of `count` messages on `ws`, signed when there is a secret. */
+  private sendFrame(link: Link, ws: WebSocket, body: string, count: number): void {
+    const signer = this.o.signer
+    const frame = signer === null ? body : signer.frame(link.id, body, Date.now())
+    ws.send(frame)
+    this.sent(link, frame, count)
   }
 
   private sent(link: Link, body: string, count: number): void {
@@ -276,7 +267,7 @@ export class Outboxes {
   private connect(link: Link): Effect.Effect<boolean> {
     const signer = this.o.signer
     const headers: Effect.Effect<Record<string, string> | null> =
-      signer === null ? Effect.succeed(null) : Effect.promise(() => signer.headers(link.id, UPGRADE_BODY, Date.now()))
+      signer === null ? Effect.succeed(null) : Effect.sync(() => signer.headers(link.id, UPGRADE_BODY, Date.now()))
     const open = Effect.flatMap(headers, (h) => this.open(link, h))
     return open.pipe(
       Effect.timeoutFail({ duration: CONNECT_TIMEOUT, onTimeout: () => `no connection within ${Duration.toMillis(CONNECT_TIMEOUT)} ms` }),
@@ -379,7 +370,7 @@ export class Outboxes {
     const signer = this.o.signer
     return Effect.tryPromise({
       try: async (signal) => {
-        const auth = signer === null ? {} : await signer.headers(link.id, body, Date.now())
+        const auth = signer === null ? {} : signer.headers(link.id, body, Date.now())
         return fetch(link.postUrl, { method: "POST", body, headers: { "content-type": "application/json", ...auth }, signal }).then(async (r) => ({
           status: r.status,
           text: r.status === 204 ? "" : (await r.text()).slice(0, 300)

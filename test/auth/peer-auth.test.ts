@@ -143,5 +143,27 @@ test("headers are parsed strictly; a short secret is refused", async () => {
   assert.equal(Verifier.parse(h({})), "Missing")
   assert.equal(Verifier.parse(h({ "x-paxos-mac": "ab", "x-paxos-boot": "B!", "x-paxos-counter": "1", "x-paxos-time": "1" })), "Malformed")
   assert.equal(Verifier.parse(h({ "x-paxos-mac": "ab", "x-paxos-boot": "b", "x-paxos-counter": "0", "x-paxos-time": "1" })), "Malformed")
-  await assert.rejects(importSecret("short"), /at least 16 bytes/)
+  assert.throws(() => importSecret("short"), /at least 16 bytes/)
+})
+
+test("the MAC is HMAC-SHA256 over the documented material (docs/SECURITY.md), as WebCrypto computes it", async () => {
+  // The wire format must not depend on which HMAC implementation signs: a node of an older build
+  // (which signed with crypto.subtle) and one of this build verify each other's envelopes.
+  const { signer, verifier } = await pair()
+  const text = '{"messages":[{"_tag":"Heartbeat"}]} é'
+  const s = signer.sign(1, text, NOW)
+  const key = await crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+  const material = enc.encode(`paxos-peer-v1\nc1\n0\n1\n${s.boot}\n${s.counter}\n${s.time}\n${text}`)
+  const expected = Array.from(new Uint8Array(await crypto.subtle.sign("HMAC", key, material)), (b) => b.toString(16).padStart(2, "0")).join("")
+  assert.equal(s.mac, expected)
+  // The receiving side accepts WebCrypto's MAC, in upper case too; one flipped digit is BadMac.
+  const c = s.counter + 1
+  const m2 = enc.encode(`paxos-peer-v1\nc1\n0\n1\n${s.boot}\n${c}\n${s.time}\n${text}`)
+  const upper = Array.from(new Uint8Array(await crypto.subtle.sign("HMAC", key, m2)), (b) => b.toString(16).padStart(2, "0")).join("").toUpperCase()
+  const parsed = Verifier.parse((k) => ({ [AUTH_HEADERS.mac]: upper, [AUTH_HEADERS.boot]: s.boot, [AUTH_HEADERS.counter]: String(c), [AUTH_HEADERS.time]: String(s.time) })[k] ?? null)
+  assert.ok(typeof parsed !== "string")
+  const flipped = { ...parsed, mac: (parsed.mac[0] === "0" ? "1" : "0") + parsed.mac.slice(1) }
+  assert.equal(verifier.verify(0, flipped, text, NOW), "BadMac")
+  assert.equal(verifier.verify(0, parsed, text, NOW), null)
+  assert.equal(verifier.verify(0, s, text, NOW), null)
 })
