@@ -55,6 +55,9 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
                        (--concurrency C, default 32), reported every 10%
   --soak-timeout S     the soak stops after this many seconds even if N is not reached (default 3600)
   --profile            run the nodes under Bun's CPU profiler; summaries in OUT/profile/
+  --peer-auth          start the nodes with a cluster secret (--secret-file), as start-servers and
+                       Jepsen do: every peer frame is signed and verified (default: no secret, like etcd
+                       without TLS)
 `
 
 const DEFAULT_SOAK = 1_000_000
@@ -90,6 +93,8 @@ export interface BenchOptions {
   readonly soak: number | undefined
   readonly soakTimeoutS: number
   readonly profile: boolean
+  /** Start the nodes with a cluster secret (peer authentication on). */
+  readonly peerAuth: boolean
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,6 +122,7 @@ const SPEC = {
   soak: "value",
   "soak-timeout": "value",
   profile: "bool",
+  "peer-auth": "bool",
   "serve-echo": "value"
 } as const
 
@@ -187,6 +193,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
   const binary = str(p, "binary") ?? defaultBinary()
   if (binary === "source" && isCompiled()) return "--binary source needs the bench to run under bun (bun run bench), not the compiled binary"
   if (str(p, "config") !== undefined && p.flags.profile === true) return "--profile needs nodes started by the bench (not --config)"
+  if (str(p, "config") !== undefined && p.flags["peer-auth"] === true) return "--peer-auth is for nodes started by the bench (a --config cluster has its own secret, or none)"
   if (str(p, "token-file") !== undefined && str(p, "config") === undefined) return "--token-file goes with --config (the nodes the bench starts need no token)"
   return {
     concurrency: soak !== undefined && cText === undefined ? [32] : conc,
@@ -209,7 +216,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
     echo: p.flags.echo === true,
     soak,
     soakTimeoutS: soakTimeoutS as number,
-    profile: p.flags.profile === true
+    profile: p.flags.profile === true,
+    peerAuth: p.flags["peer-auth"] === true
   }
 }
 
@@ -839,8 +847,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
         mkdirSync(profileDir, { recursive: true })
         env.BUN_OPTIONS = `--cpu-prof --cpu-prof-dir=${profileDir}`
       }
-      note(`bench: starting ${o.nodes} nodes of ${o.binary} on loopback (data in ${join(outDir, "paxos")})`)
-      ours = await startPaxos({ command: nodeCommand(o.binary), dir: join(outDir, "paxos"), nodes: o.nodes, env })
+      note(`bench: starting ${o.nodes} nodes of ${o.binary} on loopback (data in ${join(outDir, "paxos")})${o.peerAuth ? ", with a cluster secret" : ""}`)
+      ours = await startPaxos({ command: nodeCommand(o.binary), dir: join(outDir, "paxos"), nodes: o.nodes, env, secret: o.peerAuth })
     }
     systems.push(ours)
     if (o.vsEtcd && o.soak === undefined) {

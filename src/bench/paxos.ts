@@ -8,6 +8,8 @@
  * same answers carry each node's RSS and CPU time, which the bench uses for nodes whose process
  * it cannot see in this machine's /proc.
  */
+import { randomBytes } from "node:crypto"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { LocalCluster } from "../cli/local-cluster.ts"
 import { status } from "../client/http.ts"
@@ -82,6 +84,8 @@ export interface StartOptions {
   readonly nodes: number
   /** Extra environment for the nodes (e.g. BUN_OPTIONS for --cpu-prof). */
   readonly env?: Record<string, string>
+  /** Give the nodes a cluster secret (dir/secret, 32 random bytes): peer authentication on. */
+  readonly secret?: boolean
 }
 
 /** Starts a fresh cluster of the binary on loopback and waits for a leader. */
@@ -90,7 +94,14 @@ export async function startPaxos(o: StartOptions): Promise<SystemUnderTest & { r
   // extra variables go through env(1), which execs the node in place (same pid).
   const extra = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`)
   const command = extra.length === 0 ? o.command : [Bun.which("env") ?? "/usr/bin/env", ...extra, ...o.command]
-  const cluster = await LocalCluster.create({ command, n: o.nodes, dir: o.dir })
+  let serverFlags: string[] = []
+  if (o.secret === true) {
+    mkdirSync(o.dir, { recursive: true })
+    const file = join(o.dir, "secret")
+    writeFileSync(file, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 })
+    serverFlags = ["--secret-file", file]
+  }
+  const cluster = await LocalCluster.create({ command, n: o.nodes, dir: o.dir, serverFlags })
   cluster.startAll()
   const members: Member[] = cluster.nodes.map((n) => ({ name: n.name, host: "127.0.0.1", port: n.port, pid: () => n.proc?.pid ?? null }))
   try {

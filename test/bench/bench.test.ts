@@ -5,7 +5,7 @@
  * a speed: the machine is shared and noisy.
  */
 import { afterAll, describe, expect, test } from "bun:test"
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { networkInterfaces } from "node:os"
 import { join } from "node:path"
 import { benchCommand, parseBenchArgs, type BenchOptions, type Point } from "../../src/bench/main.ts"
@@ -46,6 +46,9 @@ describe("flags", () => {
     expect(parseBenchArgs(["--prewarm", "x"])).toContain("--prewarm")
     expect(parseBenchArgs(["--bogus"])).toContain("--bogus")
     expect(parseBenchArgs(["--soak", "1000", "--concurrency", "1,2"])).toContain("one concurrency")
+    expect(parseBenchArgs(["--config", "c", "--peer-auth"])).toContain("--peer-auth")
+    expect((parseBenchArgs(["--peer-auth"]) as BenchOptions).peerAuth).toBe(true)
+    expect((parseBenchArgs([]) as BenchOptions).peerAuth).toBe(false)
   })
 })
 
@@ -190,6 +193,24 @@ test("paxos bench against a 3-node cluster: the report's shape, and appends were
   for (const b of m.rssBytes) expect(b).toBeGreaterThan(1024 * 1024)
   expect(run?.phases?.length).toBe(3)
 }, 90_000)
+
+test("--peer-auth: the nodes run with a cluster secret, and every peer frame is signed", async () => {
+  const binary = ensureBinary()
+  const out = join(tempDir("paxos-bench-auth-"), "run")
+  const code = await benchCommand(["--binary", binary, "--peer-auth", "--concurrency", "4", "--prewarm", "0", "--warmup", "0.3", "--duration", "1.5", "--runs", "1", "--out", out])
+  expect(code).toBe(0)
+  const logs = readdirSync(join(out, "paxos"))
+    .filter((f) => f.endsWith(".log"))
+    .map((f) => readFileSync(join(out, "paxos", f), "utf8"))
+  expect(logs.length).toBe(3)
+  for (const l of logs) {
+    expect(l).toContain("peer-auth-enabled")
+    expect(l).not.toContain("peer-auth-failed")
+  }
+  const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { knobs: BenchOptions; points: Point[] }
+  expect(r.knobs.peerAuth).toBe(true)
+  expect(r.points[0]?.median.opsPerSec).toBeGreaterThan(0)
+}, 60_000)
 
 /** This machine's first IPv4 address that is not loopback, or null. */
 function ownAddress(): string | null {
