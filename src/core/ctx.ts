@@ -11,8 +11,17 @@ export type Draft = { -readonly [K in keyof NodeState]: NodeState[K] }
 export class Ctx {
   readonly s: Draft
   readonly out: Output = emptyOutput()
-  /** Set when this step advanced what the leader knows is decided, so followers must hear of it. */
+  /**
+   * Set when this batch advanced what the leader knows is decided and no Accept to every node has
+   * carried the new commit point since: the batch's Flush then tells the followers who wait for
+   * it (`awaitingCommit`) with a Commit.
+   */
   commitChanged = false
+  /**
+   * The nodes (a bit each) whose forwarded commands the leader applied in this batch: their clients
+   * wait until they hear that the slots are decided.
+   */
+  awaitingCommit = 0
 
   constructor(state: NodeState) {
     this.s = { ...state }

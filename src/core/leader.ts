@@ -127,7 +127,13 @@ function sendAccepts(c: Ctx, ballot: Ballot, entries: readonly Entry[], only: re
     if (only === null) c.broadcast(msg, { self: true, early: true })
     else for (const to of only) c.early(to, msg)
   }
-  if (only === null && entries.length > 0) c.commitChanged = false
+  if (only === null && entries.length > 0) carriedCommit(c)
+}
+
+/** A message to every follower carried the current commit point: nobody needs a Commit for it. */
+function carriedCommit(c: Ctx): void {
+  c.commitChanged = false
+  c.awaitingCommit = 0
 }
 
 /** Proposes queued commands while the window has room, batching up to batchCommandsMax per slot. */
@@ -249,7 +255,7 @@ export function leaderTick(c: Ctx): void {
   if (s.now >= r.heartbeatAt) {
     c.broadcast({ _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }, { self: false, early: true })
     c.s.role = { ...r, heartbeatAt: s.now + s.cfg.heartbeatTicks }
-    c.commitChanged = false
+    carriedCommit(c)
   }
   retransmit(c)
 }
@@ -286,10 +292,18 @@ function retransmit(c: Ctx): void {
   c.event({ _tag: "Retransmitted", slots })
 }
 
-/** Tells followers of decisions made in this step that no Accept carried. */
+/**
+ * At the end of a batch: tells the followers whose forwarded commands it applied that they are
+ * decided, when no Accept to every node carried the new commit point. Without it they would hear
+ * at the next heartbeat, up to heartbeatTicks later, and at low load their clients would wait that
+ * long. Followers with nothing waiting hear of it with the next Accept or heartbeat, as before.
+ */
 export function announceCommit(c: Ctx): void {
   const r = c.s.role
   if (!c.commitChanged || r._tag !== "Leader") return
-  c.commitChanged = false
-  c.broadcast({ _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }, { self: false, early: true })
+  const to = c.awaitingCommit & ~(1 << c.id)
+  carriedCommit(c)
+  if (to === 0) return
+  const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }
+  for (let i = 0; i < c.s.cfg.n; i++) if ((to & (1 << i)) !== 0) c.early(i, msg)
 }

@@ -49,11 +49,14 @@ export function step(state: NodeState, input: Input): StepResult {
 /**
  * Handles one input on `c`, which may hold the draft and outputs of earlier inputs of the same
  * batch (`stepBatch` steps a whole batch on one context, so it copies the state and allocates
- * outputs once per batch, not once per input). The result is the same as stepping each input on
- * a context of its own and concatenating the outputs: only `commitChanged` is per input.
+ * outputs once per batch, not once per input). `c.commitChanged` spans the batch: a decision made
+ * by a vote early in the batch is announced by the Flush at its end (`announceCommit`, to the
+ * followers whose commands it applied) unless an Accept to every node carried the new commit
+ * point meanwhile. (Reset per input, as it once was,
+ * the Flush never saw it: a follower then heard of decisions only from the next Accept or
+ * heartbeat, up to heartbeatTicks later, and a client of a follower waited that long at low load.)
  */
 export function stepInto(c: Ctx, input: Input): void {
-  c.commitChanged = false
   switch (input._tag) {
     case "Tick":
       c.s.now += 1

@@ -69,6 +69,7 @@ export function applyReady(c: Ctx): void {
     if (Option.isNone(next)) break
     const slot = s.applied + 1
     applyBatch(c, next.value, slot)
+    if (s.role._tag === "Leader") noteOrigins(c, next.value)
     s.decided = HashMap.remove(s.decided, slot)
     s.log = HashMap.set(s.log, slot, next.value)
     s.applied = slot
@@ -78,6 +79,16 @@ export function applyReady(c: Ctx): void {
   // simpler to fetch again than to realign.
   if (s.applied !== before) s.staged = null
   if (s.applied - s.snapSlot >= s.cfg.snapshotEverySlots) takeSnapshot(c)
+}
+
+/** On the leader: the nodes whose commands (ids `node.boot.n`, see newId) a batch holds, for announceCommit. */
+function noteOrigins(c: Ctx, batch: Batch): void {
+  for (const cmd of batch) {
+    const dot = cmd.id.indexOf(".")
+    if (dot < 1 || dot > 2) continue
+    const origin = Number(cmd.id.slice(0, dot))
+    if (Number.isInteger(origin) && origin >= 0 && origin < c.s.cfg.n && origin !== c.id) c.awaitingCommit |= 1 << origin
+  }
 }
 
 function applyBatch(c: Ctx, batch: Batch, slot: number): void {

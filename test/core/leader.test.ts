@@ -132,3 +132,36 @@ test("commands arriving in one batch share slots: five appends in a batch make o
   assert.deepEqual(accepts(sentOf(0, out2), 1).map((e) => [e.slot, e.value.length]), [[1, 2], [2, 2]])
   assert.equal(t2.nodes[0]?.queue.length, 1)
 })
+
+test("a decision that no Accept carries is announced at once to the followers whose commands it holds", () => {
+  // With nothing else to propose, the only way a follower hears of a decision before the next
+  // heartbeat is this Commit; its client (a command it forwarded) waits for it.
+  const t = new Bench(3)
+  const ballot = campaign(t)
+  t.receive(0, 0, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  t.receive(0, 1, { _tag: "Promise", ballot, snapshot: 0, accepted: [] })
+  t.receive(0, 1, { _tag: "Forward", commands: [{ _tag: "Append", id: "1.b1.0", value: 7 }] })
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: [1] })
+  const out = t.receive(0, 1, { _tag: "Accepted", ballot, slots: [1] })
+  const leader = t.nodes[0]?.role
+  assert.ok(leader?._tag === "Leader")
+  assert.equal(leader.committed, 1)
+  assert.equal(only(sentOf(0, out), "Commit", 1).commit, 1, "node 1, whose command slot 1 holds, hears that it is decided")
+  assert.ok(!sentOf(0, out).some((m) => m.msg._tag === "Commit" && m.to === 2), "node 2 waits for nothing: it hears with the next Accept")
+  // The leader's own commands need no Commit: no follower waits for them.
+  t.step(0, { _tag: "Append", rid: 1, value: 8 })
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: [2] })
+  const own = t.receive(0, 2, { _tag: "Accepted", ballot, slots: [2] })
+  assert.deepEqual(own.replies.map((r) => r._tag), ["Appended"])
+  assert.ok(!sentOf(0, own).some((m) => m.msg._tag === "Commit"))
+  // A decision in a batch that also proposes rides on the Accept's commit point: no extra Commit.
+  t.receive(0, 2, { _tag: "Forward", commands: [{ _tag: "Append", id: "2.b2.0", value: 9 }] })
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: [3] })
+  const both = t.batch(0, [
+    { _tag: "Receive", from: 2, msg: { _tag: "Accepted", ballot, slots: [3] } },
+    { _tag: "Append", rid: 2, value: 10 }
+  ])
+  assert.equal(accepts(sentOf(0, both), 1)[0]?.slot, 4)
+  assert.equal(only(sentOf(0, both), "Accept", 2).commit, 3)
+  assert.ok(!sentOf(0, both).some((m) => m.msg._tag === "Commit"), "the Accept carried the commit point")
+})
