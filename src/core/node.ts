@@ -52,9 +52,9 @@ export function step(state: NodeState, input: Input): StepResult {
  * outputs once per batch, not once per input). `c.commitChanged` spans the batch: a decision made
  * by a vote early in the batch is announced by the Flush at its end (`announceCommit`, to the
  * followers whose commands it applied) unless an Accept to every node carried the new commit
- * point meanwhile. (Reset per input, as it once was,
- * the Flush never saw it: a follower then heard of decisions only from the next Accept or
- * heartbeat, up to heartbeatTicks later, and a client of a follower waited that long at low load.)
+ * point meanwhile. (Reset per input, as it once was, the Flush never saw it: a follower then
+ * heard of decisions only from the next Accept or heartbeat, up to heartbeatTicks later, and a
+ * client of a follower waited that long at low load.)
  */
 export function stepInto(c: Ctx, input: Input): void {
   switch (input._tag) {
