@@ -48,7 +48,15 @@ test(`peer bytes per append: the same early on and at ${TOTAL.toLocaleString("en
   const fillS = (performance.now() - t0) / 1000
   const late = await window()
 
-  const sts = await statuses(cluster)
+  // A follower applies a slot when it hears it is decided: at once when its own client waits for
+  // it, else with the leader's next Accept or heartbeat. So every node holds the whole list a
+  // moment after the last answer, not necessarily at it.
+  let sts = await statuses(cluster)
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline && !sts.every((st) => st?.listLength === TOTAL); ) {
+    await Bun.sleep(50)
+    sts = await statuses(cluster)
+  }
+  expect(sts.map((st) => st?.listLength)).toEqual(sts.map(() => TOTAL))
   const listLength = sts[0]?.listLength ?? 0
   const snapshots = sumCounter(sts, "snapshotsTaken")
   // Appends are batched (several to a slot), so snapshots follow slots, not appends.
