@@ -8,10 +8,10 @@
  * same answers carry each node's RSS and CPU time, which the bench uses for nodes whose process
  * it cannot see in this machine's /proc.
  */
-import { randomBytes } from "node:crypto"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { LocalCluster } from "../cli/local-cluster.ts"
+import { writeNewSecret } from "../cli/start-servers.ts"
 import { status } from "../client/http.ts"
 import { readConfig } from "../server/cluster-config.ts"
 import type { Workload } from "./loadgen.ts"
@@ -98,7 +98,8 @@ export async function startPaxos(o: StartOptions): Promise<SystemUnderTest & { r
   if (o.secret === true) {
     mkdirSync(o.dir, { recursive: true })
     const file = join(o.dir, "secret")
-    writeFileSync(file, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 })
+    rmSync(file, { force: true }) // an --out of an earlier run: a fresh secret for fresh nodes
+    writeNewSecret(file)
     serverFlags = ["--secret-file", file]
   }
   const cluster = await LocalCluster.create({ command, n: o.nodes, dir: o.dir, serverFlags })

@@ -71,6 +71,12 @@ export async function startServersCommand(argv: string[]): Promise<number> {
   return stopping ? 0 : codes.some((c) => c !== 0) ? 1 : 0
 }
 
+/** Makes `file` a new cluster secret: 32 random bytes, base64, mode 0600. Throws if it exists. */
+export function writeNewSecret(file: string): void {
+  writeFileSync(file, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600, flag: "wx" })
+  chmodSync(file, 0o600)
+}
+
 /** The secret start-servers makes for a local cluster when PAXOS_SECRET_FILE is not set. */
 export const LOCAL_SECRET = "data/secret"
 
@@ -80,8 +86,7 @@ function localSecret(): string {
   if (given !== undefined && given !== "") return given
   if (!existsSync(LOCAL_SECRET)) {
     mkdirSync("data", { recursive: true })
-    writeFileSync(LOCAL_SECRET, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600, flag: "wx" })
-    chmodSync(LOCAL_SECRET, 0o600)
+    writeNewSecret(LOCAL_SECRET)
     process.stderr.write(`paxos start-servers: made the cluster secret ${LOCAL_SECRET} (peer authentication; kept for later runs)\n`)
   }
   return LOCAL_SECRET
