@@ -4,7 +4,7 @@
  * faults on them: SIGKILL and restart, SIGSTOP and SIGCONT. Processes are found by pid only
  * (the hosts share one PID space), never by name.
  */
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs"
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { healthy, status, type NodeStatus } from "../client/http.ts"
@@ -83,6 +83,11 @@ export class Cluster {
   readonly specs: NodeSpec[]
   readonly configFile: string
   readonly crashes: Crash[] = []
+  /**
+   * Nodes whose data dir or log an earlier run in the same output dir left, removed here: a node
+   * that started on the old list would make every value of this run appear twice.
+   */
+  readonly cleared: string[] = []
   private readonly slots: Slot[]
   /** Once set, exits are no longer reported as crashes (the run is shutting down). */
   private closing = false
@@ -93,7 +98,12 @@ export class Cluster {
     this.configFile = join(o.out, "config")
     mkdirSync(o.out, { recursive: true })
     writeFileSync(this.configFile, config)
-    for (const s of specs) mkdirSync(s.dataDir, { recursive: true })
+    for (const s of specs) {
+      if (existsSync(s.dataDir) || existsSync(s.logFile)) this.cleared.push(s.label)
+      rmSync(s.dataDir, { recursive: true, force: true })
+      rmSync(s.logFile, { force: true })
+      mkdirSync(s.dataDir, { recursive: true })
+    }
     this.slots = specs.map((spec) => ({ spec, proc: null, state: "down", stopping: false, starts: 0 }))
   }
 

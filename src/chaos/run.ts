@@ -273,6 +273,7 @@ class ChaosRun {
     this.throwIfInterrupted()
     const cluster = new Cluster({ mode: this.mode, binary: this.binary, out: this.out, nodes: o.nodes, now: () => rec.now(), ...(ports !== undefined ? { ports } : {}) })
     this.cluster = cluster
+    if (cluster.cleared.length > 0) this.say(`chaos: removed the data and logs an earlier run left in ${this.out} (${cluster.cleared.join(", ")}): every run starts from empty nodes`)
     for (let i = 0; i < cluster.size; i++) cluster.start(i)
     const slow = await cluster.waitHealthy(STARTUP_MS, () => this.interrupted)
     this.throwIfInterrupted()

@@ -40,8 +40,8 @@ interface RunOutcome {
 }
 
 /** Runs `bun src/chaos/run.ts ARGS --out DIR` to completion (bounded), and reads results.json. */
-async function runChaos(args: string[], timeoutMs: number): Promise<RunOutcome> {
-  const out = mkdtempSync(join(tmpdir(), "chaos-test-"))
+async function runChaos(args: string[], timeoutMs: number, outDir?: string): Promise<RunOutcome> {
+  const out = outDir ?? mkdtempSync(join(tmpdir(), "chaos-test-"))
   const proc = Bun.spawn([process.execPath, RUN_TS, ...args, "--out", out], { cwd: REPO, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
   const timer = setTimeout(() => proc.kill("SIGINT"), timeoutMs)
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
@@ -186,8 +186,16 @@ describe("chaos: real runs", () => {
     expect(r.mode).toBe("loopback")
     for (const f of ["history.edn", "latency.svg", "results.json", join("n1", "node.log")]) expect(existsSync(join(o.out, f))).toBe(true)
     expect(processesMentioning(o.out)).toEqual([])
+    // Again into the same directory (as `bun run check` does with runs/ci-chaos): nodes that
+    // started on the first run's list would make every value appear twice, or refuse the data.
+    const again = await runChaos(["--loopback", "--time-limit", "4", "--interval", "2", "--nodes", "3", "--seed", "7", "--binary", BINARY], 60_000, o.out)
+    if (again.code !== 0) console.error(again.stdout, again.stderr)
+    expect(again.code).toBe(0)
+    expect(again.stdout).toContain("removed the data and logs an earlier run left")
+    expect((again.results as Record<string, unknown>).verdict).toBe("valid")
+    expect(readFileSync(join(o.out, "n1", "node.log"), "utf8").match(/# chaos: start #1 /g)?.length).toBe(1)
     cleanupDir(o)
-  }, 90_000)
+  }, 120_000)
 
   test(`a 20 s run with every nemesis on the test hosts passes${netnsSkip}`, async () => {
     if (!haveBinary || !avail.ok) return
