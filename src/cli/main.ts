@@ -17,8 +17,10 @@ export const USAGE = `usage: paxos <command> [options]
 commands:
   server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T]
          [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N]
+         [--unsafe-no-fsync]
                        run one node (HOST:PORT is a line of F; S or $PAXOS_SECRET_FILE holds the cluster
-                       secret; T or $PAXOS_CLIENT_TOKEN_FILE the client API's bearer token; docs/SECURITY.md)
+                       secret; T or $PAXOS_CLIENT_TOKEN_FILE the client API's bearer token; docs/SECURITY.md;
+                       --unsafe-no-fsync loses acknowledged appends in a machine crash: benchmarks only)
   client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE
                        append VALUE and print the list right after it, e.g. [1,2,5]
                        (exit 0 appended, 1 not appended, 2 bad input, 3 unknown)
@@ -32,7 +34,7 @@ commands:
 `
 
 const SERVER_USAGE =
-  "usage: paxos server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N]"
+  "usage: paxos server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]"
 
 /** `paxos server ...`. */
 async function serverCommand(argv: string[]): Promise<number> {
@@ -45,7 +47,8 @@ async function serverCommand(argv: string[]): Promise<number> {
     "max-client-requests": "value",
     "client-body-timeout": "value",
     "snapshot-every": "value",
-    "sync-lanes": "value"
+    "sync-lanes": "value",
+    "unsafe-no-fsync": "bool"
   })
   const fail = (why: string) => {
     process.stderr.write(`paxos server: ${why}\n${SERVER_USAGE}\n`)
@@ -76,7 +79,8 @@ async function serverCommand(argv: string[]): Promise<number> {
     maxClientRequests,
     clientBodyTimeoutMs,
     snapshotEverySlots: snapshotEvery,
-    syncLanes
+    syncLanes,
+    unsafeNoFsync: p.flags["unsafe-no-fsync"] === true
   })
 }
 

@@ -407,6 +407,8 @@ export function status(d: ApiDeps) {
     peerAuth: d.peerAuth !== null,
     peerAuthFailures: { ...d.peerAuthFailures },
     clientAuth: d.clientToken !== null,
+    // false only with --unsafe-no-fsync
+    fsync: d.store.fsync,
     http: {
       clientRequests: d.http.clientRequests,
       clientRequestsMax: d.http.clientRequestsMax,
@@ -448,6 +450,7 @@ function metrics(d: ApiDeps): string {
     queuedCommands: s.queue.length,
     peerAuth: d.peerAuth === null ? 0 : 1,
     clientAuth: d.clientToken === null ? 0 : 1,
+    fsync: d.store.fsync ? 1 : 0,
     clientRequestsInFlight: d.http.clientRequests,
     peerConnections: d.http.inbound.size,
     uptimeSeconds: Math.round((Date.now() - d.startedAt) / 1000)

@@ -45,6 +45,8 @@ export interface ServerOptions {
   readonly clientBodyTimeoutMs?: number | undefined
   /** fdatasyncs that may run at once (default SYNC_LANES, at most SYNC_LANES_MAX). */
   readonly syncLanes?: number | undefined
+  /** No fsync at all (the bench's measure of the disk's share): acknowledged writes die with the machine. */
+  readonly unsafeNoFsync?: boolean | undefined
   /** Core tuning (tests): slots between snapshots. */
   readonly snapshotEverySlots?: number | undefined
 }
@@ -141,9 +143,9 @@ function listenHost(host: string): string {
 }
 
 /** Opens the data file (closed when the scope ends); StartupError (exit 1) when it is refused. */
-function openStore(s: Setup): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
+function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
   const open = Effect.try({
-    try: () => SqliteStore.open(s.dataDir, { clusterId: s.cluster.clusterId, node: s.address.name }),
+    try: () => SqliteStore.open(s.dataDir, { clusterId: s.cluster.clusterId, node: s.address.name }, { unsafeNoFsync: unsafeNoFsync === true }),
     catch: (e) => new StartupError({ code: 1, message: e instanceof StorageRefused ? e.message : `storage: ${oneLine(e)}` })
   })
   const close = ({ store }: { store: SqliteStore }) =>
@@ -155,15 +157,21 @@ function openStore(s: Setup): Effect.Effect<{ store: SqliteStore; durable: Durab
       }
     })
   return Effect.acquireRelease(open, close).pipe(
-    Effect.tap(({ store, durable }) =>
+    Effect.tap(({ store, durable }) => {
+      if (!store.fsync) {
+        s.log("WARNING-unsafe-no-fsync", {
+          reason: "--unsafe-no-fsync: nothing is synced to disk; a crash of this machine may lose acknowledged appends. For measuring what the disk costs, never for data"
+        })
+      }
       s.log("storage-opened", {
         file: store.file,
         promised: B.show(durable.promised),
         accepted: durable.accepted.length,
         snapshot: durable.snapshot.slot,
-        list: durable.snapshot.list.length
+        list: durable.snapshot.list.length,
+        fsync: store.fsync
       })
-    )
+    })
   )
 }
 
@@ -215,7 +223,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       const s = yield* setup(o)
       const keys = yield* loadSecret(o.secretFile, s)
       const clientToken = yield* loadClientToken(o.clientTokenFile, s.log)
-      const { store, durable } = yield* openStore(s)
+      const { store, durable } = yield* openStore(s, o.unsafeNoFsync)
       const counters = newCounters()
       const outboxes = new Outboxes({ self: s.self, nodes: s.cluster.nodes, clusterId: s.cluster.clusterId, counters, log: s.log, signer: keys?.signer ?? null })
       const seed = randomBytes(4).readUInt32LE(0)
@@ -246,6 +254,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
         dataDir: s.dataDir,
         peerAuth: keys !== null,
         clientAuth: clientToken !== null,
+        fsync: store.fsync,
         maxClientRequests: http.clientRequestsMax
       })
       return yield* node.run()

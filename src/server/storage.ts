@@ -25,9 +25,15 @@
  * is upgraded in place at start, in one transaction. At start the file is checked read-only first
  * (integrity, format version, cluster and node identity): a file that fails is refused and never
  * modified.
+ *
+ * `--unsafe-no-fsync` (the bench's measure of what the disk costs, as etcd's flag of that name):
+ * SQLite runs with `synchronous=OFF` and every fdatasync of the WAL becomes an fstat of the same
+ * descriptor, on the same worker thread, so a sync keeps its handovers and loses only the disk. A
+ * crash of the machine (not of the process: the kernel still holds what was written) may then lose
+ * writes the node has acknowledged. Never for a cluster that holds anything.
  */
 import { Database } from "bun:sqlite"
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync } from "node:fs"
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fstat, fstatSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { Schema as S } from "effect"
 import * as B from "../core/ballot.ts"
@@ -64,6 +70,17 @@ const SCHEMA = [
 
 const decodeBatch = S.decodeUnknownSync(S.parseJson(Batch))
 
+export interface StoreOptions {
+  /** No fsync at all (see the top of this file): acknowledged writes die with the machine. */
+  readonly unsafeNoFsync?: boolean
+}
+
+/** The fdatasync of the WAL, or with --unsafe-no-fsync an fstat in its place (same thread, same descriptor). */
+const syncOf = (unsafe: boolean) => ({
+  now: unsafe ? (fd: number) => void fstatSync(fd) : fdatasyncSync,
+  async: unsafe ? (fd: number, cb: (e: Error | null) => void) => fstat(fd, (e) => cb(e)) : fdatasync
+})
+
 /** Counters of the store, for /status and /metrics. */
 export interface StoreStats {
   /** Committed write transactions (one fdatasync may cover several: see `syncAsync`). */
@@ -85,11 +102,18 @@ export class SqliteStore {
   /** What the clients table holds. */
   private clients: Map<string, ClientEntry>
 
+  /** false with --unsafe-no-fsync. */
+  readonly fsync: boolean
+  private readonly sync: ReturnType<typeof syncOf>
+
   private constructor(
     private readonly db: Database,
     readonly file: string,
-    durable: DurableState
+    durable: DurableState,
+    unsafeNoFsync: boolean
   ) {
+    this.fsync = !unsafeNoFsync
+    this.sync = syncOf(unsafeNoFsync)
     this.promised = durable.promised
     this.snapSlot = durable.snapshot.slot
     this.clients = new Map(durable.snapshot.clients.map((c) => [c.client, c]))
@@ -104,7 +128,8 @@ export class SqliteStore {
    * Opens (creating if absent) the data file in `dir` for `identity` and loads what it holds.
    * Throws StorageRefused for a file of another cluster or node, of a newer format, or corrupt.
    */
-  static open(dir: string, identity: StoreIdentity): { store: SqliteStore; durable: DurableState } {
+  static open(dir: string, identity: StoreIdentity, options: StoreOptions = {}): { store: SqliteStore; durable: DurableState } {
+    const unsafe = options.unsafeNoFsync === true
     const file = join(dir, DATA_FILE)
     try {
       mkdirSync(dir, { recursive: true })
@@ -118,9 +143,11 @@ export class SqliteStore {
       db = new Database(file, { create: true, strict: true })
       // Held for the life of the process: a second server on the same data dir is refused.
       db.run("PRAGMA locking_mode = EXCLUSIVE")
+      // With --unsafe-no-fsync not even the switch to WAL (which syncs) may reach the disk.
+      if (unsafe) db.run("PRAGMA synchronous = OFF")
       db.run("PRAGMA journal_mode = WAL")
       // The store syncs the WAL itself after each commit (see the top of this file).
-      db.run("PRAGMA synchronous = NORMAL")
+      if (!unsafe) db.run("PRAGMA synchronous = NORMAL")
       db.run("PRAGMA foreign_keys = OFF")
       // Takes the exclusive lock now rather than at the first write.
       db.run("BEGIN IMMEDIATE")
@@ -131,13 +158,13 @@ export class SqliteStore {
       throw isBusy(e) ? refusedBusy(file) : new StorageRefused(`data file ${file} cannot be opened: ${oneLine(e)}`)
     }
     const durable = load(db, file)
-    return { store: new SqliteStore(db, file, durable), durable }
+    return { store: new SqliteStore(db, file, durable, unsafe), durable }
   }
 
   /** Applies every write of a batch in one transaction; durable when it returns. Throws on failure. */
   persist(writes: readonly Write[]): void {
     this.commit(writes)
-    fdatasyncSync(this.walFd())
+    this.sync.now(this.walFd())
   }
 
   /** Applies every write of a batch in one transaction, not yet durable (see `syncAsync`). Throws on failure. */
@@ -154,7 +181,7 @@ export class SqliteStore {
   syncAsync(done: (error: Error | null) => void): void {
     const fd = this.walFd()
     this.syncing += 1
-    fdatasync(fd, (e) => {
+    this.sync.async(fd, (e) => {
       // Several syncs may run at once (the node's sync lanes): a descriptor the WAL's path no
       // longer holds is closed only once none of them can still be using it.
       if (--this.syncing === 0) this.wal?.closeRetired()
