@@ -58,6 +58,9 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
   --peer-auth          start the nodes with a cluster secret (--secret-file), as start-servers and
                        Jepsen do: every peer frame is signed and verified (default: no secret, like etcd
                        without TLS)
+  --unsafe-no-fsync    start the nodes with --unsafe-no-fsync: every fdatasync becomes an fstat on the
+                       same thread, so the run shows what the disk costs (targets are then not checked;
+                       etcd, if measured, keeps its fsync)
 `
 
 const DEFAULT_SOAK = 1_000_000
@@ -95,6 +98,8 @@ export interface BenchOptions {
   readonly profile: boolean
   /** Start the nodes with a cluster secret (peer authentication on). */
   readonly peerAuth: boolean
+  /** Start the nodes with --unsafe-no-fsync (the disk's share; no targets checked). */
+  readonly unsafeNoFsync: boolean
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,6 +128,7 @@ const SPEC = {
   "soak-timeout": "value",
   profile: "bool",
   "peer-auth": "bool",
+  "unsafe-no-fsync": "bool",
   "serve-echo": "value"
 } as const
 
@@ -194,6 +200,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
   if (binary === "source" && isCompiled()) return "--binary source needs the bench to run under bun (bun run bench), not the compiled binary"
   if (str(p, "config") !== undefined && p.flags.profile === true) return "--profile needs nodes started by the bench (not --config)"
   if (str(p, "config") !== undefined && p.flags["peer-auth"] === true) return "--peer-auth is for nodes started by the bench (a --config cluster has its own secret, or none)"
+  if (str(p, "config") !== undefined && p.flags["unsafe-no-fsync"] === true) return "--unsafe-no-fsync is for nodes started by the bench (a --config cluster runs as it was started)"
   if (str(p, "token-file") !== undefined && str(p, "config") === undefined) return "--token-file goes with --config (the nodes the bench starts need no token)"
   return {
     concurrency: soak !== undefined && cText === undefined ? [32] : conc,
@@ -217,7 +224,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
     soak,
     soakTimeoutS: soakTimeoutS as number,
     profile: p.flags.profile === true,
-    peerAuth: p.flags["peer-auth"] === true
+    peerAuth: p.flags["peer-auth"] === true,
+    unsafeNoFsync: p.flags["unsafe-no-fsync"] === true
   }
 }
 
@@ -562,7 +570,10 @@ async function prewarm(systems: readonly SystemUnderTest[], o: BenchOptions): Pr
   }
 }
 
-async function sweep(systems: readonly SystemUnderTest[], o: BenchOptions, out: Out): Promise<{ points: Point[]; ratios: Ratios[]; targets: TargetCheck[] }> {
+/** What the bench prints instead of the targets when our nodes run without fsync. */
+const NO_FSYNC_TARGETS = "targets: not checked: our nodes ran without fsync (--unsafe-no-fsync), so this run shows what the disk costs, not the targets"
+
+async function sweep(systems: readonly SystemUnderTest[], o: BenchOptions, out: Out, fsyncOff: boolean): Promise<{ points: Point[]; ratios: Ratios[]; targets: TargetCheck[] }> {
   await prewarm(systems, o)
   const points: Point[] = []
   const ratios: Ratios[] = []
@@ -591,8 +602,11 @@ async function sweep(systems: readonly SystemUnderTest[], o: BenchOptions, out: 
   }
   out.say(`medians of ${o.runs} run(s) per point; latency in ms; peerB, msgs and fsync per operation summed over members; cpu ms/op = all members' CPU per operation; bench cpu = the load generator's cores`)
   out.say(table(POINT_HEADER, rows))
-  const targets = sweepTargets(ratios)
-  if (targets.length > 0) {
+  const targets = fsyncOff ? [] : sweepTargets(ratios)
+  if (fsyncOff) {
+    out.say("")
+    out.say(NO_FSYNC_TARGETS)
+  } else if (targets.length > 0) {
     out.say("")
     out.say("targets (ratios in this run, both systems with fsync on):")
     for (const l of targetLines(targets)) out.say(l)
@@ -652,7 +666,7 @@ function fit(xs: readonly number[], ys: readonly number[]): { a: number; b: numb
 
 const SOAK_HEADER = ["decile", "appends", "ops/s", "p50", "p99", "max", "peerB/op", "msgs/op", "fsync/op", "fsync ms", "cpu ms/op", "RSS MiB", "list length"]
 
-async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out): Promise<SoakResult> {
+async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out, fsyncOff: boolean): Promise<SoakResult> {
   const n = o.soak as number
   const c = o.concurrency[0] as number
   const every = Math.ceil(n / 10)
@@ -726,7 +740,7 @@ async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out): Promise<So
   const first = rows[0]
   const last = rows.at(-1)
   const targets: TargetCheck[] = []
-  if (first !== undefined && last !== undefined && rows.length >= 2) {
+  if (first !== undefined && last !== undefined && rows.length >= 2 && !fsyncOff) {
     const tp = ratio(last.opsPerSec, first.opsPerSec)
     const pb = ratio(last.peerBytesPerOp, first.peerBytesPerOp)
     targets.push({ name: "throughput, last 10% / first 10%", goal: "0.90..1.10", value: tp, met: tp === null ? null : Math.abs(tp - 1) <= 0.1 })
@@ -737,7 +751,8 @@ async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out): Promise<So
   memory.forEach((m, i) => {
     if (m !== null) out.say(`  ${sys.members[i]?.name}: RSS ≈ ${mib(m.constantBytes)} MiB + ${m.bytesPerValue.toFixed(1)} bytes × list length`)
   })
-  if (targets.length > 0) {
+  if (fsyncOff) out.say(NO_FSYNC_TARGETS)
+  else if (targets.length > 0) {
     out.say("targets:")
     for (const l of targetLines(targets)) out.say(l)
   }
@@ -847,10 +862,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
         mkdirSync(profileDir, { recursive: true })
         env.BUN_OPTIONS = `--cpu-prof --cpu-prof-dir=${profileDir}`
       }
-      note(`bench: starting ${o.nodes} nodes of ${o.binary} on loopback (data in ${join(outDir, "paxos")})${o.peerAuth ? ", with a cluster secret" : ""}`)
-      ours = await startPaxos({ command: nodeCommand(o.binary), dir: join(outDir, "paxos"), nodes: o.nodes, env, secret: o.peerAuth })
+      note(`bench: starting ${o.nodes} nodes of ${o.binary} on loopback (data in ${join(outDir, "paxos")})${o.peerAuth ? ", with a cluster secret" : ""}${o.unsafeNoFsync ? ", WITHOUT fsync (--unsafe-no-fsync)" : ""}`)
+      ours = await startPaxos({ command: nodeCommand(o.binary), dir: join(outDir, "paxos"), nodes: o.nodes, env, secret: o.peerAuth, unsafeNoFsync: o.unsafeNoFsync })
     }
     systems.push(ours)
+    // As the nodes say, not as the flags say: a --config cluster may have been started without fsync.
+    const fsyncOff = (await ours.totals()).unsafeNoFsync === true
+    if (o.unsafeNoFsync && !fsyncOff) throw new Error("--unsafe-no-fsync: the nodes do not report fsync off in /status")
     if (o.vsEtcd && o.soak === undefined) {
       const bin = findEtcd(o.etcdBinary)
       if (bin === null) note(o.etcdBinary === undefined ? `${ETCD_INSTALL_HINT}; running ours only` : `no etcd at ${o.etcdBinary}; running ours only`)
@@ -866,6 +884,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     const knobs = { ...o, out: outDir }
     out.say(`paxos bench: ${systems.map((s) => s.label).join(" | ")}`)
+    if (fsyncOff) out.say("UNSAFE: our nodes run without fsync (/status says fsync false): every figure of ours below leaves the disk out")
     out.say(
       `knobs: ${o.soak === undefined ? `concurrency ${o.concurrency.join(",")}, ${o.prewarmS} s prewarm, then ${o.runs} run(s) of ${o.warmupS} s warm-up + ${o.durationS} s measured` : `soak ${o.soak} at concurrency ${o.concurrency[0]}`}, target ${o.target}, ${o.httpOnly ? "GET /health only" : o.list ? "full list in replies" : "?list=false"}, client ${o.client}; machine ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`
     )
@@ -876,10 +895,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
       startedAt,
       machine: machine(),
       knobs,
+      unsafeNoFsync: fsyncOff,
       systems: systems.map((s) => ({ kind: s.kind, label: s.label, members: s.members.map((m) => m.name), logDir: s.logDir }))
     }
-    if (o.soak !== undefined) result.soak = await soak(ours, o, out)
-    else Object.assign(result, await sweep(systems, o, out))
+    if (o.soak !== undefined) result.soak = await soak(ours, o, out, fsyncOff)
+    else Object.assign(result, await sweep(systems, o, out, fsyncOff))
     leaderName = ours.members[await ours.leader().catch(() => -1)]?.name ?? null
     result.finishedAt = new Date().toISOString()
     result.loadavgAtEnd = loadavg()

@@ -1,7 +1,7 @@
 /**
  * Our cluster as a system under test: either three nodes of the binary started here on loopback
- * (fresh data dirs under the run's directory, fsync on as always: the node has no switch to turn
- * it off), or a running cluster named by a config file, on this machine or others.
+ * (fresh data dirs under the run's directory, fsync on as in production unless the bench is told
+ * `--unsafe-no-fsync`), or a running cluster named by a config file, on this machine or others.
  *
  * Counters come from GET /status of every node: peerBytesSent, peerMessagesSent and fsyncs summed
  * over the nodes, and clientOk summed over the nodes as the count of acknowledged appends. The
@@ -59,7 +59,8 @@ async function totalsOf(members: readonly Member[]): Promise<Totals> {
     members: sts.map((s) => (s === null ? null : { ...s.counters })),
     listLength: sts.map((s) => (s === null ? null : s.listLength)),
     rss: sts.map((s) => numberOrNull((s?.memory as { rss?: unknown } | undefined)?.rss)),
-    cpuSeconds: sts.map((s) => numberOrNull(s?.cpuSeconds))
+    cpuSeconds: sts.map((s) => numberOrNull(s?.cpuSeconds)),
+    unsafeNoFsync: sts.some((s) => s?.fsync === false)
   }
 }
 
@@ -86,6 +87,8 @@ export interface StartOptions {
   readonly env?: Record<string, string>
   /** Give the nodes a cluster secret (dir/secret, 32 random bytes): peer authentication on. */
   readonly secret?: boolean
+  /** Start the nodes with --unsafe-no-fsync. */
+  readonly unsafeNoFsync?: boolean
 }
 
 /** Starts a fresh cluster of the binary on loopback and waits for a leader. */
@@ -94,13 +97,15 @@ export async function startPaxos(o: StartOptions): Promise<SystemUnderTest & { r
   // extra variables go through env(1), which execs the node in place (same pid).
   const extra = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`)
   const command = extra.length === 0 ? o.command : [Bun.which("env") ?? "/usr/bin/env", ...extra, ...o.command]
-  let serverFlags: string[] = []
+  const serverFlags: string[] = o.unsafeNoFsync === true ? ["--unsafe-no-fsync"] : []
+  // An --out of an earlier run: fresh data dirs, logs and secret for fresh nodes (the old data
+  // belongs to a cluster on other ports, which the nodes would refuse).
+  rmSync(o.dir, { recursive: true, force: true })
   if (o.secret === true) {
     mkdirSync(o.dir, { recursive: true })
     const file = join(o.dir, "secret")
-    rmSync(file, { force: true }) // an --out of an earlier run: a fresh secret for fresh nodes
     writeNewSecret(file)
-    serverFlags = ["--secret-file", file]
+    serverFlags.push("--secret-file", file)
   }
   const cluster = await LocalCluster.create({ command, n: o.nodes, dir: o.dir, serverFlags })
   cluster.startAll()
@@ -114,7 +119,7 @@ export async function startPaxos(o: StartOptions): Promise<SystemUnderTest & { r
   }
   return {
     kind: "paxos",
-    label: `paxos ${o.nodes} nodes (${o.command.join(" ")})`,
+    label: `paxos ${o.nodes} nodes (${o.command.join(" ")}${o.unsafeNoFsync === true ? ", UNSAFE: no fsync" : ""})`,
     members,
     cluster,
     logDir: o.dir,

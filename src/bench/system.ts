@@ -38,6 +38,8 @@ export interface Totals {
    */
   readonly rss?: ReadonlyArray<number | null>
   readonly cpuSeconds?: ReadonlyArray<number | null>
+  /** Ours: some member says in /status that it runs without fsync (--unsafe-no-fsync). */
+  readonly unsafeNoFsync?: boolean
 }
 
 export interface SystemUnderTest {

@@ -49,6 +49,9 @@ describe("flags", () => {
     expect(parseBenchArgs(["--config", "c", "--peer-auth"])).toContain("--peer-auth")
     expect((parseBenchArgs(["--peer-auth"]) as BenchOptions).peerAuth).toBe(true)
     expect((parseBenchArgs([]) as BenchOptions).peerAuth).toBe(false)
+    expect(parseBenchArgs(["--config", "c", "--unsafe-no-fsync"])).toContain("--unsafe-no-fsync is for nodes started by the bench")
+    expect((parseBenchArgs(["--unsafe-no-fsync"]) as BenchOptions).unsafeNoFsync).toBe(true)
+    expect((parseBenchArgs([]) as BenchOptions).unsafeNoFsync).toBe(false)
   })
 })
 
@@ -170,7 +173,9 @@ test("paxos bench against a 3-node cluster: the report's shape, and appends were
   expect(existsSync(join(out, "summary.txt"))).toBe(true)
   const summary = readFileSync(join(out, "summary.txt"), "utf8")
   expect(summary).toContain("ops/s")
-  const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { command: string; knobs: BenchOptions; points: Point[]; machine: { cpus: number } }
+  expect(summary).not.toContain("UNSAFE")
+  const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { command: string; knobs: BenchOptions; points: Point[]; machine: { cpus: number }; unsafeNoFsync: boolean }
+  expect(r.unsafeNoFsync).toBe(false)
   expect(r.command).toContain("--concurrency 4")
   expect(r.knobs.concurrency).toEqual([4])
   expect(r.machine.cpus).toBeGreaterThan(0)
@@ -211,6 +216,27 @@ test("--peer-auth: the nodes run with a cluster secret, and every peer frame is 
   expect(r.knobs.peerAuth).toBe(true)
   expect(r.points[0]?.median.opsPerSec).toBeGreaterThan(0)
 }, 60_000)
+
+test("--unsafe-no-fsync: the nodes run without fsync, the report says so and checks no target", async () => {
+  const binary = ensureBinary()
+  const out = join(tempDir("paxos-bench-nofsync-"), "run")
+  const code = await benchCommand(["--binary", binary, "--unsafe-no-fsync", "--concurrency", "1,32", "--prewarm", "0", "--warmup", "0.3", "--duration", "1", "--runs", "1", "--out", out])
+  expect(code).toBe(0)
+  for (const f of readdirSync(join(out, "paxos")).filter((f) => f.endsWith(".log"))) expect(readFileSync(join(out, "paxos", f), "utf8")).toContain("WARNING-unsafe-no-fsync")
+  const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { unsafeNoFsync: boolean; targets: unknown[]; points: Point[] }
+  expect(r.unsafeNoFsync).toBe(true)
+  expect(r.targets).toEqual([])
+  expect(r.points[0]?.median.opsPerSec).toBeGreaterThan(0)
+  const summary = readFileSync(join(out, "summary.txt"), "utf8")
+  expect(summary).toContain("UNSAFE: our nodes run without fsync")
+  expect(summary).toContain("targets: not checked")
+  // The same --out again, with fsync: fresh nodes (the old data is another cluster's), fsync on.
+  expect(await benchCommand(["--binary", binary, "--concurrency", "4", "--prewarm", "0", "--warmup", "0.3", "--duration", "1", "--runs", "1", "--out", out])).toBe(0)
+  const again = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { unsafeNoFsync: boolean; points: Point[] }
+  expect(again.unsafeNoFsync).toBe(false)
+  expect(again.points[0]?.median.opsPerSec).toBeGreaterThan(0)
+  for (const f of readdirSync(join(out, "paxos")).filter((f) => f.endsWith(".log"))) expect(readFileSync(join(out, "paxos", f), "utf8")).not.toContain("unsafe-no-fsync")
+}, 90_000)
 
 /** This machine's first IPv4 address that is not loopback, or null. */
 function ownAddress(): string | null {
