@@ -11,7 +11,7 @@
  * (etcd_network_peer_sent_bytes_total), fsyncs (WAL fsyncs plus backend commits, each one fsync),
  * puts applied (etcd_mvcc_put_total of the leader). etcd counts no peer messages.
  */
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs"
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { freePorts } from "../cli/local-cluster.ts"
@@ -82,6 +82,8 @@ export async function startEtcd(binary: string, dir: string, n = 3): Promise<Sys
   const version = etcdVersion(binary)
   const gw = gatewayPrefix(version)
   const ports = await freePorts(2 * n)
+  // An --out of an earlier run: fresh data dirs, as for ours (the old members' data names other ports).
+  rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const ms: EtcdMember[] = Array.from({ length: n }, (_, i) => ({
     name: `m${i}`,
