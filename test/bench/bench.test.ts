@@ -199,31 +199,37 @@ test("paxos bench against a 3-node cluster: the report's shape, and appends were
   expect(run?.phases?.length).toBe(3)
 }, 90_000)
 
-test("--peer-auth: the nodes run with a cluster secret, and every peer frame is signed", async () => {
-  const binary = ensureBinary()
-  const out = join(tempDir("paxos-bench-auth-"), "run")
-  const code = await benchCommand(["--binary", binary, "--peer-auth", "--concurrency", "4", "--prewarm", "0", "--warmup", "0.3", "--duration", "1.5", "--runs", "1", "--out", out])
+/** A short run of the bench on nodes it starts (no prewarm, one window of `durationS`) into `out`: it must exit 0; its results.json. */
+async function shortBench<R>(out: string, flags: string[], durationS = 1): Promise<R> {
+  const code = await benchCommand(["--binary", ensureBinary(), ...flags, "--prewarm", "0", "--warmup", "0.3", "--duration", String(durationS), "--runs", "1", "--out", out])
   expect(code).toBe(0)
-  const logs = readdirSync(join(out, "paxos"))
+  return JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as R
+}
+
+/** The logs of the nodes of the bench's last run into `out`. */
+function nodeLogs(out: string): string[] {
+  return readdirSync(join(out, "paxos"))
     .filter((f) => f.endsWith(".log"))
     .map((f) => readFileSync(join(out, "paxos", f), "utf8"))
+}
+
+test("--peer-auth: the nodes run with a cluster secret, and every peer frame is signed", async () => {
+  const out = join(tempDir("paxos-bench-auth-"), "run")
+  const r = await shortBench<{ knobs: BenchOptions; points: Point[] }>(out, ["--peer-auth", "--concurrency", "4"], 1.5)
+  const logs = nodeLogs(out)
   expect(logs.length).toBe(3)
   for (const l of logs) {
     expect(l).toContain("peer-auth-enabled")
     expect(l).not.toContain("peer-auth-failed")
   }
-  const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { knobs: BenchOptions; points: Point[] }
   expect(r.knobs.peerAuth).toBe(true)
   expect(r.points[0]?.median.opsPerSec).toBeGreaterThan(0)
 }, 60_000)
 
 test("--unsafe-no-fsync: the nodes run without fsync, the report says so and checks no target", async () => {
-  const binary = ensureBinary()
   const out = join(tempDir("paxos-bench-nofsync-"), "run")
-  const code = await benchCommand(["--binary", binary, "--unsafe-no-fsync", "--concurrency", "1,32", "--prewarm", "0", "--warmup", "0.3", "--duration", "1", "--runs", "1", "--out", out])
-  expect(code).toBe(0)
-  for (const f of readdirSync(join(out, "paxos")).filter((f) => f.endsWith(".log"))) expect(readFileSync(join(out, "paxos", f), "utf8")).toContain("WARNING-unsafe-no-fsync")
-  const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { unsafeNoFsync: boolean; targets: unknown[]; points: Point[] }
+  const r = await shortBench<{ unsafeNoFsync: boolean; targets: unknown[]; points: Point[] }>(out, ["--unsafe-no-fsync", "--concurrency", "1,32"])
+  for (const l of nodeLogs(out)) expect(l).toContain("WARNING-unsafe-no-fsync")
   expect(r.unsafeNoFsync).toBe(true)
   expect(r.targets).toEqual([])
   expect(r.points[0]?.median.opsPerSec).toBeGreaterThan(0)
@@ -231,21 +237,18 @@ test("--unsafe-no-fsync: the nodes run without fsync, the report says so and che
   expect(summary).toContain("UNSAFE: our nodes run without fsync")
   expect(summary).toContain("targets: not checked")
   // The same --out again, with fsync: fresh nodes (the old data is another cluster's), fsync on.
-  expect(await benchCommand(["--binary", binary, "--concurrency", "4", "--prewarm", "0", "--warmup", "0.3", "--duration", "1", "--runs", "1", "--out", out])).toBe(0)
-  const again = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { unsafeNoFsync: boolean; points: Point[] }
+  const again = await shortBench<{ unsafeNoFsync: boolean; points: Point[] }>(out, ["--concurrency", "4"])
   expect(again.unsafeNoFsync).toBe(false)
   expect(again.points[0]?.median.opsPerSec).toBeGreaterThan(0)
-  for (const f of readdirSync(join(out, "paxos")).filter((f) => f.endsWith(".log"))) expect(readFileSync(join(out, "paxos", f), "utf8")).not.toContain("unsafe-no-fsync")
+  for (const l of nodeLogs(out)) expect(l).not.toContain("unsafe-no-fsync")
 }, 90_000)
 
 // etcd is not in CI (Debian's package starts a system service where systemd runs); the bench
 // machine has it. A reused --out must give etcd fresh members too: the old ones name other ports.
 test.skipIf(findEtcd(undefined) === null)("--vs-etcd twice into one --out: both systems start fresh each time", async () => {
-  const binary = ensureBinary()
   const out = join(tempDir("paxos-bench-etcd-"), "run")
   for (let i = 0; i < 2; i++) {
-    expect(await benchCommand(["--binary", binary, "--vs-etcd", "--concurrency", "4", "--prewarm", "0", "--warmup", "0.3", "--duration", "1", "--runs", "1", "--out", out])).toBe(0)
-    const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { points: Point[] }
+    const r = await shortBench<{ points: Point[] }>(out, ["--vs-etcd", "--concurrency", "4"])
     expect(r.points.map((p) => p.system)).toEqual(["paxos", "etcd"])
     for (const p of r.points) expect(p.median.opsPerSec).toBeGreaterThan(0)
   }
