@@ -1,12 +1,13 @@
 /**
  * Request bodies: read with a size limit (413 past it, checked on Content-Length first and then
- * while streaming), parsed as JSON, and decoded with the wire schemas (extra fields are errors).
+ * while streaming), a time limit (408) and a budget of bytes being read at once (503), parsed as JSON, and decoded with the wire schemas (extra fields are errors).
  * Every failure is a BadRequest whose message names the field and what was wrong with it.
  */
-import { Duration, Effect, Either, ParseResult, Schema as S } from "effect"
+import { Either, ParseResult, Schema as S } from "effect"
 import { fastDecodeAppend } from "../core/fast-decode.ts"
 import { AppendRequest, strict } from "../core/messages.ts"
 import { BadRequest, PayloadTooLarge, RequestTimeout, Unavailable } from "./errors.ts"
+import type { Watch } from "./watch.ts"
 
 /** One client body (POST /append), at most. */
 export const CLIENT_BODY_MAX_BYTES = 1024 * 1024
@@ -47,82 +48,98 @@ export interface BodyLimits {
 const overBudget = (b: ByteBudget) =>
   new Unavailable({ message: `the node is reading ${b.max} bytes of request bodies already; not applied, try again later`, reason: "Overloaded" })
 
+/** A body's outcome when its client went away before sending it all (nobody reads an answer). */
+export const CLIENT_GONE: unique symbol = Symbol("client-gone")
+export type BodyResult = { readonly text: string } | BadRequest | PayloadTooLarge | RequestTimeout | Unavailable | typeof CLIENT_GONE
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** A Content-Length header's value: a plain number, or null (absent, or not a number: read as a stream). */
+function declaredLength(header: string | null): number | null {
+  if (header === null || header.length > 15 || !/^\d+$/.test(header)) return null
+  return Number(header)
+}
+
 /**
- * Reads the body as UTF-8 text: at most `maxBytes` (413), within `timeoutMs` (408), while the
- * bytes of all bodies being read stay within the budget (503).
+ * Reads the body as UTF-8 text: at most `maxBytes` (413), within `timeoutMs` of the headers (408),
+ * while the bytes of all bodies being read stay within the budget (503). A body with a
+ * Content-Length takes its length from the budget up front and is read whole (Bun reads exactly
+ * that many bytes); any other body (chunked) is read as a stream and takes its bytes from the
+ * budget as they come. Both ways end in the same answers.
  */
-export const readBody = (request: Request, limits: BodyLimits): Effect.Effect<string, BadRequest | PayloadTooLarge | RequestTimeout | Unavailable> =>
-  Effect.gen(function* () {
-    const { maxBytes, budget, timeoutMs } = limits
-    const declaredText = request.headers.get("content-length")
-    const declared = declaredText === null ? null : Number(declaredText)
-    if (declared !== null && declared > maxBytes) {
-      return yield* new PayloadTooLarge({ message: `body of ${declaredText} bytes is over the limit of ${maxBytes} bytes` })
-    }
-    if (request.body === null) return ""
-    const upFront = declared !== null && Number.isSafeInteger(declared) && declared >= 0 ? declared : 0
-    if (!budget.take(upFront)) return yield* overBudget(budget)
-    let taken = upFront
-    const account = (n: number): boolean => {
-      // Bytes past the declared length (or of a body without one) are taken as they come.
-      const extra = n - taken
-      if (extra <= 0) return true
-      if (!budget.take(extra)) return false
-      taken += extra
-      return true
-    }
-    const read = Effect.tryPromise({
-      try: (signal) => readLimited(request.body as ReadableStream<Uint8Array>, maxBytes, account, signal),
-      catch: (e) => new BadRequest({ message: `could not read the body: ${e instanceof Error ? e.message : String(e)}` })
-    }).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(timeoutMs),
-        onTimeout: () => new RequestTimeout({ message: `the body did not arrive within ${timeoutMs} ms of the headers; not applied` })
-      }),
-      Effect.ensuring(Effect.sync(() => budget.give(taken)))
-    )
-    const r = yield* read
-    if (r === "too-large") return yield* new PayloadTooLarge({ message: `body is over the limit of ${maxBytes} bytes` })
-    if (r === "over-budget") return yield* overBudget(budget)
+export async function readBody(request: Request, limits: BodyLimits, watch: Watch): Promise<BodyResult> {
+  const { maxBytes, budget, timeoutMs } = limits
+  const declared = declaredLength(request.headers.get("content-length"))
+  if (declared !== null && declared > maxBytes) return tooLarge(maxBytes)
+  if (request.body === null) return { text: "" }
+  const upFront = declared ?? 0
+  if (!budget.take(upFront)) return overBudget(budget)
+  let taken = upFront
+  const account = (total: number): boolean => {
+    // Bytes past the declared length (all of a body without one) are taken as they come.
+    const extra = total - taken
+    if (extra <= 0) return true
+    if (!budget.take(extra)) return false
+    taken += extra
+    return true
+  }
+  let id = 0
+  try {
+    const r = await new Promise<Uint8Array | "timeout" | "gone" | "too-large" | "over-budget">((resolve) => {
+      if (declared !== null) {
+        id = watch.after(timeoutMs, () => resolve("timeout"))
+        request.bytes().then(resolve, () => resolve("gone"))
+        return
+      }
+      const reader = (request.body as ReadableStream<Uint8Array>).getReader()
+      id = watch.after(timeoutMs, () => {
+        void reader.cancel().catch(() => undefined)
+        resolve("timeout")
+      })
+      readLimited(reader, maxBytes, account).then(resolve, () => resolve("gone"))
+    })
+    if (r === "timeout") return new RequestTimeout({ message: `the body did not arrive within ${timeoutMs} ms of the headers; not applied` })
+    if (r === "gone") return CLIENT_GONE
+    if (r === "too-large") return tooLarge(maxBytes)
+    if (r === "over-budget") return overBudget(budget)
     try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(r)
+      return { text: utf8.decode(r) }
     } catch {
-      return yield* new BadRequest({ message: "body is not valid UTF-8" })
+      return new BadRequest({ message: "body is not valid UTF-8" })
     }
-  })
+  } finally {
+    watch.cancel(id)
+    budget.give(taken)
+  }
+}
+
+const tooLarge = (maxBytes: number) => new PayloadTooLarge({ message: `body is over the limit of ${maxBytes} bytes` })
 
 /**
  * The stream's bytes; "too-large" as soon as they pass `maxBytes`, "over-budget" when `account`
- * (told the total so far) refuses. Stops reading when `signal` aborts (a timeout, a gone client).
+ * (told the total so far) refuses. Rejects when the stream fails (the client went away).
  */
 async function readLimited(
-  stream: ReadableStream<Uint8Array>,
+  reader: { read(): Promise<{ done: boolean; value?: Uint8Array | undefined }>; cancel(): Promise<void> },
   maxBytes: number,
-  account: (total: number) => boolean,
-  signal: AbortSignal
+  account: (total: number) => boolean
 ): Promise<Uint8Array | "too-large" | "over-budget"> {
-  const reader = stream.getReader()
   const stop = () => void reader.cancel().catch(() => undefined)
-  signal.addEventListener("abort", stop, { once: true })
   const chunks: Uint8Array[] = []
   let total = 0
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      total += value.byteLength
-      if (total > maxBytes) {
-        stop()
-        return "too-large"
-      }
-      if (!account(total)) {
-        stop()
-        return "over-budget"
-      }
-      chunks.push(value)
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done || value === undefined) break
+    total += value.byteLength
+    if (total > maxBytes) {
+      stop()
+      return "too-large"
     }
-  } finally {
-    signal.removeEventListener("abort", stop)
+    if (!account(total)) {
+      stop()
+      return "over-budget"
+    }
+    chunks.push(value)
   }
   if (chunks.length === 1) return chunks[0] as Uint8Array
   const out = new Uint8Array(total)

@@ -6,7 +6,6 @@
  * Exit codes: 0 after SIGINT/SIGTERM; 1 storage refused or failed, or the port is taken;
  * 2 bad flags or config; 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log).
  */
-import { HttpApp, HttpMiddleware } from "@effect/platform"
 import { Cause, Data, Duration, Effect, Exit, Fiber, Option, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
@@ -19,7 +18,7 @@ import { PEER_BODY_MAX_BYTES } from "./body.ts"
 import { ConfigError, defaultDataDir, indexOfNode, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
 import { CLIENT_BODY_TIMEOUT_MS } from "./body.ts"
 import { serveFront } from "./front.ts"
-import { CLIENT_REQUESTS_MAX, HttpState, makeApp, type ApiDeps, type PeerAuth } from "./http.ts"
+import { CLIENT_REQUESTS_MAX, HttpState, type ApiDeps, type PeerAuth } from "./http.ts"
 import { makeLog, type Log } from "./log.ts"
 import { newCounters, newPeerAuthCounters } from "./metrics.ts"
 import { Fatal, Node, SYNC_LANES, SYNC_LANES_MAX } from "./node.ts"
@@ -175,31 +174,23 @@ function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<
   )
 }
 
-/**
- * Listens on the node's port and serves the API (until the scope ends); StartupError when the port
- * is taken. The hot paths are plain Bun handlers (front.ts); the rest is the Effect router app,
- * run as a web handler on this program's runtime.
- */
+/** Listens on the node's port and serves the API (routes.ts) until the scope ends; StartupError when the port is taken. */
 function listen(s: Setup, deps: ApiDeps): Effect.Effect<void, StartupError, Scope.Scope> {
-  return Effect.gen(function* () {
-    const app = yield* makeApp(deps)
-    // No tracing spans per request: nobody collects them, and they cost a tenth of a request's CPU.
-    const runtime = yield* Effect.runtime<never>().pipe(HttpMiddleware.withTracerDisabledWhenEffect(() => true))
-    const cold = HttpApp.toWebHandlerRuntime(runtime)(app)
-    const options = {
-      port: s.address.port,
-      hostname: listenHost(s.address.host),
-      idleTimeout: IDLE_TIMEOUT_S,
-      maxRequestBodySize: PEER_BODY_MAX_BYTES + 1024 * 1024
-    }
-    yield* Effect.acquireRelease(
+  const options = {
+    port: s.address.port,
+    hostname: listenHost(s.address.host),
+    idleTimeout: IDLE_TIMEOUT_S,
+    maxRequestBodySize: PEER_BODY_MAX_BYTES + 1024 * 1024
+  }
+  return Effect.asVoid(
+    Effect.acquireRelease(
       Effect.try({
-        try: () => serveFront(options, deps, cold),
+        try: () => serveFront(options, deps),
         catch: (e) => new StartupError({ code: 1, message: `cannot listen on ${s.address.name}: ${oneLine(e)}` })
       }),
       (front) => Effect.sync(() => front.stop())
     )
-  })
+  )
 }
 
 /**

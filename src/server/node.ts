@@ -152,23 +152,6 @@ export class Node {
     return this.submit({ _tag: "Read", rid: this.nextRid }, true, done)
   }
 
-  /** The same as an Effect: the 200 body, or the ApiError. */
-  append(value: number, client: string | undefined, seq: number | undefined, wantList: boolean): Effect.Effect<string, ApiError> {
-    return this.await((done) => this.appendWith(value, client, seq, wantList, done))
-  }
-
-  /** A linearizable read as an Effect. */
-  read(): Effect.Effect<string, ApiError> {
-    return this.await((done) => this.readWith(done))
-  }
-
-  private await(start: (done: Done) => number): Effect.Effect<string, ApiError> {
-    return Effect.async<string, ApiError>((resume) => {
-      const rid = start((body, error) => resume(error === null ? Effect.succeed(body as string) : Effect.fail(error)))
-      return rid === 0 ? undefined : Effect.sync(() => void this.abandon(rid))
-    })
-  }
-
   /**
    * The client of `rid` went away: its answer is no longer awaited (the command itself may still
    * be applied; nobody is told). False when it was answered already.

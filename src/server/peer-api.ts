@@ -1,0 +1,211 @@
+/**
+ * The peers' endpoints:
+ *   - GET /peer/ws (hot): a peer's WebSocket connection (Bun's server WebSockets), one
+ *     PeerEnvelope a text frame;
+ *   - POST /peer/envelope (cold): one PeerEnvelope, for messages too large for a frame, tools and
+ *     tests; 204.
+ * With a cluster secret, requests, connections and frames are authenticated before anything in
+ * them is parsed for the core (401 / close 1008 otherwise, counted by reason). Envelopes are
+ * checked (schema, cluster, sender, receiver) and a bad one is refused with the reason (400 /
+ * close 1008), counted and logged.
+ */
+import { Effect, Either } from "effect"
+import { AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
+import { CLIENT_GONE, readBody } from "./body.ts"
+import { BadRequest, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
+import { countClientGone, PEER_POSTS_MAX, truncateUtf8, type Answer, type ApiDeps, type Call } from "./http.ts"
+import { acceptEnvelope, acceptHello, CLOSE_REPLACED, PEER_WS_PATH, type InboundConnection } from "./peer.ts"
+
+/** One inbound peer connection: what the WebSocket handlers need. */
+export class PeerConnection implements InboundConnection {
+  ws: Bun.ServerWebSocket<PeerConnection> | null = null
+  closed = false
+  private closing: { code: number; reason: string } | null = null
+  onFrame: (data: string | Buffer) => void = () => undefined
+
+  constructor(
+    readonly d: ApiDeps,
+    readonly from: number
+  ) {}
+
+  close(code: number, reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    if (code === CLOSE_REPLACED) this.d.counters.peerConnectionsReplaced += 1
+    const r = truncateUtf8(reason, 120)
+    if (this.ws === null) this.closing = { code, reason: r }
+    else this.ws.close(code, r)
+  }
+
+  opened(ws: Bun.ServerWebSocket<PeerConnection>): void {
+    this.ws = ws
+    if (this.closing !== null) ws.close(this.closing.code, this.closing.reason)
+  }
+}
+
+/** The WebSocket handlers of Bun.serve for the peers' connections. */
+export const peerSocketHandlers: Bun.WebSocketHandler<PeerConnection> = {
+  open(ws) {
+    ws.data.opened(ws)
+  },
+  message(ws, data) {
+    ws.data.onFrame(data)
+  },
+  close(ws) {
+    const c = ws.data
+    c.closed = true
+    c.d.http.inbound.release(c.from, c)
+  }
+}
+
+/**
+ * GET /peer/ws: a peer's connection. Its cluster and sender are checked before upgrading (400),
+ * and with a secret its authentication (401); a newer connection from the same peer replaces an
+ * older one. Then each text frame is an envelope (with a secret: `v1 ...` header line, then the
+ * envelope); a bad one closes the connection with 1008 and the reason.
+ */
+export function upgrade(c: Call): Answer {
+  const { d, req } = c
+  const hello = acceptHelloFor(d, c.url)
+  if (Either.isLeft(hello)) return hello.left
+  const from = hello.right
+  const auth = d.peerAuth
+  if (auth !== null) {
+    const h = authHeaders(d, (k) => req.headers.get(k), from)
+    if (typeof h === "string") return authFailed(d, h, "upgrade", from, undefined)
+    const bad = auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now())
+    if (bad !== null) return authFailed(d, bad, "upgrade", from, undefined)
+  }
+  const conn = new PeerConnection(d, from)
+  conn.onFrame = frameHandler(d, conn)
+  if (!(c.server as Bun.Server<PeerConnection>).upgrade(req, { data: conn })) return new BadRequest({ message: `${PEER_WS_PATH} needs a WebSocket upgrade` })
+  d.http.inbound.adopt(from, conn)
+  return undefined
+}
+
+const frameDecoder = new TextDecoder()
+
+/** What to do with each frame of a connection: verify it (with a secret), then hand it to the node. */
+function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer) => void {
+  const from = conn.from
+  const deliver = (text: string): void => {
+    if (conn.closed) return
+    const r = receiveEnvelope(d, text, from)
+    if (Either.isLeft(r)) conn.close(1008, r.left.message)
+  }
+  const auth = d.peerAuth
+  if (auth === null) return (data) => deliver(typeof data === "string" ? data : frameDecoder.decode(data))
+  // Verified as it comes (the MAC is synchronous), so frames reach the node in the order they came.
+  return (data) => {
+    if (conn.closed) return
+    const frame = decodeFrame(typeof data === "string" ? data : frameDecoder.decode(data))
+    const bad: AuthFailure | null = typeof frame === "string" ? frame : auth.verifier.verify(from, frame.signed, frame.body, Date.now())
+    if (bad !== null || typeof frame === "string") return conn.close(1008, authFailed(d, bad ?? "Malformed", "frame", from, undefined).message)
+    deliver(frame.body)
+  }
+}
+
+/**
+ * POST /peer/envelope: one envelope; 204, 401 when not authenticated, or 400 naming what is wrong
+ * with it. At most PEER_POSTS_MAX at once (503 past it). An Effect program: a cold path.
+ */
+export function postEnvelope(c: Call): Effect.Effect<Response, ApiError> {
+  const { d, req } = c
+  const remote = () => c.server.requestIP(req)?.address
+  return Effect.gen(function* () {
+    let from: number | null = null
+    let signed: Signed | null = null
+    if (d.peerAuth !== null) {
+      // Before the body is even read: a request without (well-formed) authentication costs nothing.
+      const h = authHeaders(d, (k) => req.headers.get(k), null)
+      if (typeof h === "string") return yield* authFailed(d, h, "post", null, remote())
+      from = h.from
+      signed = h.signed
+    }
+    const body = yield* Effect.promise(() => readBody(req, d.http.peerBodies, c.watch))
+    if (body === CLIENT_GONE) return countClientGone(d)
+    if (!("text" in body)) return yield* Effect.fail(body)
+    if (d.peerAuth !== null && signed !== null && from !== null) {
+      const bad = d.peerAuth.verifier.verify(from, signed, body.text, Date.now())
+      if (bad !== null) return yield* authFailed(d, bad, "post", from, remote())
+    }
+    yield* receiveEnvelope(d, body.text, from)
+    return new Response(null, { status: 204 })
+  }).pipe(limitPeerPosts(d))
+}
+
+/** At most PEER_POSTS_MAX peer POSTs at once; more get 503 at once. */
+const limitPeerPosts =
+  (d: ApiDeps) =>
+  <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, E | Unavailable> =>
+    Effect.suspend((): Effect.Effect<A, E | Unavailable> => {
+      if (d.http.peerPosts >= PEER_POSTS_MAX) {
+        d.counters.requestsOverloaded += 1
+        return Effect.fail(new Unavailable({ message: `${PEER_POSTS_MAX} peer requests are being received already; try again later`, reason: "Overloaded" }))
+      }
+      d.http.peerPosts += 1
+      return Effect.ensuring(self, Effect.sync(() => (d.http.peerPosts -= 1)))
+    })
+
+const envelopeCheck = (d: ApiDeps) => ({ self: d.self, n: d.cluster.nodes.length, clusterId: d.cluster.clusterId })
+
+/** One envelope's text from `from` (null: any sender): counted, checked, handed to the node. Left: why it was rejected. */
+export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.Either<void, BadRequest> {
+  d.counters.peerEnvelopesReceived += 1
+  d.counters.peerBytesReceived += text.length
+  const env = acceptEnvelope(text, envelopeCheck(d))
+  const bad = Either.isLeft(env)
+    ? env.left
+    : from !== null && env.right.from !== from
+      ? new BadRequest({ message: `envelope from node ${env.right.from} on the connection of node ${from}` })
+      : null
+  if (bad !== null || Either.isLeft(env)) {
+    const e = bad ?? new BadRequest({ message: "rejected" })
+    d.counters.peerEnvelopesRejected += 1
+    d.log.limited(`reject-${from}-${e.message.slice(0, 40)}`, 5_000, "peer-envelope-rejected", { from: from ?? undefined, reason: e.message })
+    return Either.left(e)
+  }
+  d.counters.peerMessagesReceived += env.right.messages.length
+  d.node.receive(env.right.from, env.right.messages)
+  return Either.right(undefined)
+}
+
+/** The sender named by a connection request's query (`?cluster=...&from=N`); a rejection is counted and logged. */
+function acceptHelloFor(d: ApiDeps, url: string): Either.Either<number, BadRequest> {
+  const hello = acceptHello(url, envelopeCheck(d))
+  if (Either.isLeft(hello)) {
+    d.counters.peerEnvelopesRejected += 1
+    d.log.limited("reject-hello", 5_000, "peer-connection-rejected", { reason: hello.left.message })
+  }
+  return hello
+}
+
+/** Counts and logs (rate-limited) a peer authentication failure; the 401 to answer with. */
+function authFailed(d: ApiDeps, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
+  d.counters.peerAuthFailures += 1
+  d.peerAuthFailures[reason] += 1
+  d.log.limited(`peer-auth-${reason}-${via}`, 5_000, "peer-auth-failed", { via, reason, from: from ?? undefined, remote })
+  return new Unauthorized({ message: `peer authentication failed: ${AUTH_REASONS[reason]}`, reason, bearer: false })
+}
+
+const AUTH_REASONS: Record<AuthFailure, string> = {
+  Missing: "no x-paxos-* authentication (does every node have the same --secret-file?)",
+  BadMac: "the MAC does not match (another secret, another cluster, or an altered message)",
+  Stale: "the timestamp is outside the accepted window (are the nodes' clocks in sync?)",
+  Replayed: "this message was seen before",
+  Malformed: "the authentication fields are malformed"
+}
+
+/** The authenticated sender named by a request's headers (POST) or query (upgrade): its signature, or why not. */
+function authHeaders(d: ApiDeps, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
+  const signed = Verifier.parse(get)
+  if (typeof signed === "string") return signed
+  const fromText = get(AUTH_HEADERS.from)
+  if (from === null) {
+    if (fromText === null) return "Missing"
+    if (!/^\d{1,2}$/.test(fromText)) return "Malformed"
+    from = Number(fromText)
+  } else if (fromText !== null && fromText !== String(from)) return "Malformed"
+  if (from >= d.cluster.nodes.length || from === d.self) return "Malformed"
+  return { from, signed }
+}
