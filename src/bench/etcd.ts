@@ -10,12 +10,16 @@
  * Counters from each member's /metrics (Prometheus text): peer bytes sent
  * (etcd_network_peer_sent_bytes_total), fsyncs (WAL fsyncs plus backend commits, each one fsync),
  * puts applied (etcd_mvcc_put_total of the leader). etcd counts no peer messages.
+ *
+ * `startEtcdToCompare` is what `--vs-etcd` calls: it finds the binary, or says why the bench runs
+ * ours only.
  */
 import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { freePorts } from "../cli/local-cluster.ts"
 import type { Workload } from "./loadgen.ts"
+import { note } from "./report.ts"
 import { stopProcess, type Member, type SystemUnderTest, type Totals } from "./system.ts"
 
 export const ETCD_INSTALL_HINT = "etcd is not installed; to compare with it: apt-get update && apt-get install -y etcd-server"
@@ -30,6 +34,20 @@ export interface EtcdVersion {
 export function findEtcd(given: string | undefined): string | null {
   if (given !== undefined) return existsSync(given) ? given : null
   return Bun.which("etcd") ?? null
+}
+
+/**
+ * `--vs-etcd`: the etcd to compare with, `n` members started in `dir`; null, with a note saying
+ * why, when there is no etcd binary (the bench then runs ours only).
+ */
+export async function startEtcdToCompare(given: string | undefined, dir: string, n = 3): Promise<SystemUnderTest | null> {
+  const bin = findEtcd(given)
+  if (bin === null) {
+    note(given === undefined ? `${ETCD_INSTALL_HINT}; running ours only` : `no etcd at ${given}; running ours only`)
+    return null
+  }
+  note(`bench: starting ${n} etcd members of ${bin} on loopback (data in ${dir})`)
+  return startEtcd(bin, dir, n)
 }
 
 /** `etcd --version` → 3.4.23. */

@@ -1,14 +1,17 @@
 /**
  * `paxos check FILE`: reads a Jepsen EDN history and decides whether it is linearizable.
  *
- * Exit 0 valid, 1 invalid, 2 usage error or unreadable file. A short summary goes to stdout; for
- * an invalid history each anomaly follows, with the ops that show it as EDN lines. Every error
- * is one line on stderr, never a stack trace.
+ * Exit 0 valid, 1 invalid, 2 usage error, unreadable file, or nothing to check: no client op of
+ * the list-append form (`:f :txn`) in the file. Client ops of another `:f`, and ops whose fields
+ * it cannot read, are skipped and reported (how many, why, a line of each kind), also beside a
+ * verdict; non-client events (`:process :nemesis`) are skipped on purpose and only counted. A short
+ * summary goes to stdout; for an invalid history each anomaly follows, with the ops that show it
+ * as EDN lines. Every error is one line on stderr, never a stack trace.
  */
 import { readFile } from "node:fs/promises"
-import { checkHistoryText, type CheckResult, type CheckStats, ERROR_KINDS } from "./checker.ts"
+import { checkOps, type CheckResult, type CheckStats, ERROR_KINDS } from "./checker.ts"
 import { EdnError, formatOp } from "./edn.ts"
-import { HistoryError } from "./history.ts"
+import { HistoryError, parseHistory, type ParsedHistory, type SkippedEvent } from "./history.ts"
 
 /** Where the command writes: one call per line. Defaults to console.log / console.error. */
 export interface CheckIo {
@@ -32,7 +35,7 @@ export async function checkCommand(argv: string[], io: CheckIo = defaultIo): Pro
   }
   if (args.help) {
     io.out(USAGE)
-    io.out("Checks that a Jepsen list-append history (history.edn) is linearizable. Exit 0 valid, 1 invalid, 2 unreadable.")
+    io.out("Checks that a Jepsen list-append history (history.edn) is linearizable. Exit 0 valid, 1 invalid, 2 unreadable or nothing to check.")
     return 0
   }
   let text: string
@@ -42,15 +45,55 @@ export async function checkCommand(argv: string[], io: CheckIo = defaultIo): Pro
     io.err(`paxos check: cannot read ${args.file}: ${fileError(e)}`)
     return 2
   }
+  let parsed: ParsedHistory | undefined
   let result: CheckResult
   try {
-    result = checkHistoryText(text, { maxErrorsPerKind: args.maxErrors })
+    parsed = parseHistory(text, { skipUnreadable: true })
+    if (parsed.ops.length === 0) {
+      io.err(`paxos check: ${args.file}: nothing to check: ${nothingToCheck(parsed)}`)
+      return 2
+    }
+    result = checkOps(parsed.ops, { maxErrorsPerKind: args.maxErrors })
   } catch (e) {
-    io.err(`paxos check: ${describeFailure(args.file, e)}`)
+    const leftOut = parsed !== undefined && parsed.skipped.length > 0 ? `; skipped before: ${skippedGroups(parsed.skipped).join("; ")}` : ""
+    io.err(`paxos check: ${describeFailure(args.file, e)}${leftOut}`)
     return 2
   }
-  report(args.file, result, io)
+  report(args.file, { ...result, stats: { ...result.stats, ignored: parsed.nonClient } }, parsed.skipped, io)
   return result.valid ? 0 : 1
+}
+
+/** Why a file with no client op of the list-append form has nothing to check, on one line. */
+function nothingToCheck(p: ParsedHistory): string {
+  if (p.nonClient === 0 && p.skipped.length === 0) return "the file holds no ops"
+  const nonClient = p.nonClient > 0 ? [`${count(p.nonClient, "non-client event")} (such as :process :nemesis)`] : []
+  return `no client op of the list-append form (:f :txn), only ${[...nonClient, ...skippedGroups(p.skipped)].join("; ")}`
+}
+
+/** The client events left out, one phrase per kind and rule, in the order they first occur, each with its first line. */
+function skippedGroups(skipped: readonly SkippedEvent[]): string[] {
+  const groups = new Map<string, { first: SkippedEvent; n: number }>()
+  for (const s of skipped) {
+    const key = `${s.kind} ${s.rule}`
+    const g = groups.get(key)
+    if (g === undefined) groups.set(key, { first: s, n: 1 })
+    else g.n++
+  }
+  return [...groups.values()].map(({ first, n }) => {
+    if (first.kind === "not-txn") return `${count(n, "client op")} with ${first.rule}, not :txn${example(first, "")}`
+    const found = first.reason === first.rule ? "" : first.reason.startsWith(`${first.rule}, `) ? first.reason.slice(first.rule.length) : `: ${first.reason}`
+    return `${count(n, "unreadable op")}: ${first.rule}${example(first, found)}`
+  })
+}
+
+/** " (e.g. line 7, found x)": where the first event of a group is, and what it holds. */
+function example(s: SkippedEvent, found: string): string {
+  return s.line === undefined ? "" : ` (e.g. line ${s.line}${found})`
+}
+
+/** "1 op", "2 ops". */
+function count(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? "" : "s"}`
 }
 
 interface Args {
@@ -101,17 +144,25 @@ function oneLine(s: string): string {
   return s.replace(/\s+/g, " ").trim()
 }
 
-/** Prints the summary and, for an invalid history, each anomaly with its ops. */
-function report(file: string, result: CheckResult, io: CheckIo): void {
+/**
+ * Prints the summary, what was left out and why, the verdict and, for an invalid history, each
+ * anomaly with its ops.
+ */
+function report(file: string, result: CheckResult, skipped: readonly SkippedEvent[], io: CheckIo): void {
   io.out(`history: ${file}`)
   for (const line of summary(result.stats)) io.out(line)
+  const leftOut = skipped.length === 0 ? "" : `; ${count(skipped.length, "client event")} skipped (see above)`
+  if (skipped.length > 0) {
+    io.out(`skipped: ${count(skipped.length, "client event")} it could not use, left out of the verdict:`)
+    for (const g of skippedGroups(skipped)) io.out(`  ${g}`)
+  }
   if (result.valid) {
-    io.out("verdict: valid (linearizable)")
+    io.out(`verdict: valid (linearizable)${leftOut}`)
     return
   }
   const counts = ERROR_KINDS.filter((k) => (result.errorCounts[k] ?? 0) > 0).map((k) => `${k} ${result.errorCounts[k]}`)
   const total = Object.values(result.errorCounts).reduce((a, b) => a + (b ?? 0), 0)
-  io.out(`verdict: INVALID (not linearizable): ${total} anomal${total === 1 ? "y" : "ies"} (${counts.join(", ")})`)
+  io.out(`verdict: INVALID (not linearizable): ${total} anomal${total === 1 ? "y" : "ies"} (${counts.join(", ")})${leftOut}`)
   for (const e of result.errors) {
     io.out("")
     io.out(`${e.kind}: ${e.message}`)

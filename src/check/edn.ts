@@ -15,106 +15,13 @@
  * (older or hand-made files; any tagged map reads as the map), `#inst`/`#uuid`, `#:ns{}` maps,
  * `##Inf`, regexes, metadata, comments and `#_` discards. It scans the text once with an index
  * (no repeated slicing), so large files read in linear time; deep nesting is bounded.
- * Malformed input raises {@link EdnError} with line and column. No Bun or Node APIs here.
+ * Malformed input raises {@link EdnError} with line and column. The values themselves are
+ * defined in edn-value.ts and exported from here too. No Bun or Node APIs here.
  */
-import type { MicroOp, Op } from "./history.ts"
+import { Char, EdnFloat, EdnList, EdnMap, EdnSet, EdnTagged, Keyword, Sym, type EdnValue } from "./edn-value.ts"
+import type { MicroOp, Op } from "./op.ts"
 
-/** A keyword such as `:type` or `:a/b`; interned, so keywords compare with `===`. */
-export class Keyword {
-  private static readonly table = new Map<string, Keyword>()
-  private constructor(readonly name: string) {}
-
-  /** The one keyword with this name (without the leading colon). */
-  static of(name: string): Keyword {
-    let k = Keyword.table.get(name)
-    if (k === undefined) {
-      k = new Keyword(name)
-      Keyword.table.set(name, k)
-    }
-    return k
-  }
-
-  toString(): string {
-    return ":" + this.name
-  }
-}
-
-/** A symbol such as `foo` or `clojure.core/inc`. */
-export class Sym {
-  constructor(readonly name: string) {}
-}
-
-/** A character literal such as `\a` or `\newline`; `char` holds the character itself. */
-export class Char {
-  constructor(readonly char: string) {}
-}
-
-/** A non-integer number (float, ratio, BigDecimal, `##Inf`); `text` is how it was written. */
-export class EdnFloat {
-  constructor(
-    readonly value: number,
-    readonly text: string,
-  ) {}
-}
-
-/** A list `( ... )`. Vectors are plain arrays. */
-export class EdnList {
-  constructor(readonly items: EdnValue[]) {}
-}
-
-/** A set `#{ ... }`, in written order. */
-export class EdnSet {
-  constructor(readonly items: EdnValue[]) {}
-}
-
-/**
- * A map, in written order. `tag` is set when it was written as a record (`#a.b.C{...}`);
- * `offset` is where it starts in the source text (for error messages), -1 if built in code.
- */
-export class EdnMap {
-  constructor(
-    readonly entries: Array<readonly [EdnValue, EdnValue]>,
-    readonly tag: string | undefined = undefined,
-    readonly offset: number = -1,
-  ) {}
-
-  /** The value under `key` (compared with `===`; keywords are interned), or undefined. */
-  get(key: EdnValue): EdnValue | undefined {
-    for (const [k, v] of this.entries) if (k === key) return v
-    return undefined
-  }
-
-  /** Whether `key` is present. */
-  has(key: EdnValue): boolean {
-    for (const [k] of this.entries) if (k === key) return true
-    return false
-  }
-}
-
-/** A tagged literal other than a tagged map, e.g. `#inst "2024-01-01"` or `#object[...]`. */
-export class EdnTagged {
-  constructor(
-    readonly tag: string,
-    readonly value: EdnValue,
-  ) {}
-}
-
-/** Any EDN value. Integers are numbers when safe, bigints otherwise; vectors are arrays. */
-export type EdnValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Keyword
-  | Sym
-  | Char
-  | EdnFloat
-  | EdnValue[]
-  | EdnList
-  | EdnSet
-  | EdnMap
-  | EdnTagged
+export { Char, EdnFloat, EdnList, EdnMap, EdnSet, EdnTagged, Keyword, Sym, type EdnValue }
 
 /** Malformed EDN: `line` and `column` count from 1; `offset` from 0. */
 export class EdnError extends Error {

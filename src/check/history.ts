@@ -9,11 +9,14 @@
  *           only says 5 was appended, not where);
  *   read:   invoke `[[:r 0 nil]]`, ok `[[:r 0 [1 2 5]]]` (an ok read of `nil` is the empty list).
  *
- * Ops that are not client transactions (`:process :nemesis` or any keyword process, `:f` other
- * than `:txn`) are skipped and counted; a client op without `:f` is an error. Invocations pair
- * with completions by process, as in Jepsen: a process runs one op at a time; an `:info`
- * completion means the outcome is unknown (the process is then retired; Jepsen uses a fresh
- * process number next). An invocation never completed counts as `:info`. No Bun or Node APIs.
+ * Events that are not client transactions are left out and counted: non-client events
+ * (`:process :nemesis` or any keyword process) on purpose, and client ops whose `:f` is not `:txn`
+ * with their lines, so that a reader can say what it left out. A client op without `:f`, or one
+ * whose fields cannot be read, is an error; or, when asked, left out with its line and why.
+ * Invocations pair with completions by process, as in Jepsen: a process runs one op at a time; an
+ * `:info` completion means the outcome is unknown (the process is then retired; Jepsen uses a
+ * fresh process number next). An invocation never completed counts as `:info`. No Bun or Node
+ * APIs.
  */
 import {
   EdnList,
@@ -24,29 +27,9 @@ import {
   readEdnForms,
   type EdnValue,
 } from "./edn.ts"
+import type { MicroOp, Op, OpType } from "./op.ts"
 
-/** The type of a history event. */
-export type OpType = "invoke" | "ok" | "fail" | "info"
-
-/** A micro-op: `[:append key value]` or `[:r key list-or-nil]`. */
-export type MicroOp = readonly ["append", number, number] | readonly ["r", number, readonly number[] | null]
-
-/** One client event of the history. `time` is Jepsen's nanoseconds, -1 when the file has none. */
-export interface Op {
-  readonly type: OpType
-  readonly f: "txn"
-  readonly process: number | string
-  readonly time: number
-  readonly index: number
-  /** The micro-ops; null when the value is nil or (on :fail/:info only) not micro-ops. */
-  readonly value: readonly MicroOp[] | null
-  /** The value as written when it is not micro-ops (kept for printing). */
-  readonly rawValue?: EdnValue
-  /** Other keys of the op map (`:error`, ...), kept for printing. */
-  readonly extra?: ReadonlyArray<readonly [EdnValue, EdnValue]>
-  /** The line of the history file the op starts on, when read from a file. */
-  readonly line?: number
-}
+export type { MicroOp, Op, OpType }
 
 /** An invocation paired with its completion: one operation of the workload. */
 export interface Txn {
@@ -68,21 +51,47 @@ export interface Txn {
   readonly completeRank: number
 }
 
-/** A history that cannot be checked: bad shapes, bad pairing, non-unique appended values. */
+/**
+ * A history that cannot be checked: bad shapes, bad pairing, non-unique appended values. `rule`
+ * is the reason without what this op holds (alike for every op with the same fault).
+ */
 export class HistoryError extends Error {
   override readonly name = "HistoryError"
   constructor(
     readonly reason: string,
     readonly line?: number,
+    readonly rule: string = reason,
   ) {
     super(line === undefined ? reason : `line ${line}: ${reason}`)
   }
 }
 
-/** Client ops of a history file and the number of events skipped as non-client. */
+/**
+ * A client event a reader left out: `not-txn`, a client op whose `:f` is not `:txn` (`rule` names
+ * its `:f`); `unreadable`, one it could not read (`rule` is the fault, `reason` the full message).
+ */
+export interface SkippedEvent {
+  readonly kind: "not-txn" | "unreadable"
+  readonly rule: string
+  readonly reason: string
+  readonly line: number | undefined
+}
+
+/** The client ops of a history file, and what was left out. */
 export interface ParsedHistory {
   readonly ops: Op[]
+  /** Events left out as not client transactions: `nonClient` plus the `not-txn` ones of `skipped`. */
   readonly ignored: number
+  /** Non-client events (a keyword `:process`, such as `:nemesis`). */
+  readonly nonClient: number
+  /** The client events left out, in file order. */
+  readonly skipped: readonly SkippedEvent[]
+}
+
+/** How {@link parseHistory} reads. */
+export interface ParseOptions {
+  /** Leave out (as `unreadable` in `skipped`) client ops it cannot read, rather than throw. */
+  readonly skipUnreadable?: boolean
 }
 
 const K = {
@@ -106,44 +115,59 @@ const KNOWN_KEYS = new Set<EdnValue>([K.type, K.f, K.value, K.process, K.time, K
 
 /**
  * Reads a history file's text: one op map per top-level form (Jepsen's `history.edn`), or one
- * top-level vector or list of op maps. Throws EdnError or HistoryError.
+ * top-level vector or list of op maps. Throws EdnError; throws HistoryError for an op it cannot
+ * read unless `skipUnreadable` is set.
  */
-export function parseHistory(text: string): ParsedHistory {
+export function parseHistory(text: string, options: ParseOptions = {}): ParsedHistory {
   const forms = [...readEdnForms(text)]
   const only = forms.length === 1 ? forms[0]?.value : undefined
   const items = Array.isArray(only) ? only : only instanceof EdnList ? only.items : undefined
   const located = items ?? forms.map((f) => f.value)
   const where = lineLocator(text)
   const ops: Op[] = []
-  let ignored = 0
+  const skipped: SkippedEvent[] = []
+  let nonClient = 0
   located.forEach((v, position) => {
     const line = v instanceof EdnMap && v.offset >= 0 ? where(v.offset).line : forms[items ? 0 : position]?.line
-    const op = opFromEdn(v, position, line)
-    if (op === null) ignored++
-    else ops.push(op)
+    let event: Op | LeftOut
+    try {
+      event = opFromEdn(v, position, line)
+    } catch (e) {
+      if (!(options.skipUnreadable === true && e instanceof HistoryError)) throw e
+      skipped.push({ kind: "unreadable", rule: e.rule, reason: e.reason, line })
+      return
+    }
+    if (!("left" in event)) ops.push(event)
+    else if (event.left === "non-client") nonClient++
+    else skipped.push({ kind: "not-txn", rule: `:f ${brief(event.f)}`, reason: `:f ${brief(event.f)}, not :txn`, line })
   })
-  return { ops, ignored }
+  const notTxn = skipped.filter((s) => s.kind === "not-txn").length
+  return { ops, ignored: nonClient + notTxn, nonClient, skipped }
 }
 
+/** An event that is not a client transaction: a non-client one, or a client op of another `:f`. */
+export type LeftOut = { readonly left: "non-client" } | { readonly left: "not-txn"; readonly f: EdnValue }
+
 /**
- * Converts one parsed op map to an Op; null for a non-client event (keyword process such as
- * `:nemesis`, or `:f` other than `:txn`). `position` is the default `:index`.
+ * Converts one parsed op map to an Op, or says why it is left out (a keyword process such as
+ * `:nemesis`, or `:f` other than `:txn`). `position` is the default `:index`. Throws HistoryError
+ * for an op it cannot read.
  */
-export function opFromEdn(v: EdnValue, position: number, line?: number): Op | null {
-  const fail = (reason: string): never => {
-    throw new HistoryError(reason, line)
+export function opFromEdn(v: EdnValue, position: number, line?: number): Op | LeftOut {
+  const fail = (f: Fault): never => {
+    throw new HistoryError(f.reason, line, f.rule)
   }
-  if (!(v instanceof EdnMap)) return fail(`expected an op map, found ${brief(v)}`)
+  if (!(v instanceof EdnMap)) return fail(fault("expected an op map", v))
   const process = v.get(K.process)
-  if (process instanceof Keyword) return null
+  if (process instanceof Keyword) return { left: "non-client" }
   const f = v.get(K.f)
-  if (f === undefined) return fail("op has no :f")
-  if (f !== K.txn) return null
+  if (f === undefined) return fail(fault("op has no :f"))
+  if (f !== K.txn) return { left: "not-txn", f }
   const typeKw = v.get(K.type)
   const type = typeKw instanceof Keyword ? TYPES.get(typeKw) : undefined
-  if (type === undefined) return fail(`op :type must be :invoke, :ok, :fail or :info, found ${brief(typeKw)}`)
+  if (type === undefined) return fail(fault("op :type must be :invoke, :ok, :fail or :info", typeKw))
   if (!(Number.isSafeInteger(process) || typeof process === "string"))
-    return fail(`op :process must be an integer, string or keyword, found ${brief(process)}`)
+    return fail(fault("op :process must be an integer, string or keyword", process))
   const index = optionalInt(v.get(K.index), ":index", fail) ?? position
   const time = optionalInt(v.get(K.time), ":time", fail) ?? -1
   const raw = v.get(K.value) ?? null
@@ -162,46 +186,58 @@ export function opFromEdn(v: EdnValue, position: number, line?: number): Op | nu
   }
 }
 
+/** Why an op cannot be read: `rule` names the fault, `reason` adds what the op holds. */
+interface Fault {
+  readonly rule: string
+  readonly reason: string
+}
+
+/** The fault `rule`, and what was found instead when given. */
+function fault(rule: string, ...found: [] | [EdnValue | undefined]): Fault {
+  return { rule, reason: found.length === 0 ? rule : `${rule}, found ${brief(found[0])}` }
+}
+
 /** An optional integer field: undefined when absent or nil. */
-function optionalInt(v: EdnValue | undefined, name: string, fail: (r: string) => never): number | undefined {
+function optionalInt(v: EdnValue | undefined, name: string, fail: (f: Fault) => never): number | undefined {
   if (v === undefined || v === null) return undefined
   if (typeof v === "number" && Number.isSafeInteger(v)) return v
-  return fail(`op ${name} must be an integer, found ${brief(v)}`)
+  return fail(fault(`op ${name} must be an integer`, v))
 }
 
 /**
  * The micro-ops of a txn value. On :fail and :info completions a value that is not micro-ops is
  * tolerated (returns null: the outcome carries no observation); elsewhere it is an error.
  */
-function microOps(raw: EdnValue, type: OpType, fail: (r: string) => never): readonly MicroOp[] | null {
+function microOps(raw: EdnValue, type: OpType, fail: (f: Fault) => never): readonly MicroOp[] | null {
   const lenient = type === "fail" || type === "info"
   const items = Array.isArray(raw) ? raw : raw instanceof EdnList ? raw.items : undefined
-  if (items === undefined) return lenient ? null : fail(`txn :value must be a vector of micro-ops, found ${brief(raw)}`)
+  if (items === undefined) return lenient ? null : fail(fault("txn :value must be a vector of micro-ops", raw))
   const out: MicroOp[] = []
   for (const item of items) {
     const m = microOp(item)
-    if (typeof m === "string") return lenient ? null : fail(m)
+    if ("rule" in m) return lenient ? null : fail(m)
     out.push(m)
   }
   return out
 }
 
-/** One micro-op, or a reason why it is not one. */
-function microOp(v: EdnValue): MicroOp | string {
+/** One micro-op, or why it is not one. */
+function microOp(v: EdnValue): MicroOp | Fault {
   const items = Array.isArray(v) ? v : v instanceof EdnList ? v.items : undefined
-  if (items === undefined || items.length !== 3) return `micro-op must be [:append k v] or [:r k list], found ${brief(v)}`
+  if (items === undefined || items.length !== 3) return fault("micro-op must be [:append k v] or [:r k list]", v)
   const [f, key, arg] = items as [EdnValue, EdnValue, EdnValue]
-  if (!(typeof key === "number" && Number.isSafeInteger(key))) return `micro-op key must be an integer, found ${brief(key)}`
+  if (!(typeof key === "number" && Number.isSafeInteger(key))) return fault("micro-op key must be an integer", key)
   if (f === K.append) {
     if (typeof arg === "number" && Number.isSafeInteger(arg)) return ["append", key, arg]
-    return `appended value must be a safe integer, found ${brief(arg)}`
+    return fault("appended value must be a safe integer", arg)
   }
-  if (f !== K.r) return `micro-op must be :append or :r, found ${brief(f)}`
+  if (f !== K.r) return fault("micro-op must be :append or :r", f)
   if (arg === null) return ["r", key, null]
   const list = Array.isArray(arg) ? arg : arg instanceof EdnList ? arg.items : undefined
-  if (list === undefined) return `read result must be a vector of integers or nil, found ${brief(arg)}`
+  if (list === undefined) return fault("read result must be a vector of integers or nil", arg)
   for (const x of list)
-    if (!(typeof x === "number" && Number.isSafeInteger(x))) return `read list holds a non-integer ${brief(x)}`
+    if (!(typeof x === "number" && Number.isSafeInteger(x)))
+      return { rule: "read list holds a non-integer", reason: `read list holds a non-integer ${brief(x)}` }
   return ["r", key, list as number[]]
 }
 

@@ -120,3 +120,74 @@ test("cli: usage errors exit 2; --help exits 0", async () => {
   assert.equal(help.code, 0)
   assert.match(help.out[0] ?? "", /usage: paxos check/)
 })
+
+test("cli: an empty file, or one of comments only, has nothing to check: exit 2 with one line", async () => {
+  for (const text of ["", "\n  \n", "; no ops here\n"]) {
+    const r = await withFile(text, (p) => run([p]))
+    assert.equal(r.code, 2, JSON.stringify(text))
+    assert.deepEqual(r.out, [])
+    assert.equal(r.err.length, 1)
+    assert.match(r.err[0] ?? "", /^paxos check: .*history\.edn: nothing to check: the file holds no ops$/)
+  }
+})
+
+test("cli: a file with no op of the list-append form exits 2, saying what it holds", async () => {
+  const appendF = lines(`
+    {:type :invoke, :f :append, :value 1, :process 0, :time 1, :index 0}
+    {:type :ok, :f :append, :value 1, :process 0, :time 2, :index 1}
+    {:type :info, :f :start-partition, :value nil, :process :nemesis, :time 3, :index 2}
+    {:type :invoke, :f :read, :value nil, :process 1, :time 4, :index 3}
+  `)
+  const r = await withFile(appendF, (p) => run([p]))
+  assert.equal(r.code, 2)
+  assert.deepEqual(r.out, [])
+  assert.equal(r.err.length, 1)
+  assert.match(r.err[0] ?? "", /nothing to check: no client op of the list-append form \(:f :txn\)/)
+  assert.match(r.err[0] ?? "", /1 non-client event/)
+  assert.match(r.err[0] ?? "", /2 client ops with :f :append, not :txn \(e\.g\. line 1\)/)
+  assert.match(r.err[0] ?? "", /1 client op with :f :read, not :txn \(e\.g\. line 4\)/)
+
+  const nemesisOnly = await withFile("{:type :info, :f :kill, :value nil, :process :nemesis}\n", (p) => run([p]))
+  assert.equal(nemesisOnly.code, 2)
+  assert.match(nemesisOnly.err[0] ?? "", /nothing to check: .*only 1 non-client event/)
+
+  const unreadable = await withFile(
+    lines(`
+      {:type :invoke, :f :txn, :value [[:append 0 "x"]], :process 0}
+      {:type :done, :f :txn, :value nil, :process 1}
+    `),
+    (p) => run([p]),
+  )
+  assert.equal(unreadable.code, 2)
+  assert.equal(unreadable.err.length, 1)
+  assert.match(unreadable.err[0] ?? "", /1 unreadable op: appended value must be a safe integer \(e\.g\. line 1, found "x"\)/)
+  assert.match(unreadable.err[0] ?? "", /1 unreadable op: op :type must be :invoke, :ok, :fail or :info \(e\.g\. line 2, found :done\)/)
+})
+
+test("cli: lines it cannot use are skipped and reported by reason, beside a valid or an invalid verdict", async () => {
+  const unreadable = [
+    '{:type :invoke, :f :txn, :value [[:append 0 "x"]], :process 7}',
+    "{:type :invoke, :f :txn, :value [[:append 0 :y]], :process 8}",
+    "{:type :invoke, :value [[:r 0 nil]], :process 9}",
+    "{:type :invoke, :f :cas, :value [0 1], :process 10}",
+  ]
+  const one = [unreadable[0], "{:type :invoke, :f :txn, :value [[:r 0 nil]], :process 0}", ...unreadable.slice(1)].join("\n")
+  const valid = await withFile(one, (p) => run([p]))
+  assert.equal(valid.code, 0, valid.err.join("\n"))
+  assert.deepEqual(valid.err, [])
+  assert.ok(valid.out.includes("skipped: 4 client events it could not use, left out of the verdict:"), valid.out.join("\n"))
+  assert.ok(valid.out.includes('  2 unreadable ops: appended value must be a safe integer (e.g. line 1, found "x")'), valid.out.join("\n"))
+  assert.ok(valid.out.includes("  1 unreadable op: op has no :f (e.g. line 4)"), valid.out.join("\n"))
+  assert.ok(valid.out.includes("  1 client op with :f :cas, not :txn (e.g. line 5)"), valid.out.join("\n"))
+  assert.match(valid.out.join("\n"), /verdict: valid \(linearizable\); 4 client events skipped/)
+
+  const invalid = await withFile(STALE + unreadable.join("\n") + "\n", (p) => run([p]))
+  assert.equal(invalid.code, 1)
+  assert.ok(invalid.out.includes("skipped: 4 client events it could not use, left out of the verdict:"), invalid.out.join("\n"))
+  assert.match(invalid.out.join("\n"), /verdict: INVALID \(not linearizable\): 1 anomaly \(stale-read 1\); 4 client events skipped/)
+
+  // Nemesis ops are skipped on purpose: counted in the summary, not reported as skipped lines.
+  const nemesis = await withFile(VALID, (p) => run([p]))
+  assert.equal(nemesis.code, 0)
+  assert.ok(!nemesis.out.some((l) => l.startsWith("skipped:")), nemesis.out.join("\n"))
+})

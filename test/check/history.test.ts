@@ -180,3 +180,21 @@ test("history: real-time order follows :time when the file is out of order, else
   assert.deepEqual(realTimeOrder(untimed), [0, 1, 2])
   assert.equal(pairOps([]).length, 0)
 })
+
+test("history: what is left out is counted and listed; unreadable ops are skipped only when asked", () => {
+  const text = lines(`
+    {:type :invoke, :f :txn, :value [[:r 0 nil]], :process 0}
+    {:type :info, :f :kill, :value nil, :process :nemesis}
+    {:type :invoke, :f :append, :value 3, :process 1}
+    {:type :invoke, :f :txn, :value [[:append 0 1.5]], :process 2}
+  `)
+  assert.throws(() => parseHistory(text), /line 4: appended value must be a safe integer, found 1\.5/)
+  const p = parseHistory(text, { skipUnreadable: true })
+  assert.equal(p.ops.length, 1)
+  assert.equal(p.nonClient, 1)
+  assert.equal(p.ignored, 2, "non-client events and client ops of another :f, as before")
+  assert.deepEqual(p.skipped, [
+    { kind: "not-txn", rule: ":f :append", reason: ":f :append, not :txn", line: 3 },
+    { kind: "unreadable", rule: "appended value must be a safe integer", reason: "appended value must be a safe integer, found 1.5", line: 4 },
+  ])
+})
