@@ -37,7 +37,7 @@ export class Recorder {
   private index = 0
   /**
    * history.edn, written line by line as events happen. Every ok op carries the whole list (the
-   * SPEC/Elle format), so the text of a long run is quadratic in its length: holding it in memory
+   * Elle's list-append format), so the text of a long run is quadratic in its length: holding it in memory
    * (or joining it into one string) ran a 300 s closed-loop run out of memory. Nothing of it is
    * kept here; what is not yet written waits in a small buffer.
    */

@@ -1,5 +1,5 @@
 /**
- * The exact linearizability checker for a single append-only list (SPEC.md, "History files").
+ * The exact linearizability checker for a single append-only list (README, "History files").
  *
  * Every ok list (reads, and appends that returned the list) is a snapshot of the one list, so
  * the longest ok list L fixes the order of every value any op observed. Each operation that takes

@@ -1,5 +1,5 @@
 /**
- * Records what clients saw as a Jepsen list-append history (SPEC), one op a line in EDN:
+ * Records what clients saw as a Jepsen list-append history (README, "History files"), one op a line in EDN:
  *   append invoke [[:append 0 5] [:r 0 nil]], ok [[:append 0 5] [:r 0 [1 2 5]]]
  *   read   invoke [[:r 0 nil]],               ok [[:r 0 [1 2 5]]]
  * A :fail or :info completion repeats the invocation's value. After an :info the process is

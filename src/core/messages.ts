@@ -125,7 +125,7 @@ export const PeerEnvelope = S.Struct({
 export type PeerEnvelope = typeof PeerEnvelope.Type
 
 // ---------------------------------------------------------------------------------------------
-// Client API (SPEC.md): bodies are decoded with onExcessProperty "error", so extra fields fail.
+// Client API (README, "HTTP API"): bodies are decoded with onExcessProperty "error", so extra fields fail.
 
 export const AppendRequest = S.Struct({
   value: Value,

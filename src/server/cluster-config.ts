@@ -1,5 +1,5 @@
 /**
- * The cluster's config file (SPEC): one node a line, `host[:port]` with port 5000 when left out;
+ * The cluster's config file (README, "Config file"): one node a line, `host[:port]` with port 5000 when left out;
  * blank lines and `#` comments ignored. A node's index is its position in the file, and the
  * cluster id is a hash of the ordered node list, so two clusters with different files never
  * exchange messages and a data dir never moves to another cluster unnoticed.

@@ -1,5 +1,5 @@
 /**
- * Errors of the HTTP API as tagged errors, each with its SPEC status. On the wire they are
+ * Errors of the HTTP API as tagged errors, each with the status the README documents. On the wire they are
  * `{"error":"<Tag>","message":"...","definite":true|false}`: `definite` says the request was
  * definitely not applied (every 4xx, and 503); 504 means the outcome is unknown.
  */

@@ -88,7 +88,7 @@ interface PeerKeys extends PeerAuth {
 }
 
 /**
- * The shared secret for peer authentication (SPEC): null without one (the node runs, and says
+ * The shared secret for peer authentication (docs/SECURITY.md): null without one (the node runs, and says
  * loudly that peers are not authenticated). A file that cannot be read or holds fewer than
  * SECRET_MIN_BYTES bytes is a startup error (exit 2).
  */
