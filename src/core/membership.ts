@@ -1,0 +1,205 @@
+/**
+ * Membership rules, as a pure module (docs/MEMBERSHIP.md): configurations, the alpha window that
+ * says which configuration governs a slot, the check every replica applies to a change, and
+ * quorums. It changes no live state: each function takes what it is given and returns a new value
+ * or the reason it refuses, and `checkConfig` holds on everything it accepts and returns.
+ *
+ * A change decided in slot s governs the slots from s + ALPHA on. A leader proposes slot t only
+ * once it applied every slot up to t - ALPHA, so the configuration of any slot it proposes depends
+ * on decided values only, and every leader computes the same one.
+ */
+import { invariant } from "./invariant.ts"
+
+/** Slots between the decision of a change and the first slot it governs. */
+export const ALPHA = 64
+/** Members of one configuration, voters and learners together, at most. */
+export const MEMBERS_MAX = 9
+/** Length of a member's address (`host:port`), at most. */
+export const ADDRESS_LENGTH_MAX = 255
+/** An incarnation: 16 lowercase hex digits (64 random bits). */
+export const INCARNATION_PATTERN = /^[0-9a-f]{16}$/
+
+export interface Member {
+  /** The member's number in ballots and messages; never reused within a cluster. */
+  readonly id: number
+  readonly address: string
+  /** The data directory that may speak for this id; null for a learner that has not joined yet. */
+  readonly incarnation: string | null
+  readonly voter: boolean
+}
+
+export interface Config {
+  /** Changes of members applied so far (0 for the initial configuration; a Bind is not one). */
+  readonly epoch: number
+  /** Sorted by id. */
+  readonly members: readonly Member[]
+  /** The id the next added member gets. */
+  readonly nextId: number
+}
+
+export type Change =
+  | { readonly _tag: "Add"; readonly address: string }
+  | { readonly _tag: "Promote"; readonly id: number }
+  | { readonly _tag: "Remove"; readonly id: number }
+  | { readonly _tag: "Bind"; readonly id: number; readonly incarnation: string }
+
+/**
+ * What a replica knows of membership after applying some slot: the configuration in force, and
+ * a change decided but not yet in force (it governs the slots from `next.from` on).
+ */
+export interface Membership {
+  readonly current: Config
+  readonly next: { readonly config: Config; readonly from: number } | null
+}
+
+/** Why a change is refused; every replica refuses it alike, and nothing changes. */
+export type Refusal =
+  | { readonly _tag: "InFlight"; readonly until: number }
+  | { readonly _tag: "Invalid"; readonly message: string }
+
+// ---------------------------------------------------------------------------------------------
+// Configurations
+
+/** The voters' ids, ascending. */
+export const voters = (c: Config): number[] => c.members.filter((m) => m.voter).map((m) => m.id)
+
+export const memberById = (c: Config, id: number): Member | undefined => c.members.find((m) => m.id === id)
+export const memberByAddress = (c: Config, address: string): Member | undefined => c.members.find((m) => m.address === address)
+
+/** Votes needed among the voters of `c`. */
+export const quorumSize = (c: Config): number => Math.floor(voters(c).length / 2) + 1
+
+/** Whether `ids` (any, repeated or not) include a quorum of `c`'s voters; non-voters do not count. */
+export function isQuorum(c: Config, ids: Iterable<number>): boolean {
+  const v = new Set(voters(c))
+  const seen = new Set<number>()
+  for (const id of ids) if (v.has(id)) seen.add(id)
+  return seen.size >= quorumSize(c)
+}
+
+/**
+ * The configuration a cluster starts with: the config file's addresses, in order, as voters 0 to
+ * n-1 bound to the incarnations given (every initial member binds them all before it votes).
+ */
+export function initialConfig(addresses: readonly string[], incarnations: readonly string[]): Config {
+  invariant(addresses.length === incarnations.length, () => `initial config: ${addresses.length} addresses but ${incarnations.length} incarnations`)
+  const c: Config = {
+    epoch: 0,
+    members: addresses.map((address, id) => ({ id, address, incarnation: incarnations[id] as string, voter: true })),
+    nextId: addresses.length
+  }
+  checkConfig(c)
+  return c
+}
+
+/** The invariants of a configuration; a violation stops the node (a defect, never a typed error). */
+export function checkConfig(c: Config): void {
+  const ids = new Set<number>()
+  const addresses = new Set<string>()
+  let lastId = -1
+  for (const m of c.members) {
+    invariant(Number.isSafeInteger(m.id) && m.id >= 0 && m.id < c.nextId, () => `config: member id ${m.id} outside [0, ${c.nextId})`)
+    invariant(m.id > lastId, () => `config: members not sorted by id, or id ${m.id} twice`)
+    lastId = m.id
+    invariant(!addresses.has(m.address), () => `config: address ${m.address} twice`)
+    ids.add(m.id)
+    addresses.add(m.address)
+    invariant(m.incarnation === null || INCARNATION_PATTERN.test(m.incarnation), () => `config: member ${m.id} has a malformed incarnation`)
+    invariant(!m.voter || m.incarnation !== null, () => `config: voter ${m.id} is bound to no incarnation`)
+  }
+  invariant(c.members.length <= MEMBERS_MAX, () => `config: ${c.members.length} members, at most ${MEMBERS_MAX}`)
+  invariant(voters(c).length >= 1, () => "config: no voter")
+  invariant(Number.isSafeInteger(c.epoch) && c.epoch >= 0, () => `config: epoch ${c.epoch}`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The alpha window
+
+/** Membership before any change: the initial configuration governs every slot. */
+export const startMembership = (initial: Config): Membership => ({ current: initial, next: null })
+
+/**
+ * The configuration that governs `slot`, for a replica that applied every slot up to `applied`.
+ * Defined only for slots up to applied + ALPHA: beyond, it depends on slots not yet applied.
+ */
+export function configAt(m: Membership, applied: number, slot: number): Config {
+  invariant(slot <= applied + ALPHA, () => `configAt(${slot}) after applying ${applied}: beyond the alpha window`)
+  return m.next !== null && slot >= m.next.from ? m.next.config : m.current
+}
+
+/** The configurations that govern the slots from `from` to `to`, oldest first (one or two). */
+export function configsBetween(m: Membership, applied: number, from: number, to: number): Config[] {
+  const first = configAt(m, applied, from)
+  const last = configAt(m, applied, Math.max(from, to))
+  return first === last ? [first] : [first, last]
+}
+
+/** Membership as it stands at `slot`: a change whose first slot is reached is in force. */
+export function settle(m: Membership, slot: number): Membership {
+  return m.next !== null && slot >= m.next.from ? { current: m.next.config, next: null } : m
+}
+
+/**
+ * Applies a change decided in `slot` (slots are applied in order). A change while another is in
+ * flight, or an invalid one, is refused and changes nothing: every replica decides alike, from the
+ * log. A Bind changes no quorum (it binds a learner), so it takes effect at once and is never in
+ * flight; every other change governs the slots from slot + ALPHA on.
+ */
+export function applyChange(m: Membership, slot: number, change: Change): { readonly membership: Membership } | Refusal {
+  const now = settle(m, slot)
+  const base = now.next?.config ?? now.current
+  const changed = changeConfig(base, change)
+  if ("_tag" in changed) return changed
+  checkConfig(changed)
+  if (change._tag === "Bind") {
+    // Binding a learner's incarnation: the learner in `next` is bound too, if a change is pending.
+    if (now.next === null) return { membership: { current: changed, next: null } }
+    const current = changeConfig(now.current, change)
+    return { membership: { current: "_tag" in current ? now.current : current, next: { config: changed, from: now.next.from } } }
+  }
+  if (now.next !== null) return { _tag: "InFlight", until: now.next.from }
+  return { membership: { current: now.current, next: { config: changed, from: slot + ALPHA } } }
+}
+
+/** The configuration after `change`, or why it is invalid. */
+export function changeConfig(c: Config, change: Change): Config | Refusal {
+  const invalid = (message: string): Refusal => ({ _tag: "Invalid", message })
+  const epoch = c.epoch + 1
+  switch (change._tag) {
+    case "Add": {
+      if (change.address.length === 0 || change.address.length > ADDRESS_LENGTH_MAX) return invalid(`address must have 1 to ${ADDRESS_LENGTH_MAX} characters`)
+      const dup = memberByAddress(c, change.address)
+      if (dup !== undefined) return invalid(`${change.address} is a member already (id ${dup.id}, ${dup.voter ? "voter" : "learner"})`)
+      if (c.members.length >= MEMBERS_MAX) return invalid(`the cluster has ${c.members.length} members, at most ${MEMBERS_MAX}`)
+      const added: Member = { id: c.nextId, address: change.address, incarnation: null, voter: false }
+      return { epoch, members: [...c.members, added], nextId: c.nextId + 1 }
+    }
+    case "Promote": {
+      const m = memberById(c, change.id)
+      if (m === undefined) return invalid(`no member with id ${change.id}`)
+      if (m.voter) return invalid(`${m.address} is a voter already`)
+      if (m.incarnation === null) return invalid(`${m.address} has not joined yet: start it with --join first`)
+      return { epoch, members: c.members.map((x) => (x.id === m.id ? { ...x, voter: true } : x)), nextId: c.nextId }
+    }
+    case "Remove": {
+      const m = memberById(c, change.id)
+      if (m === undefined) return invalid(`no member with id ${change.id}`)
+      if (m.voter && voters(c).length === 1) return invalid(`${m.address} is the last voter: add and promote another first`)
+      return { epoch, members: c.members.filter((x) => x.id !== m.id), nextId: c.nextId }
+    }
+    case "Bind": {
+      const m = memberById(c, change.id)
+      if (m === undefined) return invalid(`no member with id ${change.id}`)
+      if (!INCARNATION_PATTERN.test(change.incarnation)) return invalid("malformed incarnation")
+      if (m.incarnation !== null) {
+        return invalid(
+          m.incarnation === change.incarnation
+            ? `${m.address} has joined already`
+            : `${m.address} is bound to another data directory (it lost its data, or another node took its address): remove it and add it again`
+        )
+      }
+      // A binding is not a change of members: the epoch stays.
+      return { epoch: c.epoch, members: c.members.map((x) => (x.id === m.id ? { ...x, incarnation: change.incarnation } : x)), nextId: c.nextId }
+    }
+  }
+}
