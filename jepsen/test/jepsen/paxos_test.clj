@@ -1,7 +1,7 @@
 (ns jepsen.paxos-test
   "Unit tests of the pure parts of the Jepsen test: outcome classification,
-  fault parsing, the Knossos list model and the node layout. No nodes needed:
-  `lein test`."
+  retries, fault parsing, the Knossos list model and the node layout. No nodes
+  needed: `lein test`."
   (:require [clojure.test :refer [deftest is testing]]
             [jepsen.paxos.client :as pc]
             [jepsen.paxos.db :as db]
@@ -31,6 +31,82 @@
 (deftest ops-test
   (is (= {:f :txn, :value [[:append 0 5] [:r 0 nil]]} (pc/append-op 5)))
   (is (= {:f :txn, :value [[:r 0 nil]]} pc/read-op)))
+
+;; Appends with retries, over scripted responses instead of the network.
+
+(defn scripted-append
+  "Runs pc/append! of v for a client of node with the given retries, where
+  each HTTP request gets the next of responses and retry pauses are only
+  recorded. Returns {:op completed-op, :events [[:request body] [:pause] ...]}."
+  [node retries responses v]
+  (let [left   (atom responses)
+        events (atom [])]
+    (with-redefs [pc/request!     (fn [n method path body timeout-ms]
+                                    (is (= [node :post "/append"] [n method path]))
+                                    (swap! events conj [:request body])
+                                    (let [r (first @left)]
+                                      (swap! left rest)
+                                      r))
+                  pc/retry-pause! (fn []
+                                    (swap! events conj [:pause])
+                                    0)]
+      (let [client {:node node, :timeout-ms 1000, :retries retries
+                    :client-id "jepsen-test", :next-seq (atom 0)}
+            op     (pc/append! client (pc/append-op v) v)]
+        {:op op, :events @events}))))
+
+(deftest append-retry-test
+  (testing "a pause before each retry, none before the first attempt; every
+           retry is the same request"
+    (let [{:keys [op events]}
+          (scripted-append "n1" 2
+                           [{:error (IOException. "Connection reset by peer")}
+                            {:error (ConnectException. "Connection refused")}
+                            {:status 504
+                             :body   {:error "OutcomeUnknown", :definite false}
+                             :raw    "{}"}]
+                           7)
+          body {:value 7, :client "jepsen-test", :seq 1}]
+      (is (= [[:request body] [:pause] [:request body] [:pause] [:request body]]
+             events))
+      (testing "and the :info op's :error names every attempt, in order"
+        (is (= :info (:type op)))
+        (is (= [[:append 0 7] [:r 0 nil]] (:value op)))
+        (is (= [1 2 3] (mapv :attempt (:error op))))
+        (is (= ["n1" "n1" "n1"] (mapv :node (:error op))))
+        (is (= ["java.io.IOException" "java.net.ConnectException" nil]
+               (mapv :class (:error op))))
+        (is (= {:attempt 3, :node "n1", :type :http, :status 504
+                :error "OutcomeUnknown", :message "{}"}
+               (nth (:error op) 2))))))
+  (testing "a definite failure of the first attempt: :fail, no retry"
+    (let [{:keys [op events]}
+          (scripted-append "n2" 2 [{:error (ConnectException. "Connection refused")}] 8)]
+      (is (= :fail (:type op)))
+      (is (= 1 (count events)))
+      (is (= [{:attempt 1, :node "n2", :type :exception
+               :class "java.net.ConnectException", :message "Connection refused"}]
+             (:error op)))))
+  (testing "success after a retry: :ok with the list, no :error"
+    (let [{:keys [op events]}
+          (scripted-append "n3" 2 [{:error (TimeoutException. "idle timeout: 1000ms")}
+                                   {:status 200, :body {:list [3 9]}, :raw "{}"}]
+                           9)]
+      (is (= :ok (:type op)))
+      (is (= [[:append 0 9] [:r 0 [3 9]]] (:value op)))
+      (is (nil? (:error op)))
+      (is (= [:request :pause :request] (mapv first events)))))
+  (testing "with no retries, an unknown outcome ends :info after one attempt"
+    (let [{:keys [op events]} (scripted-append "n1" 0 [{:status 504, :body nil}] 10)]
+      (is (= :info (:type op)))
+      (is (= 1 (count (:error op)) (count events))))))
+
+(deftest retry-pause-test
+  (let [{lo :min, hi :max} pc/retry-pause-ms
+        draws (repeatedly 1000 pc/retry-pause-draw)]
+    (is (< 0 lo hi))
+    (is (every? #(<= lo % (dec hi)) draws))
+    (is (< 1 (count (distinct draws))) "jittered, not one fixed pause")))
 
 (deftest parse-faults-test
   (is (= [:partition :kill] (nemesis/parse-faults "partition,kill")))
@@ -71,3 +147,4 @@
   (is (thrown? IllegalArgumentException (db/node-dir "")))
   (is (= "# Written by the Jepsen test: the nodes of this run.\n10.77.0.11:5000\n10.77.0.12:5000\n"
          (db/config-text {:nodes ["10.77.0.11" "10.77.0.12"]}))))
+

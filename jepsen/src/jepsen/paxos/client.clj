@@ -176,34 +176,66 @@
              :value [[:r the-key (list-of (:list (:body r)) (:raw r))]])
       (assoc op :type :fail, :error (error-description r)))))
 
+(def retry-pause-ms
+  "Before each retry of an append, the client waits a random time in
+  [min, max) milliseconds. Without it a retry after a reset connection (a
+  killed node, say) follows at once and gets `connection refused` within
+  milliseconds; the pause gives a restarted node or a new leader a moment,
+  and the jitter keeps clients that failed together from retrying together."
+  {:min 100, :max 500})
+
+(defn retry-pause-draw
+  "A random pause in milliseconds, in the range retry-pause-ms gives."
+  []
+  (let [{lo :min, hi :max} retry-pause-ms]
+    (+ lo (rand-int (- hi lo)))))
+
+(defn retry-pause!
+  "Sleeps before a retry, for a random time from retry-pause-draw. Returns the
+  milliseconds slept."
+  []
+  (let [ms (retry-pause-draw)]
+    (Thread/sleep (long ms))
+    ms))
+
+(defn attempt-error
+  "One entry of an append's :error: the attempt's number (from 1), the node it
+  went to, and what went wrong (error-description)."
+  [attempt node response]
+  (merge {:attempt attempt, :node node} (error-description response)))
+
 (defn append!
   "Appends v with `POST /append`, sending this client's id and a fresh
   sequence number so that the node applies it at most once. While the outcome
   is unknown (a timeout after sending, a 504), the same request, same id and
-  sequence number, is retried up to :retries more times; the node then answers
-  a retry of an applied append with its first answer. Once any attempt was
-  uncertain, a later definite error cannot show that an earlier attempt was
-  not applied, so the op ends :ok or :info, never :fail."
+  sequence number, is retried up to :retries more times, each after a short
+  random pause (retry-pause!); the node then answers a retry of an applied
+  append with its first answer. Once any attempt was uncertain, a later
+  definite error cannot show that an earlier attempt was not applied, so the
+  op ends :ok or :info, never :fail. The :error of a :fail or :info op is a
+  vector with one entry per attempt (attempt-error), in order."
   [{:keys [node timeout-ms retries client-id next-seq]} op v]
   (let [body {:value v, :client client-id, :seq (swap! next-seq inc)}]
-    (loop [attempts-left (inc (long retries))
-           uncertain?    false]
+    (loop [attempt    1
+           errors     []
+           uncertain? false]
       (let [r (request! node :post "/append" body timeout-ms)
             o (outcome r)]
-        (cond (= :ok o)
-              (assoc op
-                     :type  :ok
-                     :value [[:append the-key v]
-                             [:r the-key (list-of (:list (:body r)) (:raw r))]])
+        (if (= :ok o)
+          (assoc op
+                 :type  :ok
+                 :value [[:append the-key v]
+                         [:r the-key (list-of (:list (:body r)) (:raw r))]])
+          (let [errors (conj errors (attempt-error attempt node r))]
+            (cond (and (= :fail o) (not uncertain?))
+                  (assoc op :type :fail, :error errors)
 
-              (and (= :fail o) (not uncertain?))
-              (assoc op :type :fail, :error (error-description r))
+                  (<= attempt (long retries))
+                  (do (retry-pause!)
+                      (recur (inc attempt) errors true))
 
-              (< 1 attempts-left)
-              (recur (dec attempts-left) true)
-
-              :else
-              (assoc op :type :info, :error (error-description r)))))))
+                  :else
+                  (assoc op :type :info, :error errors))))))))
 
 (defrecord Client [node timeout-ms retries client-id next-seq]
   client/Client
