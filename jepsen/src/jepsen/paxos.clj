@@ -67,7 +67,8 @@
             :pure-generators true
             :os              (oses (:os opts))
             :db              db
-            :secret          (db/random-secret)
+            ; The path only: Jepsen logs and stores the test map.
+            :secret-file     (or (:secret-file opts) (db/new-secret-file!))
             :client          (:client workload)
             :nemesis         (:nemesis nemesis)
             :checker         (checker/compose
@@ -131,6 +132,9 @@
     :default  20
     :parse-fn parse-double
     :validate [#(and (number? %) (pos? %)) "Must be a positive number"]]
+
+   [nil "--secret-file PATH"
+    "File on this control node holding the cluster secret that authenticates the nodes to each other (at least 16 bytes), uploaded to every node. Default: a fresh random secret for each test, in a temporary file only you can read."]
 
    [nil "--recovery-time SECONDS"
     "How long to wait after healing every fault before the final reads."

@@ -1,14 +1,18 @@
 (ns jepsen.paxos-test
   "Unit tests of the pure parts of the Jepsen test: outcome classification,
-  retries, fault parsing, the Knossos list model and the node layout. No nodes
-  needed: `lein test`."
-  (:require [clojure.test :refer [deftest is testing]]
+  retries, fault parsing, the Knossos list model, the node layout and the
+  handling of the cluster secret. No nodes needed: `lein test`."
+  (:require [clojure.string :as str]
+            [clojure.test :refer [deftest is testing]]
+            [jepsen.paxos :as paxos]
             [jepsen.paxos.client :as pc]
             [jepsen.paxos.db :as db]
             [jepsen.paxos.linear :as linear]
             [jepsen.paxos.nemesis :as nemesis]
             [knossos.model :as model])
-  (:import (java.io IOException)
+  (:import (java.io File IOException)
+           (java.nio.file Files LinkOption)
+           (java.nio.file.attribute PosixFilePermissions)
            (java.net ConnectException)
            (org.httpkit.client TimeoutException)))
 
@@ -148,3 +152,71 @@
   (is (= "# Written by the Jepsen test: the nodes of this run.\n10.77.0.11:5000\n10.77.0.12:5000\n"
          (db/config-text {:nodes ["10.77.0.11" "10.77.0.12"]}))))
 
+;; The cluster secret: only a file's path in the test map.
+
+(defn permissions
+  "A file's POSIX permissions, like \"rw-------\"."
+  [path]
+  (PosixFilePermissions/toString
+    (Files/getPosixFilePermissions (.toPath (File. (str path)))
+                                   (make-array LinkOption 0))))
+
+(defn temp-file-with
+  "A new temporary file holding s, deleted when the JVM exits."
+  [s]
+  (let [f (File/createTempFile "paxos-test-secret-" "")]
+    (.deleteOnExit f)
+    (spit f s)
+    (str f)))
+
+(def test-opts
+  "Options as the command line would give them (no --secret-file)."
+  {:nodes            ["10.77.0.11" "10.77.0.12" "10.77.0.13"]
+   :workload         :append
+   :nemesis          []
+   :nemesis-interval 10
+   :rate             20
+   :time-limit       10
+   :recovery-time    10
+   :os               :none
+   :binary           "../dist/paxos"
+   :request-timeout  10000
+   :retries          2
+   :algorithm        :competition})
+
+(deftest secret-file-test
+  (testing "a fresh secret file is readable only by its owner and good enough
+           for a node"
+    (let [path (db/new-secret-file!)]
+      (is (= "rw-------" (permissions path)))
+      (is (re-matches #"[0-9a-f]{64}" (slurp path)))
+      (is (= path (db/check-secret-file! path)))))
+  (testing "a secret too short for a node is refused before it is uploaded,
+           without showing it"
+    (let [path (temp-file-with "xyzzy\n")
+          e    (is (thrown? IllegalArgumentException
+                            (db/check-secret-file! path)))]
+      (is (str/includes? (ex-message e) "5 bytes"))
+      (is (not (str/includes? (ex-message e) "xyzzy")))))
+  (testing "a missing file is refused"
+    (is (thrown? IllegalArgumentException
+                 (db/check-secret-file! "/nonexistent/paxos-secret")))))
+
+(deftest test-map-secret-test
+  (testing "without --secret-file the test map holds a fresh file's path, never
+           the secret"
+    (let [t      (paxos/paxos-test test-opts)
+          path   (:secret-file t)
+          secret (str/trim (slurp path))]
+      (is (not (contains? t :secret)))
+      (is (= "rw-------" (permissions path)))
+      (is (not-any? #(= secret %) (vals t)))
+      ; The generator is infinite; everything else Jepsen prints.
+      (is (not (str/includes? (pr-str (dissoc t :generator)) secret)))))
+  (testing "each test gets its own secret"
+    (is (not= (slurp (:secret-file (paxos/paxos-test test-opts)))
+              (slurp (:secret-file (paxos/paxos-test test-opts))))))
+  (testing "--secret-file is used as given"
+    (let [path (temp-file-with "0123456789abcdef0123456789abcdef")]
+      (is (= path (:secret-file (paxos/paxos-test
+                                  (assoc test-opts :secret-file path))))))))

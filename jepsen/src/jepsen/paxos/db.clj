@@ -19,7 +19,9 @@
             [jepsen.control.util :as cu]
             [jepsen.paxos.client :as pc]
             [clj-commons.slingshot :refer [try+ throw+]])
-  (:import (java.security SecureRandom)))
+  (:import (java.nio.file Files)
+           (java.nio.file.attribute FileAttribute PosixFilePermissions)
+           (java.security SecureRandom)))
 
 (def base-dir
   "Every node's directory lives under this one."
@@ -54,7 +56,8 @@
   (str (node-dir node) "/paxos.conf"))
 
 (defn secret-file
-  "The file holding the cluster's shared secret for peer authentication."
+  "The node's copy of the cluster's shared secret for peer authentication (the
+  server's --secret-file)."
   [node]
   (str (node-dir node) "/secret"))
 
@@ -75,6 +78,48 @@
     (.nextBytes (SecureRandom.) bytes)
     (apply str (map #(format "%02x" %) bytes))))
 
+;; The secret itself is never held in the test map, which Jepsen logs at the
+;; start of a run and stores in test.jepsen, nor logged: the test map holds the
+;; path of a file on the control node (:secret-file), and that file is what is
+;; uploaded to each node.
+
+(def secret-min-bytes
+  "The fewest bytes (after trimming whitespace) a node accepts as its secret;
+  it refuses to start with fewer."
+  16)
+
+(defn new-secret-file!
+  "Writes a fresh random-secret to a new temporary file on the control node,
+  readable and writable only by this user and deleted when the JVM exits.
+  Returns the file's path."
+  []
+  (let [owner-only (PosixFilePermissions/asFileAttribute
+                     (PosixFilePermissions/fromString "rw-------"))
+        path       (Files/createTempFile "paxos-jepsen-secret-" ""
+                                         (into-array FileAttribute [owner-only]))
+        file       (.toFile path)]
+    (.deleteOnExit file)
+    (spit file (random-secret))
+    (str path)))
+
+(defn check-secret-file!
+  "Checks that the control node's secret file at path can be read and holds a
+  secret a node accepts (secret-min-bytes). Throws IllegalArgumentException
+  naming the file and, at most, the secret's length, never its content.
+  Returns the path."
+  [path]
+  (let [file  (io/file (str path))
+        bytes (try (-> (slurp file) str/trim (.getBytes "UTF-8") alength)
+                   (catch java.io.IOException e
+                     (throw (IllegalArgumentException.
+                              (str "cannot read the secret file " path ": "
+                                   (.getMessage e))))))]
+    (when (< bytes secret-min-bytes)
+      (throw (IllegalArgumentException.
+               (str "the secret file " path " holds " bytes " bytes; a node"
+                    " needs at least " secret-min-bytes))))
+    path))
+
 (defn config-text
   "The cluster config file (SPEC format: one `host:port` a line) for the
   test's nodes."
@@ -84,10 +129,12 @@
        "\n"))
 
 (defn install!
-  "Uploads the locally built binary (the test's :binary) to this node and
-  writes its config and secret."
+  "Uploads the locally built binary (the test's :binary) and the cluster
+  secret (the file at the test's :secret-file) to this node, and writes its
+  config."
   [test node]
-  (let [local (io/file (:binary test))]
+  (let [local  (io/file (:binary test))
+        secret (check-secret-file! (:secret-file test))]
     (when-not (.isFile local)
       (throw (IllegalArgumentException.
                (str "No paxos binary at " (.getCanonicalPath local)
@@ -98,7 +145,9 @@
       (c/upload local (binary node))
       (c/exec :chmod "0755" (binary node))
       (cu/write-file! (config-text test) (config-file node))
-      (cu/write-file! (:secret test) (secret-file node))
+      ; Uploaded as a file, not written from a string: a failed write would
+      ; put its input, the secret, in the exception Jepsen logs.
+      (c/upload secret (secret-file node))
       (c/exec :chmod "0600" (secret-file node)))))
 
 (defn start-node!
@@ -259,6 +308,7 @@
 
 (defn db
   "The paxos DB. Reads from the test map :nodes, :binary (path of the binary
-  on the control node) and :secret (the cluster's shared secret)."
+  on the control node) and :secret-file (path of the file on the control node
+  holding the cluster's shared secret)."
   []
   (DB.))
