@@ -6,6 +6,7 @@
  * is one line on stderr, never a stack trace.
  */
 import { readFile } from "node:fs/promises"
+import { stderrProgress } from "../progress.ts"
 import { checkHistoryText, type CheckResult, type CheckStats, ERROR_KINDS } from "./checker.ts"
 import { EdnError, formatOp } from "./edn.ts"
 import { HistoryError } from "./history.ts"
@@ -16,7 +17,7 @@ export interface CheckIo {
   readonly err: (line: string) => void
 }
 
-const USAGE = "usage: paxos check [--max-errors N] FILE"
+const USAGE = "usage: paxos check [--max-errors N] [--quiet] FILE"
 
 const defaultIo: CheckIo = {
   out: (line) => console.log(line),
@@ -43,11 +44,15 @@ export async function checkCommand(argv: string[], io: CheckIo = defaultIo): Pro
     return 2
   }
   let result: CheckResult
+  // A line on stderr only when reading the ops takes more than a couple of seconds (a large file).
+  const progress = stderrProgress({ label: "check", total: Math.max(1, text.length) / 1e6, unit: "MB", quiet: args.quiet, showAfterMs: 2_000 })
   try {
-    result = checkHistoryText(text, { maxErrorsPerKind: args.maxErrors })
+    result = checkHistoryText(text, { maxErrorsPerKind: args.maxErrors, onProgress: (at) => progress.update({ done: at / 1e6 }) })
   } catch (e) {
     io.err(`paxos check: ${describeFailure(args.file, e)}`)
     return 2
+  } finally {
+    progress.finish()
   }
   report(args.file, result, io)
   return result.valid ? 0 : 1
@@ -57,25 +62,28 @@ interface Args {
   readonly file: string
   readonly maxErrors: number
   readonly help: boolean
+  readonly quiet: boolean
 }
 
 /** Parses the arguments, or returns what is wrong with them. */
 function parseArgs(argv: readonly string[]): Args | string {
   let file: string | undefined
   let maxErrors = 10
+  let quiet = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string
-    if (a === "-h" || a === "--help") return { file: "", maxErrors, help: true }
+    if (a === "-h" || a === "--help") return { file: "", maxErrors, help: true, quiet }
     if (a === "--max-errors") {
       const n = Number(argv[++i])
       if (!Number.isSafeInteger(n) || n < 0) return "--max-errors needs a non-negative integer"
       maxErrors = n
-    } else if (a.startsWith("-") && a !== "-") return `unknown option ${a}`
+    } else if (a === "--quiet") quiet = true
+    else if (a.startsWith("-") && a !== "-") return `unknown option ${a}`
     else if (file !== undefined) return "expected exactly one FILE"
     else file = a
   }
   if (file === undefined) return "missing FILE"
-  return { file: file === "-" ? "/dev/stdin" : file, maxErrors, help: false }
+  return { file: file === "-" ? "/dev/stdin" : file, maxErrors, help: false, quiet }
 }
 
 /** A one-line reason for a failed file read. */

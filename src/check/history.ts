@@ -23,6 +23,7 @@ import {
   lineLocator,
   readEdnForms,
   type EdnValue,
+  type Form,
 } from "./edn.ts"
 
 /** The type of a history event. */
@@ -108,8 +109,12 @@ const KNOWN_KEYS = new Set<EdnValue>([K.type, K.f, K.value, K.process, K.time, K
  * Reads a history file's text: one op map per top-level form (Jepsen's `history.edn`), or one
  * top-level vector or list of op maps. Throws EdnError or HistoryError.
  */
-export function parseHistory(text: string): ParsedHistory {
-  const forms = [...readEdnForms(text)]
+export function parseHistory(text: string, onProgress?: (offset: number) => void): ParsedHistory {
+  const forms: Form[] = []
+  for (const f of readEdnForms(text)) {
+    forms.push(f)
+    onProgress?.(f.offset)
+  }
   const only = forms.length === 1 ? forms[0]?.value : undefined
   const items = Array.isArray(only) ? only : only instanceof EdnList ? only.items : undefined
   const located = items ?? forms.map((f) => f.value)
@@ -352,7 +357,7 @@ function checkPreconditions(txns: readonly Txn[]): void {
 }
 
 /** Reads a history file's text and pairs its ops. Throws EdnError or HistoryError. */
-export function readTxns(text: string): { txns: Txn[]; ops: Op[]; ignored: number } {
-  const { ops, ignored } = parseHistory(text)
+export function readTxns(text: string, onProgress?: (offset: number) => void): { txns: Txn[]; ops: Op[]; ignored: number } {
+  const { ops, ignored } = parseHistory(text, onProgress)
   return { txns: pairOps(ops), ops, ignored }
 }
