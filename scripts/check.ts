@@ -104,8 +104,8 @@ const steps: Step[] = [
     run: async () => {
       // Two processes, one per core; seeds alternate between 3 and 5 nodes.
       const runs = await Promise.all([
-        sh("sim a", [bun, "src/cli/main.ts", "sim", "--seed", "1", "--seeds", String(SIM_SEEDS), "--require-paths"]),
-        sh("sim b", [bun, "src/cli/main.ts", "sim", "--seed", String(1 + SIM_SEEDS), "--seeds", String(SIM_SEEDS), "--require-paths"])
+        sh("sim a", [bun, "src/cli/main.ts", "sim", "--seed", "1", "--seeds", String(SIM_SEEDS), "--require-paths", "--jobs", "1"]),
+        sh("sim b", [bun, "src/cli/main.ts", "sim", "--seed", String(1 + SIM_SEEDS), "--seeds", String(SIM_SEEDS), "--require-paths", "--jobs", "1"])
       ])
       return one(runs.every((r) => r.code === 0), `${2 * SIM_SEEDS} seeds`)
     }

@@ -46,6 +46,8 @@ export interface ClientOptions {
   readonly recorder: Recorder
   /** No op is invoked once this returns true (time limit reached, or interrupted). */
   readonly stopped: () => boolean
+  /** Told each op's outcome as it completes (the progress line). */
+  readonly onOp?: (type: Outcome3) => void
 }
 
 export interface ClientResult {
@@ -90,6 +92,7 @@ export async function runClients(o: ClientOptions): Promise<ClientResult> {
         seq += 1
         type = await appendOp(o, proc, nextValue++, clientId, seq, samples)
       }
+      o.onOp?.(type)
       if (type === "info") {
         proc += o.concurrency
         maxProcess = Math.max(maxProcess, proc)

@@ -24,16 +24,18 @@ import { EdnMap } from "../check/edn.ts"
 import { parseFlags, str } from "../cli/args.ts"
 import { isCompiled } from "../cli/self.ts"
 import { floatSource, Random } from "../core/prng.ts"
+import { stderrProgress, type Progress } from "../progress.ts"
 import { runClients, readOp, type Sample } from "./clients.ts"
 import { Cluster, freePorts, withTimeout, type Mode } from "./cluster.ts"
 import { Nemesis, FAULT_KINDS, type FaultKind } from "./nemesis.ts"
 import { down, heal, hostsAvailable, up } from "./netns.ts"
+import { ChaosProgress } from "./progress.ts"
 import { kw, Recorder } from "./recorder.ts"
 import { latencySvg, problems, resultsJson, summaryText, type FinalRead, type RunReport } from "./report.ts"
 
 export const CHAOS_USAGE = `usage: paxos chaos [--time-limit S] [--concurrency N] [--rate OPS] [--nodes N]
                    [--nemesis partition,kill,pause|none] [--interval S] [--seed N]
-                   [--binary PATH] [--out DIR] [--timeout MS] [--read-ratio P] [--loopback]
+                   [--binary PATH] [--out DIR] [--timeout MS] [--read-ratio P] [--loopback] [--quiet]
 
   --time-limit S     seconds during which clients run (default 60)
   --concurrency N    client processes (default 10)
@@ -47,6 +49,7 @@ export const CHAOS_USAGE = `usage: paxos chaos [--time-limit S] [--concurrency N
   --timeout MS       per-request timeout of the clients (default 2000)
   --read-ratio P     share of reads among the ops (default 0.25)
   --loopback         run the nodes on 127.0.0.1 even where network namespaces are available
+  --quiet            no progress line (on stderr while the clients run)
 
 Exit: 0 valid, 1 invalid (or a node crashed, or logged PAXOS-INVARIANT-VIOLATION), 2 usage,
 3 the run could not be set up, 130 interrupted.`
@@ -64,6 +67,7 @@ export interface ChaosOptions {
   readonly timeoutMs: number
   readonly readRatio: number
   readonly loopback: boolean
+  readonly quiet: boolean
 }
 
 /** Appends retried with the same (client, seq), in all. */
@@ -92,6 +96,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | string {
     timeout: "value",
     "read-ratio": "value",
     loopback: "bool",
+    quiet: "bool",
   })
   if (typeof p === "string") return p
   if (p.positionals.length > 0) return `unexpected argument '${p.positionals[0]}'`
@@ -136,6 +141,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | string {
     timeoutMs: timeoutMs as number,
     readRatio: readRatio as number,
     loopback: p.flags.loopback === true,
+    quiet: p.flags.quiet === true,
   }
 }
 
@@ -174,6 +180,8 @@ class ChaosRun {
   private interrupted = false
   private hostsUp = false
   private cleaning: Promise<void> | null = null
+  /** The progress line, while the clients run. */
+  private progress: Progress | null = null
   /** Cleanup after a signal: the nodes stopped, the hosts removed, the partial history written. */
   private interruption: Promise<void> = Promise.resolve()
   private readonly startedAt = new Date()
@@ -188,7 +196,9 @@ class ChaosRun {
 
   private say(line: string): void {
     this.log.push(line)
-    process.stdout.write(line + "\n")
+    const write = () => void process.stdout.write(line + "\n")
+    if (this.progress === null) write()
+    else this.progress.above(write)
   }
 
   async execute(): Promise<number> {
@@ -303,6 +313,9 @@ class ChaosRun {
       say: (l) => this.say(`  ${(rec.now() / 1e9).toFixed(1).padStart(6)} s ${l}`),
     })
     this.nemesis = nemesis
+    this.progress = stderrProgress({ label: "chaos", total: o.timeLimitS, unit: "s", rateUnit: "ops", quiet: o.quiet })
+    const shown = new ChaosProgress(this.progress, o.timeLimitS, () => (rec.now() - phaseStart) / 1e9, () => nemesis.faults.length)
+    const ticker = setInterval(() => shown.tick(), 250)
     const clients = runClients({
       nodes,
       concurrency: o.concurrency,
@@ -314,9 +327,15 @@ class ChaosRun {
       rng: new Random((o.seed ^ 0x9e3779b9) >>> 0),
       recorder: rec,
       stopped,
+      onOp: shown.onOp,
     })
-    await nemesis.run()
-    while (!stopped()) await Bun.sleep(50)
+    try {
+      await nemesis.run()
+      while (!stopped()) await Bun.sleep(50)
+    } finally {
+      clearInterval(ticker)
+      this.progress.finish()
+    }
     const phaseEnd = Math.min(rec.now(), stopAt)
     this.throwIfInterrupted()
 
@@ -456,6 +475,7 @@ class ChaosRun {
       return
     }
     this.interrupted = true
+    this.progress?.finish()
     this.say(`\nchaos: ${sig}: stopping the nodes, healing the network${this.hostsUp ? ", removing the test hosts" : ""}`)
     this.interruption = this.cleanup().then(() => {
       try {

@@ -96,11 +96,13 @@ export interface CheckResult {
 export interface CheckOptions {
   /** Errors kept per kind (all are counted). Default 10. */
   readonly maxErrorsPerKind?: number
+  /** Told how far the reading of a history's text has come: the offset of each op read. */
+  readonly onProgress?: (offset: number) => void
 }
 
 /** Checks a history file's text. Throws EdnError or HistoryError when it cannot be checked. */
 export function checkHistoryText(text: string, options: CheckOptions = {}): CheckResult {
-  const { txns, ops, ignored } = readTxns(text)
+  const { txns, ops, ignored } = readTxns(text, options.onProgress)
   const result = checkTxns(txns, options)
   return { ...result, stats: { ...result.stats, events: ops.length, ignored } }
 }

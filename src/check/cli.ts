@@ -9,6 +9,7 @@
  * as EDN lines. Every error is one line on stderr, never a stack trace.
  */
 import { readFile } from "node:fs/promises"
+import { stderrProgress } from "../progress.ts"
 import { checkOps, type CheckResult, type CheckStats, ERROR_KINDS } from "./checker.ts"
 import { EdnError, formatOp } from "./edn.ts"
 import { HistoryError, parseHistory, type ParsedHistory, type SkippedEvent } from "./history.ts"
@@ -19,7 +20,7 @@ export interface CheckIo {
   readonly err: (line: string) => void
 }
 
-const USAGE = "usage: paxos check [--max-errors N] FILE"
+const USAGE = "usage: paxos check [--max-errors N] [--quiet] FILE"
 
 const defaultIo: CheckIo = {
   out: (line) => console.log(line),
@@ -47,8 +48,10 @@ export async function checkCommand(argv: string[], io: CheckIo = defaultIo): Pro
   }
   let parsed: ParsedHistory | undefined
   let result: CheckResult
+  // A line on stderr only when reading the ops takes more than a couple of seconds (a large file).
+  const progress = stderrProgress({ label: "check", total: Math.max(1, text.length) / 1e6, unit: "MB", quiet: args.quiet, showAfterMs: 2_000 })
   try {
-    parsed = parseHistory(text, { skipUnreadable: true })
+    parsed = parseHistory(text, { skipUnreadable: true, onProgress: (at) => progress.update({ done: at / 1e6 }) })
     if (parsed.ops.length === 0) {
       io.err(`paxos check: ${args.file}: nothing to check: ${nothingToCheck(parsed)}`)
       return 2
@@ -58,6 +61,8 @@ export async function checkCommand(argv: string[], io: CheckIo = defaultIo): Pro
     const leftOut = parsed !== undefined && parsed.skipped.length > 0 ? `; skipped before: ${skippedGroups(parsed.skipped).join("; ")}` : ""
     io.err(`paxos check: ${describeFailure(args.file, e)}${leftOut}`)
     return 2
+  } finally {
+    progress.finish()
   }
   report(args.file, { ...result, stats: { ...result.stats, ignored: parsed.nonClient } }, parsed.skipped, io)
   return result.valid ? 0 : 1
@@ -100,25 +105,28 @@ interface Args {
   readonly file: string
   readonly maxErrors: number
   readonly help: boolean
+  readonly quiet: boolean
 }
 
 /** Parses the arguments, or returns what is wrong with them. */
 function parseArgs(argv: readonly string[]): Args | string {
   let file: string | undefined
   let maxErrors = 10
+  let quiet = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string
-    if (a === "-h" || a === "--help") return { file: "", maxErrors, help: true }
+    if (a === "-h" || a === "--help") return { file: "", maxErrors, help: true, quiet }
     if (a === "--max-errors") {
       const n = Number(argv[++i])
       if (!Number.isSafeInteger(n) || n < 0) return "--max-errors needs a non-negative integer"
       maxErrors = n
-    } else if (a.startsWith("-") && a !== "-") return `unknown option ${a}`
+    } else if (a === "--quiet") quiet = true
+    else if (a.startsWith("-") && a !== "-") return `unknown option ${a}`
     else if (file !== undefined) return "expected exactly one FILE"
     else file = a
   }
   if (file === undefined) return "missing FILE"
-  return { file: file === "-" ? "/dev/stdin" : file, maxErrors, help: false }
+  return { file: file === "-" ? "/dev/stdin" : file, maxErrors, help: false, quiet }
 }
 
 /** A one-line reason for a failed file read. */

@@ -26,6 +26,7 @@ import {
   lineLocator,
   readEdnForms,
   type EdnValue,
+  type Form,
 } from "./edn.ts"
 import type { MicroOp, Op, OpType } from "./op.ts"
 
@@ -92,6 +93,8 @@ export interface ParsedHistory {
 export interface ParseOptions {
   /** Leave out (as `unreadable` in `skipped`) client ops it cannot read, rather than throw. */
   readonly skipUnreadable?: boolean
+  /** Told the offset in `text` of each form read (a long read's progress line). */
+  readonly onProgress?: (offset: number) => void
 }
 
 const K = {
@@ -119,7 +122,11 @@ const KNOWN_KEYS = new Set<EdnValue>([K.type, K.f, K.value, K.process, K.time, K
  * read unless `skipUnreadable` is set.
  */
 export function parseHistory(text: string, options: ParseOptions = {}): ParsedHistory {
-  const forms = [...readEdnForms(text)]
+  const forms: Form[] = []
+  for (const f of readEdnForms(text)) {
+    forms.push(f)
+    options.onProgress?.(f.offset)
+  }
   const only = forms.length === 1 ? forms[0]?.value : undefined
   const items = Array.isArray(only) ? only : only instanceof EdnList ? only.items : undefined
   const located = items ?? forms.map((f) => f.value)
@@ -388,7 +395,7 @@ function checkPreconditions(txns: readonly Txn[]): void {
 }
 
 /** Reads a history file's text and pairs its ops. Throws EdnError or HistoryError. */
-export function readTxns(text: string): { txns: Txn[]; ops: Op[]; ignored: number } {
-  const { ops, ignored } = parseHistory(text)
+export function readTxns(text: string, onProgress?: (offset: number) => void): { txns: Txn[]; ops: Op[]; ignored: number } {
+  const { ops, ignored } = parseHistory(text, onProgress === undefined ? {} : { onProgress })
   return { txns: pairOps(ops), ops, ignored }
 }

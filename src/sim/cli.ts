@@ -2,15 +2,23 @@
  * `paxos sim` / `bun run sim`: runs the deterministic simulator over many seeds and prints a summary.
  *
  *   bun run sim [--seeds N] [--seed S] [--nodes 3|5] [--ops N] [--clients N] [--no-faults]
- *               [--bug NAME [--expect-violation]] [--require-paths] [--out DIR] [--quiet]
+ *               [--bug NAME [--expect-violation]] [--require-paths] [--out DIR]
+ *               [--jobs N] [--stop-on-violation] [--quiet]
  *
- * Without --nodes, seeds alternate between 3 and 5 nodes. A failing seed prints one command that
- * replays it exactly. Exit 0 when no seed violated anything (with --expect-violation: when some seed
- * did, which is how the planted bugs are shown to be caught), 1 otherwise, 2 on bad usage.
+ * Without --nodes, seeds alternate between 3 and 5 nodes. Seeds run in --jobs worker threads
+ * (default: one per core; 1 runs them in this thread), each exactly as it runs alone. A failing
+ * seed is printed when found, with the one command that replays it exactly. A progress line goes
+ * to stderr (progress.ts) unless --quiet. Exit 0 when no seed violated anything (with
+ * --expect-violation: when some seed did, which is how the planted bugs are shown to be caught),
+ * 1 otherwise, 2 on bad usage.
  */
+import { availableParallelism } from "node:os"
 import { BUG_NAMES, type BugName } from "../core/config.ts"
 import { formatOp } from "../check/edn.ts"
-import { defaultSimOptions, simulate, type SimOptions, type SimResult } from "./world.ts"
+import { stderrProgress } from "../progress.ts"
+import { MAX_JOBS, runSeeds, type RanSeed } from "./pool.ts"
+import { RunDigest } from "./seed.ts"
+import { defaultSimOptions, type SimOptions } from "./world.ts"
 
 interface Args {
   seeds: number
@@ -24,6 +32,8 @@ interface Args {
   requirePaths: boolean
   out: string | undefined
   quiet: boolean
+  jobs: number
+  stopOnViolation: boolean
 }
 
 /** Protocol paths that the CI seeds must all exercise (issue: "no path goes untested"). */
@@ -43,14 +53,16 @@ export const REQUIRED_PATHS = [
 
 const USAGE =
   "usage: paxos sim [--seeds N] [--seed S] [--nodes 3|5] [--ops N] [--clients N] [--no-faults] " +
-  "[--bug " + BUG_NAMES.join("|") + " [--expect-violation]] [--require-paths] [--out DIR] [--quiet]"
+  "[--bug " + BUG_NAMES.join("|") + " [--expect-violation]] [--require-paths] [--out DIR] " +
+  `[--jobs 1-${MAX_JOBS}] [--stop-on-violation] [--quiet]`
 
 class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
     seeds: 1, seed: 1, nodes: undefined, ops: 500, clients: 5, faults: true, bug: undefined,
-    expectViolation: false, requirePaths: false, out: undefined, quiet: false
+    expectViolation: false, requirePaths: false, out: undefined, quiet: false,
+    jobs: defaultJobs(), stopOnViolation: false
   }
   let seedsGiven = false
   for (let i = 0; i < argv.length; i++) {
@@ -88,12 +100,19 @@ function parseArgs(argv: readonly string[]): Args {
       case "--require-paths": a.requirePaths = true; break
       case "--out": a.out = value(); break
       case "--quiet": a.quiet = true; break
+      case "--jobs": a.jobs = int(1, MAX_JOBS); break
+      case "--stop-on-violation": a.stopOnViolation = true; break
       default: throw new UsageError(`unknown argument ${JSON.stringify(flag)}`)
     }
   }
   if (!seedsGiven) a.seeds = 1
   if (a.expectViolation && a.bug === undefined) throw new UsageError("--expect-violation goes with --bug")
   return a
+}
+
+/** One job per core, within 1 to MAX_JOBS. */
+function defaultJobs(): number {
+  return Math.max(1, Math.min(MAX_JOBS, availableParallelism()))
 }
 
 const nodesFor = (a: Args, seed: number): 3 | 5 => a.nodes ?? (seed % 2 === 0 ? 5 : 3)
@@ -112,18 +131,28 @@ export function replayCommand(a: Pick<Args, "ops" | "clients" | "faults" | "bug"
   return parts.join(" ")
 }
 
-function addCounters(into: Record<string, number>, r: SimResult): void {
+function addCounters(into: Record<string, number>, r: RanSeed): void {
   for (const [k, v] of Object.entries(r.counters)) into[k] = (into[k] ?? 0) + v
   into["path.preemptions"] =
     (into["path.stepped-down.preempted"] ?? 0) + (into["path.stepped-down.higher-ballot"] ?? 0)
 }
 
-async function writeFailure(dir: string, r: SimResult): Promise<string> {
+async function writeFailure(dir: string, r: RanSeed): Promise<string> {
   const { mkdir, writeFile } = await import("node:fs/promises")
   await mkdir(dir, { recursive: true })
   const path = `${dir}/sim-seed-${r.seed}.edn`
-  await writeFile(path, r.history.map(formatOp).join("\n") + "\n")
+  await writeFile(path, (r.history ?? []).map(formatOp).join("\n") + "\n")
   return path
+}
+
+/** What the summary reports of a run. */
+interface Totals {
+  readonly counters: Record<string, number>
+  run: number
+  ops: number
+  violating: number
+  stopped: boolean
+  readonly digest: RunDigest
 }
 
 export async function simCommand(argv: readonly string[]): Promise<number> {
@@ -137,53 +166,75 @@ export async function simCommand(argv: readonly string[]): Promise<number> {
     }
     throw e
   }
-  const counters: Record<string, number> = {}
-  let ops = 0
-  let run = 0
-  let violating = 0
+  const t: Totals = { counters: {}, run: 0, ops: 0, violating: 0, stopped: false, digest: new RunDigest() }
+  const jobs = Math.min(a.jobs, a.seeds)
+  const progress = stderrProgress({ label: "sim", total: a.seeds, unit: "seeds", quiet: a.quiet })
+  const status = () => ({ done: t.run, counts: [["violations", t.violating]] as const })
+  // Keeps the line's clock going while workers run long seeds (this thread is free then).
+  const timer = jobs > 1 ? setInterval(() => progress.update(status()), 250) : null
   const started = performance.now()
-  for (let seed = a.seed; seed < a.seed + a.seeds; seed++) {
-    const r = simulate(optionsFor(a, seed))
-    run++
-    ops += r.history.filter((op) => op.type === "invoke").length
-    addCounters(counters, r)
-    if (r.violations.length > 0) {
-      violating++
-      if (!a.quiet || !a.expectViolation) {
-        console.log(`seed ${seed} (${nodesFor(a, seed)} nodes): ${r.violations.length} violation(s)`)
-        for (const v of r.violations.slice(0, 5)) console.log(`  ${v}`)
-        console.log(`  replay: ${replayCommand(a, seed)}`)
-        if (a.out !== undefined) console.log(`  history: ${await writeFailure(a.out, r)}`)
+  try {
+    const r = await runSeeds({
+      first: a.seed,
+      count: a.seeds,
+      jobs,
+      optionsFor: (seed) => optionsFor(a, seed),
+      onOutcome: async (r) => {
+        t.run++
+        t.ops += r.ops
+        t.digest.add(r.digest)
+        addCounters(t.counters, r)
+        if (r.violations.length > 0) t.violating++
+        progress.update(status())
+        if (r.violations.length > 0 && (!a.quiet || !a.expectViolation)) {
+          const where = a.out === undefined ? null : await writeFailure(a.out, r)
+          progress.above(() => {
+            console.log(`seed ${r.seed} (${r.nodes} nodes): ${r.violations.length} violation(s)`)
+            for (const v of r.violations.slice(0, 5)) console.log(`  ${v}`)
+            console.log(`  replay: ${replayCommand(a, r.seed)}`)
+            if (where !== null) console.log(`  history: ${where}`)
+          })
+        }
+        return r.violations.length > 0 && (a.expectViolation || a.stopOnViolation)
       }
-      if (a.expectViolation) break
-    }
+    })
+    t.stopped = r.stopped
+  } catch (e) {
+    progress.finish()
+    console.error(`paxos sim: ${e instanceof Error ? e.message : String(e)}`)
+    return 1
+  } finally {
+    if (timer !== null) clearInterval(timer)
   }
+  progress.finish()
   const seconds = (performance.now() - started) / 1000
-  printSummary(a, counters, run, ops, violating, seconds)
+  printSummary(a, t, jobs, seconds)
   if (a.expectViolation) {
-    if (violating === 0) console.log(`FAIL: planted bug ${a.bug} was not caught in ${run} seeds`)
-    else console.log(`ok: planted bug ${a.bug} caught after ${run} seed(s)`)
-    return violating > 0 ? 0 : 1
+    if (t.violating === 0) console.log(`FAIL: planted bug ${a.bug} was not caught in ${t.run} seeds`)
+    else console.log(`ok: planted bug ${a.bug} caught after ${t.run} seed(s)`)
+    return t.violating > 0 ? 0 : 1
   }
   let missing: string[] = []
   if (a.requirePaths) {
-    missing = REQUIRED_PATHS.filter((p) => (counters[p] ?? 0) === 0)
+    missing = REQUIRED_PATHS.filter((p) => (t.counters[p] ?? 0) === 0)
     if (missing.length > 0) console.log(`FAIL: protocol paths never exercised: ${missing.join(", ")}`)
   }
-  return violating === 0 && missing.length === 0 ? 0 : 1
+  return t.violating === 0 && missing.length === 0 ? 0 : 1
 }
 
-function printSummary(a: Args, counters: Record<string, number>, run: number, ops: number, violating: number, seconds: number): void {
+function printSummary(a: Args, t: Totals, jobs: number, seconds: number): void {
   if (!a.quiet) {
-    const keys = Object.keys(counters).sort()
+    const keys = Object.keys(t.counters).sort()
     const show = (prefix: string) =>
-      keys.filter((k) => k.startsWith(prefix)).map((k) => `${k.slice(prefix.length)}=${counters[k]}`).join(" ")
+      keys.filter((k) => k.startsWith(prefix)).map((k) => `${k.slice(prefix.length)}=${t.counters[k]}`).join(" ")
     console.log(`faults: ${show("fault.")}`)
     console.log(`paths:  ${show("path.")}`)
     console.log(`clients: ${show("client.")}`)
   }
+  const ran = t.stopped ? `${t.run} of ${a.seeds} seeds run (stopped at a violation)` : `${t.run} seeds run`
   console.log(
-    `sim: ${run} seeds run, ${ops} ops checked, ${violating} with violations` +
-      `${a.bug !== undefined ? ` (planted bug ${a.bug})` : ""}; ${seconds.toFixed(1)} s, ${(run / seconds).toFixed(1)} seeds/s`
+    `sim: ${ran}, ${t.ops} ops checked, ${t.violating} with violations` +
+      `${a.bug !== undefined ? ` (planted bug ${a.bug})` : ""}; digest ${t.digest}; ` +
+      `${seconds.toFixed(1)} s, ${(t.run / seconds).toFixed(1)} seeds/s, ${jobs} job${jobs === 1 ? "" : "s"}`
   )
 }

@@ -61,6 +61,8 @@ export interface SimResult {
   readonly history: Op[]
   readonly check: CheckResult | null
   readonly counters: Record<string, number>
+  /** Each node's applied list at the end (null for a node that is down). */
+  readonly lists: ReadonlyArray<readonly number[] | null>
 }
 
 const MAX_DELAY = 8
@@ -195,7 +197,8 @@ export class World {
   }
 
   private result(check: CheckResult | null): SimResult {
-    return { seed: this.opts.seed, violations: this.violations, ticks: this.t, history: this.history, check, counters: this.counters }
+    const lists = this.nodes.map((n) => (n.state === null ? null : n.state.list.slice()))
+    return { seed: this.opts.seed, violations: this.violations, ticks: this.t, history: this.history, check, counters: this.counters, lists }
   }
 
   /** Faults are healed: each client's next ops, and a read at every node, must complete in time. */

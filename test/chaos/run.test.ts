@@ -105,11 +105,11 @@ describe("chaos: flags", () => {
   test("every option", () => {
     const o = parseChaosArgs([
       "--time-limit", "12.5", "--concurrency", "3", "--rate", "50", "--nodes", "3", "--nemesis", "kill,pause",
-      "--interval", "2", "--seed", "42", "--binary", "/x/paxos", "--out", "/tmp/o", "--timeout", "900", "--read-ratio", "0.5", "--loopback",
+      "--interval", "2", "--seed", "42", "--binary", "/x/paxos", "--out", "/tmp/o", "--timeout", "900", "--read-ratio", "0.5", "--loopback", "--quiet",
     ]) as ChaosOptions
     expect(o).toEqual({
       timeLimitS: 12.5, concurrency: 3, rate: 50, nodes: 3, nemesis: ["kill", "pause"], intervalS: 2, seed: 42,
-      binary: "/x/paxos", out: "/tmp/o", timeoutMs: 900, readRatio: 0.5, loopback: true,
+      binary: "/x/paxos", out: "/tmp/o", timeoutMs: 900, readRatio: 0.5, loopback: true, quiet: true,
     })
     expect((parseChaosArgs(["--nemesis", "none"]) as ChaosOptions).nemesis).toEqual([])
   })
