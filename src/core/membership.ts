@@ -71,10 +71,18 @@ export const quorumSize = (c: Config): number => Math.floor(voters(c).length / 2
 
 /** Whether `ids` (any, repeated or not) include a quorum of `c`'s voters; non-voters do not count. */
 export function isQuorum(c: Config, ids: Iterable<number>): boolean {
-  const v = new Set(voters(c))
+  const v = voterSet(c)
   const seen = new Set<number>()
   for (const id of ids) if (v.has(id)) seen.add(id)
-  return seen.size >= quorumSize(c)
+  return seen.size >= Math.floor(v.size / 2) + 1
+}
+
+/** Whether `ids`, which hold no id twice, include a quorum of `c`'s voters (no allocation: the leader counts every vote). */
+export function isQuorumOfDistinct(c: Config, ids: readonly number[]): boolean {
+  const v = voterSet(c)
+  let n = 0
+  for (const id of ids) if (v.has(id)) n++
+  return n >= Math.floor(v.size / 2) + 1
 }
 
 /**
@@ -94,23 +102,78 @@ export function initialConfig(addresses: readonly string[], incarnations: readon
 
 /** The invariants of a configuration; a violation stops the node (a defect, never a typed error). */
 export function checkConfig(c: Config): void {
-  const ids = new Set<number>()
+  const why = configProblem(c)
+  invariant(why === null, () => `config: ${why}`)
+}
+
+/** What is wrong with a configuration (null: nothing): for input from a peer, refused without stopping the node. */
+export function configProblem(c: Config): string | null {
   const addresses = new Set<string>()
   let lastId = -1
+  let voterCount = 0
   for (const m of c.members) {
-    invariant(Number.isSafeInteger(m.id) && m.id >= 0 && m.id < c.nextId, () => `config: member id ${m.id} outside [0, ${c.nextId})`)
-    invariant(m.id > lastId, () => `config: members not sorted by id, or id ${m.id} twice`)
+    if (!Number.isSafeInteger(m.id) || m.id < 0 || m.id >= c.nextId) return `member id ${m.id} outside [0, ${c.nextId})`
+    if (m.id <= lastId) return `members not sorted by id, or id ${m.id} twice`
     lastId = m.id
-    invariant(!addresses.has(m.address), () => `config: address ${m.address} twice`)
-    ids.add(m.id)
+    if (addresses.has(m.address)) return `address ${m.address} twice`
     addresses.add(m.address)
-    invariant(m.incarnation === null || INCARNATION_PATTERN.test(m.incarnation), () => `config: member ${m.id} has a malformed incarnation`)
-    invariant(!m.voter || m.incarnation !== null, () => `config: voter ${m.id} is bound to no incarnation`)
+    if (m.incarnation !== null && !INCARNATION_PATTERN.test(m.incarnation)) return `member ${m.id} has a malformed incarnation`
+    if (m.voter && m.incarnation === null) return `voter ${m.id} is bound to no incarnation`
+    if (m.voter) voterCount++
   }
-  invariant(c.members.length <= MEMBERS_MAX, () => `config: ${c.members.length} members, at most ${MEMBERS_MAX}`)
-  invariant(voters(c).length >= 1, () => "config: no voter")
-  invariant(Number.isSafeInteger(c.epoch) && c.epoch >= 0, () => `config: epoch ${c.epoch}`)
+  if (c.members.length > MEMBERS_MAX) return `${c.members.length} members, at most ${MEMBERS_MAX}`
+  if (voterCount === 0) return "no voter"
+  if (!Number.isSafeInteger(c.epoch) || c.epoch < 0) return `epoch ${c.epoch}`
+  if (!Number.isSafeInteger(c.nextId)) return `next id ${c.nextId}`
+  return null
 }
+
+/** What is wrong with a membership (null: nothing). */
+export function membershipProblem(m: Membership): string | null {
+  const a = configProblem(m.current)
+  if (a !== null) return `current configuration: ${a}`
+  if (m.next === null) return null
+  const b = configProblem(m.next.config)
+  if (b !== null) return `next configuration: ${b}`
+  if (m.next.config.epoch <= m.current.epoch) return "the next configuration's epoch is not above the current one's"
+  return null
+}
+
+/**
+ * The configuration of a cluster whose members are `n` nodes known by index only (the simulator,
+ * tests). Their incarnations are derived from their ids: these identities were never minted.
+ */
+export function indexedConfig(n: number): Config {
+  return initialConfig(
+    Array.from({ length: n }, (_, i) => `node${i}`),
+    Array.from({ length: n }, (_, i) => derivedIncarnation(i))
+  )
+}
+
+/** The incarnation of an initial member whose data directory minted none. */
+export const derivedIncarnation = (id: number): string => (id + 1).toString(16).padStart(16, "0")
+
+const VOTERS = new WeakMap<Config, ReadonlySet<number>>()
+
+/** The voters of `c` as a set (kept per configuration: the leader asks for every vote). */
+export function voterSet(c: Config): ReadonlySet<number> {
+  let v = VOTERS.get(c)
+  if (v === undefined) {
+    v = new Set(voters(c))
+    VOTERS.set(c, v)
+  }
+  return v
+}
+
+/** Every member of the configuration in force and of the one pending, ascending. */
+export function memberIds(m: Membership): number[] {
+  const ids = new Set(m.current.members.map((x) => x.id))
+  if (m.next !== null) for (const x of m.next.config.members) ids.add(x.id)
+  return [...ids].sort((a, b) => a - b)
+}
+
+/** Whether `id` votes in the configuration in force or in the one pending. */
+export const votesIn = (m: Membership, id: number): boolean => voterSet(m.current).has(id) || (m.next !== null && voterSet(m.next.config).has(id))
 
 // ---------------------------------------------------------------------------------------------
 // The alpha window
