@@ -4,6 +4,8 @@
  * Every queue, batch and message has a bound here (TigerBeetle style: units last in names).
  */
 
+import { indexedConfig, type Config } from "./membership.ts"
+
 /** Hard limits that the wire schemas enforce too; a message over them is rejected at decode. */
 export const LIMITS = {
   nodesMax: 9,
@@ -33,8 +35,10 @@ export const BUG_NAMES: readonly BugName[] = [
 export interface NodeConfig {
   /** This node's index in the cluster's node list. */
   readonly id: number
-  /** Number of nodes in the cluster. */
+  /** Number of nodes the cluster started with. */
   readonly n: number
+  /** The configuration the cluster started with (docs/MEMBERSHIP.md); later ones come from the log. */
+  readonly initial: Config
   /** Slots proposed but not yet decided, at most. */
   readonly windowSlots: number
   /** Commands batched into one slot, at most. */
@@ -68,6 +72,7 @@ export interface NodeConfig {
 export const defaultConfig = (id: number, n: number, overrides: Partial<NodeConfig> = {}): NodeConfig => ({
   id,
   n,
+  initial: overrides.initial ?? indexedConfig(n),
   windowSlots: 64,
   batchCommandsMax: 128,
   queueCommandsMax: 20_000,

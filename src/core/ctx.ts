@@ -18,10 +18,10 @@ export class Ctx {
    */
   commitChanged = false
   /**
-   * The nodes (a bit each) whose forwarded commands the leader applied in this batch: their clients
-   * wait until they hear that the slots are decided.
+   * The members whose forwarded commands the leader applied in this batch: their clients wait until
+   * they hear that the slots are decided.
    */
-  awaitingCommit = 0
+  awaitingCommit: number[] = []
 
   constructor(state: NodeState) {
     this.s = { ...state }
@@ -41,9 +41,9 @@ export class Ctx {
     this.out.send.push({ to, msg })
   }
 
-  /** To every other node (`self` false) or to every node including this one. */
+  /** To every other member (`self` false) or to every member including this one. */
   broadcast(msg: Message, opts: { self: boolean; early: boolean }): void {
-    for (let to = 0; to < this.s.cfg.n; to++) {
+    for (const to of this.s.peers) {
       if (to === this.id && !opts.self) continue
       if (opts.early && to !== this.id) this.early(to, msg)
       else this.send(to, msg)

@@ -8,11 +8,12 @@
 import { HashMap, Option } from "effect"
 import * as B from "./ballot.ts"
 import type { Ballot } from "./ballot.ts"
-import { hasBug, quorum } from "./config.ts"
+import { hasBug } from "./config.ts"
 import type { Ctx } from "./ctx.ts"
+import { ALPHA, configAt, configsBetween, isQuorum, isQuorumOfDistinct, quorumSize, voterSet, type Config } from "./membership.ts"
 import type { AcceptedEntry, Batch, Command, Entry, Message } from "./messages.ts"
 import { applyReady, decide, markSent, maybeCatchup } from "./replica.ts"
-import type { Leader, Proposal } from "./state.ts"
+import type { Leader } from "./state.ts"
 
 type Promise = Extract<Message, { _tag: "Promise" }>
 type Accepted = Extract<Message, { _tag: "Accepted" }>
@@ -30,8 +31,16 @@ export function ballotOf(c: Ctx): Ballot | undefined {
 // ---------------------------------------------------------------------------------------------
 // Campaign (Phase 1)
 
+/** The configuration of `slot` (at most applied + ALPHA: docs/MEMBERSHIP.md). */
+const configOf = (c: Ctx, slot: number): Config => configAt(c.s.membership, c.s.applied, slot)
+
 export function startElection(c: Ctx): void {
   const s = c.s
+  // Learners and removed members never campaign: only a voter of the next slot may lead.
+  if (!voterSet(configOf(c, s.applied + 1)).has(c.id)) {
+    s.electionAt = c.electionDeadline()
+    return
+  }
   const ballot = B.above(B.max(s.seen, s.promised), c.id)
   s.seen = ballot
   s.leader = null
@@ -42,37 +51,63 @@ export function startElection(c: Ctx): void {
 
 export function onPromise(c: Ctx, from: number, m: Promise): void {
   const r = c.s.role
+  if (r._tag === "Leader") return onLatePromise(c, from, m)
   if (r._tag !== "Candidate" || !B.eq(r.ballot, m.ballot)) return
   const promises = HashMap.set(r.promises, from, { snapshot: m.snapshot, accepted: m.accepted })
   c.s.role = { ...r, promises }
-  if (HashMap.size(promises) < quorum(c.s.cfg.n)) return
   // Phase 2 starts only once this node's own promise is among them. That promise reaches it as a
   // message sent after its write was durable, so a leader's ballot always survives a crash: a
   // restarted node campaigns above it and never proposes a second value at a ballot it used.
   // Without this rule a quorum of other nodes could elect it while its promise still sat in an
   // unsynced commit (the shell steps later batches before earlier ones are durable).
   if (!HashMap.has(promises, c.id)) return
+  // A quorum of every configuration that governs a slot it may propose now (one, or two while a
+  // change is on its way in): docs/MEMBERSHIP.md.
+  const s = c.s
+  const ids = Array.from(HashMap.keys(promises))
+  for (const cfg of configsBetween(s.membership, s.applied, s.applied + 1, s.applied + ALPHA)) if (!isQuorum(cfg, ids)) return
   becomeLeader(c, r.ballot, promises)
+}
+
+/**
+ * A promise at this leader's ballot after it began: a member of a configuration it asked to
+ * promise (its quorum is needed before the slots that configuration governs are proposed). What
+ * it reports for slots not yet proposed joins the recovered values, the highest ballot winning.
+ */
+function onLatePromise(c: Ctx, from: number, m: Promise): void {
+  const r = c.s.role
+  if (r._tag !== "Leader" || !B.eq(r.ballot, m.ballot)) return
+  let recovered = r.recovered
+  let top = r.top
+  for (const e of m.accepted) {
+    if (e.slot < r.next) continue
+    const prev = HashMap.get(recovered, e.slot).pipe(Option.getOrUndefined)
+    if (prev === undefined || B.gt(e.ballot, prev.ballot)) recovered = HashMap.set(recovered, e.slot, e)
+    if (e.slot > top) top = e.slot
+  }
+  const promisedBy = r.promisedBy.includes(from) ? r.promisedBy : [...r.promisedBy, from]
+  c.s.role = { ...r, promisedBy, recovered, top, heardFrom: heard(r, from, c.s.now) }
 }
 
 /**
  * Phase 1 is complete. Slots at or below the highest snapshot reported are decided (some acceptor
  * applied them); above it, each slot gets the value reported with the highest ballot, a value this
- * node knows decided, or a no-op, all re-proposed at this ballot.
+ * node knows decided, or a no-op, all re-proposed at this ballot as the window allows
+ * (`proposeQueued`).
  */
 function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, { readonly snapshot: number; readonly accepted: readonly AcceptedEntry[] }>): void {
   const s = c.s
   let maxSnap = 0
   let snapHolder: number | null = null
-  const best = new Map<number, AcceptedEntry>()
+  let recovered = HashMap.empty<number, AcceptedEntry>()
   for (const [node, p] of promises) {
     if (p.snapshot > maxSnap) {
       maxSnap = p.snapshot
       snapHolder = node
     }
     for (const e of p.accepted) {
-      const prev = best.get(e.slot)
-      if (prev === undefined || B.gt(e.ballot, prev.ballot)) best.set(e.slot, e)
+      const prev = HashMap.get(recovered, e.slot).pipe(Option.getOrUndefined)
+      if (prev === undefined || B.gt(e.ballot, prev.ballot)) recovered = HashMap.set(recovered, e.slot, e)
     }
   }
   if (maxSnap > s.knownDecided) {
@@ -80,38 +115,31 @@ function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, 
     s.source = snapHolder
   }
   const floor = Math.max(s.applied, maxSnap)
+  recovered = HashMap.filter(recovered, (_, slot) => slot > floor)
   let top = floor
-  for (const slot of best.keys()) if (slot > top) top = slot
+  for (const slot of HashMap.keys(recovered)) if (slot > top) top = slot
   for (const slot of HashMap.keys(s.decided)) if (slot > top) top = slot
-
-  let inflight = HashMap.empty<number, Proposal>()
-  const entries: Entry[] = []
-  let noops = 0
-  for (let slot = floor + 1; slot <= top; slot++) {
-    const known = HashMap.get(s.decided, slot).pipe(Option.getOrUndefined)
-    const reported = best.get(slot)?.value
-    let value = known ?? reported ?? NOOP
-    if (known === undefined && reported === undefined) noops++
-    // Planted bug (simulator only): the leader ignores what Phase 1 reported.
-    if (hasBug(s.cfg, "ignore-phase1-values") && known === undefined) value = NOOP
-    inflight = HashMap.set(inflight, slot, { value, votes: [], sentAt: s.now })
-    entries.push({ slot, value })
-  }
+  let reproposed = 0
+  for (let slot = floor + 1; slot <= top; slot++) if (HashMap.has(recovered, slot) || HashMap.has(s.decided, slot)) reproposed++
   s.role = {
     _tag: "Leader",
     ballot,
     committed: floor,
     chosenAbove: [],
-    next: top + 1,
-    inflight,
-    heardFrom: new Array<number>(s.cfg.n).fill(s.now),
+    next: floor + 1,
+    inflight: HashMap.empty(),
+    heardFrom: [],
     since: s.now,
-    heartbeatAt: s.now
+    heartbeatAt: s.now,
+    promisedBy: Array.from(HashMap.keys(promises)),
+    recovered,
+    top,
+    prepareAt: s.now
   }
   s.leader = c.id
   s.backoff = 1
-  c.event({ _tag: "BecameLeader", ballot, reproposed: entries.length - noops, noops })
-  sendAccepts(c, ballot, entries, null)
+  c.event({ _tag: "BecameLeader", ballot, reproposed, noops: top - floor - reproposed })
+  proposeQueued(c)
   maybeCatchup(c, true)
 }
 
@@ -133,46 +161,87 @@ function sendAccepts(c: Ctx, ballot: Ballot, entries: readonly Entry[], only: re
 /** A message to every follower carried the current commit point: nobody needs a Commit for it. */
 function carriedCommit(c: Ctx): void {
   c.commitChanged = false
-  c.awaitingCommit = 0
+  if (c.awaitingCommit.length > 0) c.awaitingCommit = []
 }
 
-/** Proposes queued commands while the window has room, batching up to batchCommandsMax per slot. */
+/**
+ * Proposes the slots Phase 1 recovered (up to `top`), then, while the window has room, queued
+ * commands, batching up to batchCommandsMax per slot, then no-ops up to a change on its way in, so
+ * that it takes effect at once (docs/MEMBERSHIP.md). A slot is proposed only once this node applied
+ * every slot up to ALPHA below it (so its configuration is known) and while the members that
+ * promised this ballot hold a quorum of that configuration; when they do not, the configuration's
+ * other voters are asked to promise.
+ */
 export function proposeQueued(c: Ctx): void {
   const s = c.s
   const r = s.role
-  if (r._tag !== "Leader" || s.queue.length === 0) return
+  if (r._tag !== "Leader") return
+  const padTo = s.membership.next === null ? 0 : s.membership.next.from - 1
+  if (r.next > r.top && s.queue.length === 0 && r.next > padTo) return
   let inflight = r.inflight
+  let recovered = r.recovered
   let next = r.next
   let taken = 0
+  let needPromises: Config | null = null
   const entries: Entry[] = []
-  while (taken < s.queue.length && HashMap.size(inflight) < s.cfg.windowSlots) {
-    const value = s.queue.slice(taken, taken + s.cfg.batchCommandsMax)
-    taken += value.length
-    inflight = HashMap.set(inflight, next, { value, votes: [], sentAt: s.now })
+  // Recovered slots go out at once, as many as the alpha rule allows; the window holds back only
+  // new commands (recovery in waves of a window left clients waiting for it under faults).
+  while ((next <= r.top || HashMap.size(inflight) < s.cfg.windowSlots) && next <= s.applied + ALPHA) {
+    const recovering = next <= r.top
+    if (!recovering && taken >= s.queue.length && next > padTo) break
+    const config = configOf(c, next)
+    if (!isQuorumOfDistinct(config, r.promisedBy)) {
+      needPromises = config
+      break
+    }
+    let value: Batch
+    if (recovering) {
+      const known = HashMap.get(s.decided, next).pipe(Option.getOrUndefined)
+      value = known ?? HashMap.get(recovered, next).pipe(Option.map((e) => e.value), Option.getOrElse(() => NOOP))
+      // Planted bug (simulator only): the leader ignores what Phase 1 reported.
+      if (hasBug(s.cfg, "ignore-phase1-values") && known === undefined) value = NOOP
+      recovered = HashMap.remove(recovered, next)
+    } else if (taken < s.queue.length) {
+      value = s.queue.slice(taken, taken + s.cfg.batchCommandsMax)
+      taken += value.length
+    } else value = NOOP
+    inflight = HashMap.set(inflight, next, { value, votes: [], sentAt: s.now, config })
     entries.push({ slot: next, value })
     next++
   }
-  if (entries.length === 0) return
-  const sent = s.queue.slice(0, taken)
-  s.queue = s.queue.drop(taken)
-  markSent(c, sent)
-  s.role = { ...r, inflight, next }
-  c.event({ _tag: "Proposed", slots: entries.length, commands: taken })
-  sendAccepts(c, r.ballot, entries, null)
+  if (taken > 0) {
+    const sent = s.queue.slice(0, taken)
+    s.queue = s.queue.drop(taken)
+    markSent(c, sent)
+    c.event({ _tag: "Proposed", slots: entries.length, commands: taken })
+  }
+  s.role = { ...r, inflight, next, recovered }
+  if (needPromises !== null) askPromises(c, needPromises)
+  if (entries.length > 0) sendAccepts(c, r.ballot, entries, null)
+}
+
+/** Asks the voters of `config` that have not promised this ballot to promise it (at most once per retransmitTicks). */
+function askPromises(c: Ctx, config: Config): void {
+  const s = c.s
+  const r = s.role
+  if (r._tag !== "Leader" || s.now < r.prepareAt) return
+  s.role = { ...r, prepareAt: s.now + s.cfg.retransmitTicks }
+  for (const id of voterSet(config)) {
+    if (!r.promisedBy.includes(id) && id !== c.id) c.early(id, { _tag: "Prepare", ballot: r.ballot, from: r.next })
+  }
 }
 
 /** Phase 2b votes. A proposal with a quorum of votes is decided. */
 export function onAccepted(c: Ctx, from: number, m: Accepted): void {
   const r = c.s.role
   if (r._tag !== "Leader" || !B.eq(r.ballot, m.ballot)) return
-  const q = quorum(c.s.cfg.n)
   let inflight = r.inflight
   const chosen: Array<[number, Batch]> = []
   for (const slot of m.slots) {
     const p = HashMap.get(inflight, slot).pipe(Option.getOrUndefined)
     if (p === undefined || p.votes.includes(from)) continue
     const votes = [...p.votes, from]
-    if (votes.length >= q) {
+    if (isQuorumOfDistinct(p.config, votes)) {
       inflight = HashMap.remove(inflight, slot)
       chosen.push([slot, p.value])
     } else inflight = HashMap.set(inflight, slot, { ...p, votes })
@@ -194,7 +263,7 @@ function advance(r: Leader, chosen: ReadonlyArray<readonly [number, Batch]>): Pi
   return { committed, chosenAbove: Array.from(above) }
 }
 
-const heard = (r: Leader, from: number, now: number): readonly number[] => {
+const heard = (r: Leader, from: number, now: number): readonly (number | undefined)[] => {
   if (r.heardFrom[from] === now) return r.heardFrom
   const h = r.heardFrom.slice()
   h[from] = now
@@ -246,8 +315,10 @@ export function leaderTick(c: Ctx): void {
   if (r._tag !== "Leader") return
   const window = s.cfg.electionTicks * 3
   if (s.now - r.since > window) {
-    const alive = r.heardFrom.filter((t, i) => i === c.id || s.now - t <= window).length
-    if (alive < quorum(s.cfg.n)) {
+    const config = s.membership.current
+    let alive = 0
+    for (const id of voterSet(config)) if (id === c.id || s.now - (r.heardFrom[id] ?? r.since) <= window) alive++
+    if (alive < quorumSize(config)) {
       stepDown(c, null, "lost-quorum")
       return
     }
@@ -269,7 +340,7 @@ function retransmit(c: Ctx): void {
   for (const [slot, p] of r.inflight) {
     if (s.now - p.sentAt < s.cfg.retransmitTicks) continue
     inflight = HashMap.set(inflight, slot, { ...p, sentAt: s.now })
-    for (let to = 0; to < s.cfg.n; to++) {
+    for (const to of s.peers) {
       if (p.votes.includes(to)) continue
       let list = byNode.get(to)
       if (list === undefined) byNode.set(to, (list = []))
@@ -301,9 +372,9 @@ function retransmit(c: Ctx): void {
 export function announceCommit(c: Ctx): void {
   const r = c.s.role
   if (!c.commitChanged || r._tag !== "Leader") return
-  const to = c.awaitingCommit & ~(1 << c.id)
+  const to = c.awaitingCommit
   carriedCommit(c)
-  if (to === 0) return
+  if (to.length === 0) return
   const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }
-  for (let i = 0; i < c.s.cfg.n; i++) if ((to & (1 << i)) !== 0) c.early(i, msg)
+  for (const id of to) if (id !== c.id) c.early(id, msg)
 }

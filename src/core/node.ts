@@ -25,6 +25,7 @@ import {
   startElection,
   stepDown
 } from "./leader.ts"
+import { votesIn } from "./membership.ts"
 import type { Message } from "./messages.ts"
 import { PList } from "./plist.ts"
 import {
@@ -100,9 +101,12 @@ function onTick(c: Ctx): void {
 }
 
 function onMessage(c: Ctx, from: number, msg: Message): void {
-  if (from < 0 || from >= c.s.cfg.n) return
+  // Only members are heard; a removed node (or one not yet added here) is ignored.
+  if (from !== c.id && !c.s.peers.includes(from)) return
   switch (msg._tag) {
     case "Prepare":
+      // Only a voter may lead: a learner's or a removed member's ballot never disturbs anyone.
+      if (from !== c.id && !votesIn(c.s.membership, from)) return
       if (from !== c.id) yieldTo(c, msg.ballot)
       if (onPrepare(c, from, msg) && from !== c.id) {
         c.s.leader = null

@@ -11,6 +11,7 @@ import { hasBug, LIMITS } from "./config.ts"
 import type { Ctx } from "./ctx.ts"
 import { batchKey, sameBatch } from "./acceptor.ts"
 import { invariant } from "./invariant.ts"
+import { memberIds, settle } from "./membership.ts"
 import type { Batch, ClientEntry, Command, Entry, Message } from "./messages.ts"
 
 type Snapshot = Extract<Message, { _tag: "Snapshot" }>
@@ -73,6 +74,7 @@ export function applyReady(c: Ctx): void {
     s.decided = HashMap.remove(s.decided, slot)
     s.log = HashMap.set(s.log, slot, next.value)
     s.applied = slot
+    settleMembership(c)
     c.event({ _tag: "Applied", slot })
   }
   // Staged snapshot values were cut from a peer's list; once this list grows on its own they are
@@ -81,13 +83,21 @@ export function applyReady(c: Ctx): void {
   if (s.applied - s.snapSlot >= s.cfg.snapshotEverySlots) takeSnapshot(c)
 }
 
+/** A change whose first slot is the next to apply is in force from now on (docs/MEMBERSHIP.md). */
+function settleMembership(c: Ctx): void {
+  const s = c.s
+  if (s.membership.next === null || s.membership.next.from > s.applied + 1) return
+  s.membership = settle(s.membership, s.applied + 1)
+  s.peers = memberIds(s.membership)
+}
+
 /** On the leader: the nodes whose commands (ids `node.boot.n`, see newId) a batch holds, for announceCommit. */
 function noteOrigins(c: Ctx, batch: Batch): void {
   for (const cmd of batch) {
     const dot = cmd.id.indexOf(".")
     if (dot < 1 || dot > 2) continue
     const origin = Number(cmd.id.slice(0, dot))
-    if (Number.isInteger(origin) && origin >= 0 && origin < c.s.cfg.n && origin !== c.id) c.awaitingCommit |= 1 << origin
+    if (origin !== c.id && c.s.peers.includes(origin) && !c.awaitingCommit.includes(origin)) c.awaitingCommit.push(origin)
   }
 }
 
@@ -323,7 +333,13 @@ export function maybeCatchup(c: Ctx, force = false, target?: number): void {
   if (s.knownDecided <= s.applied || HashMap.has(s.decided, s.applied + 1)) return
   if (!force && s.now < s.catchupAt) return
   let to = target ?? s.source
-  if (to === null || to === c.id || (!force && c.random(0, 2) === 0)) to = (c.id + c.random(1, s.cfg.n)) % s.cfg.n
+  if (to === null || to === c.id || (!force && c.random(0, 2) === 0)) {
+    // Another member, at random.
+    const peers = s.peers
+    if (peers.length < 2) return
+    const self = peers.indexOf(c.id)
+    to = peers[(Math.max(0, self) + c.random(1, peers.length)) % peers.length] as number
+  }
   s.catchupAt = s.now + s.cfg.catchupTicks
   const listLength = (s.staged ?? s.list).length
   c.early(to, { _tag: "CatchupRequest", from: s.applied + 1, listLength })

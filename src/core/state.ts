@@ -6,6 +6,7 @@ import { HashMap } from "effect"
 import * as B from "./ballot.ts"
 import type { Ballot } from "./ballot.ts"
 import type { NodeConfig } from "./config.ts"
+import { memberIds, startMembership, type Config, type Membership } from "./membership.ts"
 import type { AcceptedEntry, Batch, ClientEntry, Command, Message } from "./messages.ts"
 import { PList } from "./plist.ts"
 import { nextU32, type Rng } from "./prng.ts"
@@ -30,6 +31,8 @@ export interface Proposal {
   readonly value: Batch
   readonly votes: readonly number[]
   readonly sentAt: number
+  /** The configuration of the proposal's slot: only its voters' votes count. */
+  readonly config: Config
 }
 
 /**
@@ -45,11 +48,21 @@ export interface Leader {
   readonly ballot: Ballot
   readonly committed: number
   readonly chosenAbove: readonly number[]
+  /** The next slot to propose. */
   readonly next: number
   readonly inflight: HashMap.HashMap<number, Proposal>
-  readonly heardFrom: readonly number[]
+  /** When each member (by id) last answered; undefined: not since this leader began. */
+  readonly heardFrom: readonly (number | undefined)[]
   readonly since: number
   readonly heartbeatAt: number
+  /** The members that promised this ballot: a slot is proposed only while they hold a quorum of its configuration. */
+  readonly promisedBy: readonly number[]
+  /** Values reported by promises for slots from `next` on (the highest ballot each), proposed when their slot comes. */
+  readonly recovered: HashMap.HashMap<number, AcceptedEntry>
+  /** The highest slot a promise reported: slots up to it are re-proposed (a no-op where nothing was reported). */
+  readonly top: number
+  /** When this leader may next ask members of a configuration it holds no quorum of to promise. */
+  readonly prepareAt: number
 }
 
 export type Role = Follower | Candidate | Leader
@@ -93,6 +106,10 @@ export interface NodeState {
    * every list is a prefix of one order.
    */
   readonly staged: PList | null
+  /** The configuration in force for the slot after `applied`, and a change decided but not yet in force (docs/MEMBERSHIP.md). */
+  readonly membership: Membership
+  /** The ids of every member of either configuration, ascending: whom broadcasts go to. */
+  readonly peers: readonly number[]
   // roles
   readonly role: Role
   readonly leader: number | null
@@ -181,7 +198,13 @@ export interface StepResult {
 export interface DurableState {
   readonly promised: Ballot
   readonly accepted: readonly AcceptedEntry[]
-  readonly snapshot: { readonly slot: number; readonly list: readonly number[]; readonly clients: readonly ClientEntry[] }
+  readonly snapshot: {
+    readonly slot: number
+    readonly list: readonly number[]
+    readonly clients: readonly ClientEntry[]
+    /** Membership at the snapshot; absent: the initial configuration (NodeConfig.initial). */
+    readonly membership?: Membership
+  }
 }
 
 export const emptyDurable: DurableState = {
@@ -216,6 +239,8 @@ export function restore(cfg: NodeConfig, durable: DurableState, seed: number): N
     source: null,
     catchupAt: 0,
     staged: null,
+    membership: snap.membership ?? startMembership(cfg.initial),
+    peers: memberIds(snap.membership ?? startMembership(cfg.initial)),
     role: { _tag: "Follower" },
     leader: null,
     // A restarted node listens for a full election timeout before it campaigns.

@@ -1,0 +1,107 @@
+/**
+ * The roles under a configuration (docs/MEMBERSHIP.md): a learner never campaigns and its votes
+ * and promises count in no quorum; a slot is decided by a quorum of its own configuration's
+ * voters; Phase 1 needs a quorum of every configuration that governs a slot in the leader's window;
+ * a configuration that comes into the window later is asked to promise before any of its slots is
+ * proposed; a leader proposes no slot more than ALPHA above what it applied.
+ */
+import assert from "node:assert/strict"
+import type { Ballot } from "../../src/core/ballot.ts"
+import { defaultConfig, type NodeConfig } from "../../src/core/config.ts"
+import { ALPHA, changeConfig, derivedIncarnation, indexedConfig, type Config, type Membership } from "../../src/core/membership.ts"
+import { emptyDurable, restore } from "../../src/core/state.ts"
+import { test } from "../portable.ts"
+import { Bench, only, sentOf, type Sent } from "./harness.ts"
+
+/** Four members: voters 0, 1, 2 and a bound learner 3. */
+function withLearner(): Config {
+  const added = changeConfig(indexedConfig(3), { _tag: "Add", address: "node3" }) as Config
+  return changeConfig(added, { _tag: "Bind", id: 3, incarnation: derivedIncarnation(3) }) as Config
+}
+
+/** The same with 3 promoted: four voters, quorum 3. */
+const promoted = (): Config => changeConfig(withLearner(), { _tag: "Promote", id: 3 }) as Config
+
+/** Four nodes that all start from `membership`. */
+function bench(membership: Membership, overrides: Partial<NodeConfig> = {}): Bench {
+  const cfg = { ...overrides, initial: membership.current }
+  const t = new Bench(4, cfg)
+  t.nodes = t.nodes.map((_, id) => restore(defaultConfig(id, 4, cfg), { ...emptyDurable, snapshot: { ...emptyDurable.snapshot, membership } }, 2000 + id))
+  return t
+}
+
+const all = (t: Bench, id: number): Sent[] => t.outputs[id]?.flatMap((o) => sentOf(id, o)) ?? []
+const promise = (ballot: Ballot) => ({ _tag: "Promise" as const, ballot, snapshot: 0, accepted: [] })
+
+test("a learner never campaigns", () => {
+  const t = bench({ current: withLearner(), next: null })
+  for (let i = 0; i < 2_000; i++) t.step(3, { _tag: "Tick" })
+  assert.equal(all(t, 3).filter((s) => s.msg._tag === "Prepare").length, 0)
+  assert.equal(t.nodes[3]?.role._tag, "Follower")
+})
+
+test("a learner's promise and vote count in no quorum; its Prepare is ignored", () => {
+  const t = bench({ current: withLearner(), next: null })
+  const prepares = t.tickUntil(0, "Prepare")
+  assert.deepEqual(prepares.map((p) => p.to).sort(), [0, 1, 2, 3], "the learner hears the Prepare too")
+  const ballot = only(prepares, "Prepare").ballot
+  t.receive(0, 0, promise(ballot))
+  t.receive(0, 3, promise(ballot))
+  assert.equal(t.nodes[0]?.role._tag, "Candidate", "0 and the learner 3 are no quorum of voters 0, 1, 2")
+  t.receive(0, 1, promise(ballot))
+  assert.equal(t.nodes[0]?.role._tag, "Leader")
+  t.step(0, { _tag: "Append", rid: 1, value: 7 })
+  const slot = only(all(t, 0), "Accept", 1).entries.at(-1)?.slot as number
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: [slot] })
+  t.receive(0, 3, { _tag: "Accepted", ballot, slots: [slot] })
+  assert.equal(t.nodes[0]?.list.length, 0, "the learner's vote does not decide the slot")
+  t.receive(0, 2, { _tag: "Accepted", ballot, slots: [slot] })
+  assert.deepEqual(t.nodes[0]?.list.slice(), [7])
+  // A learner that campaigns anyway is not heard.
+  const before = t.nodes[1]?.promised
+  const out = t.receive(1, 3, { _tag: "Prepare", ballot: { round: 99, leader: 3 }, from: 1 })
+  assert.deepEqual(out.early.concat(out.send), [])
+  assert.deepEqual(t.nodes[1]?.promised, before)
+})
+
+test("Phase 1 with a change on its way in needs a quorum of both configurations", () => {
+  // The change makes 3 a voter from slot 10 on: inside the first leader's window.
+  const t = bench({ current: withLearner(), next: { config: promoted(), from: 10 } })
+  const ballot = only(t.tickUntil(0, "Prepare"), "Prepare").ballot
+  t.receive(0, 0, promise(ballot))
+  t.receive(0, 1, promise(ballot))
+  assert.equal(t.nodes[0]?.role._tag, "Candidate", "0 and 1 are a quorum of voters 0-2, not of voters 0-3")
+  t.receive(0, 3, promise(ballot))
+  assert.equal(t.nodes[0]?.role._tag, "Leader")
+  // It fills the slots before the change with no-ops, so the change takes effect at once.
+  const slots = all(t, 0).filter((s) => s.msg._tag === "Accept" && s.to === 1).flatMap((s) => (s.msg._tag === "Accept" ? s.msg.entries.map((e) => e.slot) : []))
+  assert.deepEqual(slots, [1, 2, 3, 4, 5, 6, 7, 8, 9])
+})
+
+test("a configuration that comes into the window is asked to promise before any of its slots is proposed", () => {
+  const from = ALPHA + 5
+  // A window wider than ALPHA, so that the alpha rule, not the window, is what holds slots back.
+  const t = bench({ current: withLearner(), next: { config: promoted(), from } }, { windowSlots: 4 * ALPHA })
+  const ballot = only(t.tickUntil(0, "Prepare"), "Prepare").ballot
+  t.receive(0, 0, promise(ballot))
+  t.receive(0, 1, promise(ballot))
+  assert.equal(t.nodes[0]?.role._tag, "Leader", "slots 1 to ALPHA are all of the old configuration")
+  const proposed = () =>
+    all(t, 0).filter((s) => s.msg._tag === "Accept" && s.to === 1).flatMap((s) => (s.msg._tag === "Accept" ? s.msg.entries.map((e) => e.slot) : []))
+  assert.equal(Math.max(...proposed()), ALPHA, "no slot above applied + ALPHA")
+  // Votes of 0 and 1 decide slots 1-10: applied moves to 10, so slots up to 10 + ALPHA may go.
+  const ten = Array.from({ length: 10 }, (_, i) => i + 1)
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: ten })
+  t.receive(0, 1, { _tag: "Accepted", ballot, slots: ten })
+  assert.equal(t.nodes[0]?.applied, 10)
+  t.step(0, { _tag: "Append", rid: 1, value: 5 })
+  for (let i = 0; i < 3; i++) t.step(0, { _tag: "Tick" })
+  assert.equal(Math.max(...proposed()), from - 1, "the slots of the new configuration wait for its promises")
+  const asked = all(t, 0).filter((s) => s.msg._tag === "Prepare" && s.to !== 0).map((s) => s.to)
+  assert.ok(asked.includes(3) && asked.includes(2), `Prepare went to the voters that did not promise: ${asked}`)
+  t.receive(0, 3, { _tag: "Promise", ballot, snapshot: 0, accepted: [{ slot: from, ballot: { round: 0, leader: 2 }, value: [{ _tag: "Append", id: "x", value: 9 }] }] })
+  t.step(0, { _tag: "Tick" })
+  const accept = all(t, 0).filter((s) => s.msg._tag === "Accept" && s.to === 1).flatMap((s) => (s.msg._tag === "Accept" ? [...s.msg.entries] : []))
+  assert.deepEqual(accept.find((e) => e.slot === from)?.value, [{ _tag: "Append", id: "x", value: 9 }], "the late promise's report is re-proposed in its slot")
+  assert.ok(accept.some((e) => e.slot === from + 1 && e.value.some((x) => x._tag === "Append" && x.value === 5)), "then the client's command")
+})
