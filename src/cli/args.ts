@@ -28,7 +28,10 @@ export function parseFlags(argv: readonly string[], spec: Record<string, FlagKin
     const eq = a.indexOf("=")
     const name = (eq === -1 ? a : a.slice(0, eq)).replace(/^--?/, "")
     const kind = spec[name]
-    if (kind === undefined) return `unknown option ${eq === -1 ? a : a.slice(0, eq)}`
+    if (kind === undefined) {
+      const close = closest(name, Object.keys(spec))
+      return `unknown option ${eq === -1 ? a : a.slice(0, eq)}${close === null ? "" : ` (did you mean --${close}?)`}`
+    }
     if (kind === "bool") {
       if (eq !== -1) return `option --${name} takes no value`
       flags[name] = true
@@ -67,4 +70,41 @@ export function readTokenFile(file: string): string {
   const token = text.trim()
   if (token.length === 0) throw new Error(`--token-file ${file}: the file is empty`)
   return token
+}
+
+/** The name of `names` closest to `name` (a typo: at most a third of it edited, or a prefix), or null. */
+export function closest(name: string, names: readonly string[]): string | null {
+  let best: string | null = null
+  let bestDistance = Infinity
+  for (const n of names) {
+    if (n.length <= 1) continue
+    const d = n.startsWith(name) && name.length >= 2 ? 0.5 : editDistance(name, n)
+    if (d < bestDistance) {
+      best = n
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : null
+}
+
+/** Levenshtein distance (names are short: the quadratic table is fine). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length] as number
+}
+
+/** Whether `argv` asks for help (`--help` or `-h` before any `--`). */
+export function wantsHelp(argv: readonly string[]): boolean {
+  for (const a of argv) {
+    if (a === "--") return false
+    if (a === "--help" || a === "-h") return true
+  }
+  return false
 }

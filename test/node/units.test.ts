@@ -11,7 +11,7 @@ import type { Write } from "../../src/core/state.ts"
 import { PList } from "../../src/core/plist.ts"
 import { Random } from "../../src/core/prng.ts"
 import { MemStore } from "../../src/sim/store.ts"
-import { parseFlags } from "../../src/cli/args.ts"
+import { closest, parseFlags, wantsHelp } from "../../src/cli/args.ts"
 import { ConfigError, parseConfig } from "../../src/server/cluster-config.ts"
 import { ListJson } from "../../src/server/list-json.ts"
 import { FileAtPath, SqliteStore } from "../../src/server/storage.ts"
@@ -222,5 +222,21 @@ describe("flags", () => {
     expect(parseFlags(["--timeout=30", "7"], { timeout: "value" })).toEqual({ flags: { timeout: "30" }, positionals: ["7"] })
     expect(parseFlags(["--nope"], {})).toBe("unknown option --nope")
     expect(parseFlags(["--server"], { server: "value" })).toBe("option --server needs a value")
+  })
+
+  test("an unknown option names the closest known one, when one is close", () => {
+    expect(parseFlags(["--tmeout", "5"], { timeout: "value", config: "value" })).toBe("unknown option --tmeout (did you mean --timeout?)")
+    expect(parseFlags(["--conf=x"], { timeout: "value", config: "value" })).toBe("unknown option --conf (did you mean --config?)")
+    expect(parseFlags(["--zzz"], { timeout: "value", config: "value" })).toBe("unknown option --zzz")
+    expect(closest("time-limt", ["time-limit", "rate"])).toBe("time-limit")
+    expect(closest("sed", ["seed", "seeds", "nodes"])).toBe("seed")
+    expect(closest("x", ["seed"])).toBeNull()
+  })
+
+  test("help is asked for by --help or -h before any --", () => {
+    expect(wantsHelp(["--config", "c", "--help"])).toBe(true)
+    expect(wantsHelp(["-h"])).toBe(true)
+    expect(wantsHelp(["--", "--help"])).toBe(false)
+    expect(wantsHelp(["5"])).toBe(false)
   })
 })
