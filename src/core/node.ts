@@ -66,10 +66,10 @@ export function stepInto(c: Ctx, input: Input): void {
       onMessage(c, input.from, input.msg)
       break
     case "Append":
-      onClientAppend(c, input.rid, input.value, input.client, input.seq)
+      onClientAppend(c, input.rid, input.value, input.client, input.seq, input.timeoutTicks)
       break
     case "Read":
-      onClientRead(c, input.rid)
+      onClientRead(c, input.rid, input.timeoutTicks)
       break
     case "Flush":
       break

@@ -165,9 +165,10 @@ const staleSeq = (rid: number, seq: number, latest: number) =>
 
 /**
  * A client append arriving at this node: answered from the client table when it is a retry of the
- * latest applied request of that client, else queued to be proposed (leader) or forwarded.
+ * latest applied request of that client, else queued to be proposed (leader) or forwarded. It ends
+ * within `timeoutTicks` (the client's own deadline) when that is shorter than requestTicks.
  */
-export function onClientAppend(c: Ctx, rid: number, value: number, client?: string, seq?: number): void {
+export function onClientAppend(c: Ctx, rid: number, value: number, client?: string, seq?: number, timeoutTicks?: number): void {
   const s = c.s
   if (client !== undefined && seq !== undefined) {
     const prior = HashMap.get(s.clients, client).pipe(Option.getOrUndefined)
@@ -181,17 +182,17 @@ export function onClientAppend(c: Ctx, rid: number, value: number, client?: stri
   const cmd: Command = client !== undefined && seq !== undefined
     ? { _tag: "Append", id: newId(c), value, client, seq }
     : { _tag: "Append", id: newId(c), value }
-  enqueue(c, rid, cmd)
+  enqueue(c, rid, cmd, timeoutTicks)
 }
 
 /** A linearizable read: a read marker goes through the log and is answered where it is applied. */
-export function onClientRead(c: Ctx, rid: number): void {
+export function onClientRead(c: Ctx, rid: number, timeoutTicks?: number): void {
   // Planted bug (simulator only): a follower answers from its local, possibly stale, state.
   if (hasBug(c.s.cfg, "stale-read") && c.s.role._tag !== "Leader") {
     c.reply({ _tag: "ReadDone", rid, length: c.s.list.length })
     return
   }
-  enqueue(c, rid, { _tag: "Read", id: newId(c) })
+  enqueue(c, rid, { _tag: "Read", id: newId(c) }, timeoutTicks)
 }
 
 function newId(c: Ctx): string {
@@ -200,17 +201,21 @@ function newId(c: Ctx): string {
   return id
 }
 
-function enqueue(c: Ctx, rid: number, cmd: Command): void {
+function enqueue(c: Ctx, rid: number, cmd: Command, timeoutTicks?: number): void {
   const s = c.s
   if (HashMap.size(s.pending) >= s.cfg.pendingRequestsMax || s.queue.length >= s.cfg.queueCommandsMax) {
     c.reply({ _tag: "Rejected", rid, definite: true, reason: "Overloaded", message: "too many requests in flight; try again later" })
     return
   }
-  s.pending = HashMap.set(s.pending, cmd.id, { rid, sent: false, deadline: s.now + s.cfg.requestTicks })
+  const ticks = timeoutTicks === undefined ? s.cfg.requestTicks : Math.max(1, Math.min(s.cfg.requestTicks, timeoutTicks))
+  s.pending = HashMap.set(s.pending, cmd.id, { rid, sent: false, deadline: s.now + ticks })
   s.queue = s.queue.push(cmd)
 }
 
-/** Requests past their deadline fail: definitely if their command never left this node. */
+/**
+ * Requests past their deadline fail: definitely if their command never left this node (it is taken
+ * out of the queue, so it never will), else with an unknown outcome.
+ */
 export function expireRequests(c: Ctx): void {
   const s = c.s
   let expiredUnsent: Set<string> | undefined
@@ -221,8 +226,11 @@ export function expireRequests(c: Ctx): void {
       c.reply({ _tag: "Rejected", rid: p.rid, definite: false, reason: "Timeout", message: "no decision seen in time; the request may or may not be applied" })
     } else {
       ;(expiredUnsent ??= new Set()).add(id)
-      const reason = s.leader === null ? "NoLeader" : "Timeout"
-      c.reply({ _tag: "Rejected", rid: p.rid, definite: true, reason, message: "not proposed in time (no leader reachable); not applied" })
+      c.reply(
+        s.leader === null
+          ? { _tag: "Rejected", rid: p.rid, definite: true, reason: "NoLeader", message: "no quorum: no leader elected in time; not applied" }
+          : { _tag: "Rejected", rid: p.rid, definite: true, reason: "Timeout", message: "not proposed in time; not applied" }
+      )
     }
   }
   if (expiredUnsent !== undefined) {

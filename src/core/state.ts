@@ -112,8 +112,9 @@ export type Input =
   /** End of a batch of inputs: propose (leader) or forward (follower) what queued up during it. */
   | { readonly _tag: "Flush" }
   | { readonly _tag: "Receive"; readonly from: number; readonly msg: Message }
-  | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number }
-  | { readonly _tag: "Read"; readonly rid: number }
+  /** `timeoutTicks`: the client waits only this long; the request then ends sooner than requestTicks. */
+  | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number; readonly timeoutTicks?: number }
+  | { readonly _tag: "Read"; readonly rid: number; readonly timeoutTicks?: number }
 
 export interface Envelope {
   readonly to: number
