@@ -137,19 +137,32 @@ export class Node {
   /**
    * Submits a client append; `done` gets its answer (a 200 body or an ApiError), exactly once:
    * at once when the node cannot take it, else when the core answers, or at the safety deadline.
-   * Returns the request id (for `abandon`), or 0 when it was answered at once.
+   * `timeoutMs` is how long the client waits, when it says so: the core then answers before that
+   * (clientTicks). Returns the request id (for `abandon`), or 0 when it was answered at once.
    */
-  appendWith(value: number, client: string | undefined, seq: number | undefined, wantList: boolean, done: Done): number {
+  appendWith(value: number, client: string | undefined, seq: number | undefined, wantList: boolean, done: Done, timeoutMs?: number): number {
     this.d.counters.clientAppends += 1
     const rid = this.nextRid
     const input: Input = client !== undefined && seq !== undefined ? { _tag: "Append", rid, value, client, seq } : { _tag: "Append", rid, value }
-    return this.submit(input, wantList, done)
+    return this.submit(timeoutMs === undefined ? input : { ...input, timeoutTicks: this.clientTicks(timeoutMs) }, wantList, done)
   }
 
   /** Submits a linearizable read (a read marker through the log), as `appendWith`. */
-  readWith(done: Done): number {
+  readWith(done: Done, timeoutMs?: number): number {
     this.d.counters.clientReads += 1
-    return this.submit({ _tag: "Read", rid: this.nextRid }, true, done)
+    const rid = this.nextRid
+    return this.submit(timeoutMs === undefined ? { _tag: "Read", rid } : { _tag: "Read", rid, timeoutTicks: this.clientTicks(timeoutMs) }, true, done)
+  }
+
+  /**
+   * The ticks a request may wait in the core when its client waits `ms`, so that the answer (503
+   * if it was not proposed, else 504) reaches the client in time: the core looks at deadlines
+   * every 10 ticks (100 ms), and on a busy machine the ticks run late, so a quarter of the time
+   * (at least 100 ms) is kept in hand too. The core never waits longer than its own requestTicks.
+   */
+  private clientTicks(ms: number): number {
+    const spare = 10 * this.d.tickMs + Math.max(100, ms / 4)
+    return Math.max(1, Math.floor((ms - spare) / this.d.tickMs))
   }
 
   /**
