@@ -66,10 +66,13 @@ export function stepInto(c: Ctx, input: Input): void {
       onMessage(c, input.from, input.msg)
       break
     case "Append":
-      onClientAppend(c, input.rid, input.value, input.client, input.seq, input.timeoutTicks)
+      onClientAppend(c, input.rid, input.value, input.client, input.seq)
       break
     case "Read":
-      onClientRead(c, input.rid, input.timeoutTicks)
+      onClientRead(c, input.rid)
+      break
+    case "Expire":
+      expireRequests(c, input.rids)
       break
     case "Flush":
       break

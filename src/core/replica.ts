@@ -165,10 +165,9 @@ const staleSeq = (rid: number, seq: number, latest: number) =>
 
 /**
  * A client append arriving at this node: answered from the client table when it is a retry of the
- * latest applied request of that client, else queued to be proposed (leader) or forwarded. It ends
- * within `timeoutTicks` (the client's own deadline) when that is shorter than requestTicks.
+ * latest applied request of that client, else queued to be proposed (leader) or forwarded.
  */
-export function onClientAppend(c: Ctx, rid: number, value: number, client?: string, seq?: number, timeoutTicks?: number): void {
+export function onClientAppend(c: Ctx, rid: number, value: number, client?: string, seq?: number): void {
   const s = c.s
   if (client !== undefined && seq !== undefined) {
     const prior = HashMap.get(s.clients, client).pipe(Option.getOrUndefined)
@@ -182,17 +181,17 @@ export function onClientAppend(c: Ctx, rid: number, value: number, client?: stri
   const cmd: Command = client !== undefined && seq !== undefined
     ? { _tag: "Append", id: newId(c), value, client, seq }
     : { _tag: "Append", id: newId(c), value }
-  enqueue(c, rid, cmd, timeoutTicks)
+  enqueue(c, rid, cmd)
 }
 
 /** A linearizable read: a read marker goes through the log and is answered where it is applied. */
-export function onClientRead(c: Ctx, rid: number, timeoutTicks?: number): void {
+export function onClientRead(c: Ctx, rid: number): void {
   // Planted bug (simulator only): a follower answers from its local, possibly stale, state.
   if (hasBug(c.s.cfg, "stale-read") && c.s.role._tag !== "Leader") {
     c.reply({ _tag: "ReadDone", rid, length: c.s.list.length })
     return
   }
-  enqueue(c, rid, { _tag: "Read", id: newId(c) }, timeoutTicks)
+  enqueue(c, rid, { _tag: "Read", id: newId(c) })
 }
 
 function newId(c: Ctx): string {
@@ -201,26 +200,26 @@ function newId(c: Ctx): string {
   return id
 }
 
-function enqueue(c: Ctx, rid: number, cmd: Command, timeoutTicks?: number): void {
+function enqueue(c: Ctx, rid: number, cmd: Command): void {
   const s = c.s
   if (HashMap.size(s.pending) >= s.cfg.pendingRequestsMax || s.queue.length >= s.cfg.queueCommandsMax) {
     c.reply({ _tag: "Rejected", rid, definite: true, reason: "Overloaded", message: "too many requests in flight; try again later" })
     return
   }
-  const ticks = timeoutTicks === undefined ? s.cfg.requestTicks : Math.max(1, Math.min(s.cfg.requestTicks, timeoutTicks))
-  s.pending = HashMap.set(s.pending, cmd.id, { rid, sent: false, deadline: s.now + ticks })
+  s.pending = HashMap.set(s.pending, cmd.id, { rid, sent: false, deadline: s.now + s.cfg.requestTicks })
   s.queue = s.queue.push(cmd)
 }
 
 /**
- * Requests past their deadline fail: definitely if their command never left this node (it is taken
- * out of the queue, so it never will), else with an unknown outcome.
+ * Requests past their deadline, and those of `rids` (their clients are about to give up), fail:
+ * definitely if their command never left this node (it is taken out of the queue, so it never
+ * will), else with an unknown outcome.
  */
-export function expireRequests(c: Ctx): void {
+export function expireRequests(c: Ctx, rids?: ReadonlySet<number>): void {
   const s = c.s
   let expiredUnsent: Set<string> | undefined
   for (const [id, p] of s.pending) {
-    if (p.deadline > s.now) continue
+    if (p.deadline > s.now && rids?.has(p.rid) !== true) continue
     s.pending = HashMap.remove(s.pending, id)
     if (p.sent) {
       c.reply({ _tag: "Rejected", rid: p.rid, definite: false, reason: "Timeout", message: "no decision seen in time; the request may or may not be applied" })

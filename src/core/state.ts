@@ -112,9 +112,13 @@ export type Input =
   /** End of a batch of inputs: propose (leader) or forward (follower) what queued up during it. */
   | { readonly _tag: "Flush" }
   | { readonly _tag: "Receive"; readonly from: number; readonly msg: Message }
-  /** `timeoutTicks`: the client waits only this long; the request then ends sooner than requestTicks. */
-  | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number; readonly timeoutTicks?: number }
-  | { readonly _tag: "Read"; readonly rid: number; readonly timeoutTicks?: number }
+  | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number }
+  | { readonly _tag: "Read"; readonly rid: number }
+  /**
+   * The shell's clock says the clients of these requests are about to give up: end them now, as at
+   * their deadline (503 if never sent on, else 504). Requests answered already are left alone.
+   */
+  | { readonly _tag: "Expire"; readonly rids: ReadonlySet<number> }
 
 export interface Envelope {
   readonly to: number

@@ -6,7 +6,7 @@
  *   - the `list` query parameter (400),
  *   - the client's own deadline, header x-paxos-timeout-ms (400 when it is not a whole number of
  *     milliseconds from 1 to TIMEOUT_HEADER_MAX_MS): the node answers before it, a definite 503
- *     when the request was not proposed by then (see Node.clientTicks),
+ *     when the request was not proposed by then (see Node.expireForClients),
  *   - the body: its size (413), the bytes of bodies being read at once (503), the time it may take
  *     (408), UTF-8 and JSON and the wire schema (400), with a Content-Length or chunked alike,
  *   - a client that goes away while its request waits is counted as client-gone, and its waiter

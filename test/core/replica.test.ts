@@ -105,31 +105,18 @@ test("a complete chunk from a node behind drops a longer staged tail: the list i
   assert.equal(t.nodes[0]?.applied, 20)
 })
 
-/** Ticks node `id` `n` times; every reply it gave meanwhile. */
-function tickReplies(t: Bench, id: number, n: number) {
-  const replies = []
-  for (let i = 0; i < n; i++) replies.push(...t.step(id, { _tag: "Tick" }).replies)
-  return replies
-}
-
-test("a request with the client's shorter deadline ends by it: definitely not applied if never sent on, unknown if sent", () => {
+test("Expire ends the named requests at once (their clients are about to give up): not applied if never sent on, else unknown", () => {
   const t = new Bench(3)
-  // No leader known: the append waits in the queue; the client's 25 ticks end it, not requestTicks.
-  t.step(0, { _tag: "Append", rid: 1, value: 5, client: "c1", seq: 1, timeoutTicks: 25 })
+  // No leader known: both appends wait in the queue; only the named one ends.
+  t.step(0, { _tag: "Append", rid: 1, value: 5, client: "c1", seq: 1 })
   t.step(0, { _tag: "Append", rid: 2, value: 6 })
-  const early = tickReplies(t, 0, 30)
-  assert.deepEqual(early, [{ _tag: "Rejected", rid: 1, definite: true, reason: "NoLeader", message: "no quorum: no leader elected in time; not applied" }])
+  const early = t.step(0, { _tag: "Expire", rids: new Set([1, 99]) })
+  assert.deepEqual(early.replies, [{ _tag: "Rejected", rid: 1, definite: true, reason: "NoLeader", message: "no quorum: no leader elected in time; not applied" }])
   assert.equal(t.nodes[0]?.queue.length, 1, "the expired command left the queue, so it is never proposed")
-  // Once forwarded to a leader, its outcome is unknown at the deadline.
+  // Once forwarded to a leader, its outcome is unknown.
   t.receive(1, 2, { _tag: "Commit", ballot: { round: 1, leader: 2 }, commit: 0 })
-  const fwd = t.step(1, { _tag: "Read", rid: 3, timeoutTicks: 15 })
+  const fwd = t.step(1, { _tag: "Read", rid: 3 })
   assert.ok(fwd.early.some((e) => e.to === 2 && e.msg._tag === "Forward"))
-  const late = tickReplies(t, 1, 20)
-  assert.deepEqual(late.map((r) => r._tag === "Rejected" && [r.rid, r.definite, r.reason]), [[3, false, "Timeout"]])
-})
-
-test("the client's deadline never extends the node's own", () => {
-  const t = new Bench(3, { requestTicks: 20 })
-  t.step(0, { _tag: "Append", rid: 1, value: 5, timeoutTicks: 1_000 })
-  assert.deepEqual(tickReplies(t, 0, 20).map((r) => r.rid), [1])
+  const late = t.step(1, { _tag: "Expire", rids: new Set([3]) })
+  assert.deepEqual(late.replies.map((r) => r._tag === "Rejected" && [r.rid, r.definite, r.reason]), [[3, false, "Timeout"]])
 })
