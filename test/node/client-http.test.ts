@@ -1,10 +1,12 @@
 /**
- * The client's transport (src/client/http.ts) against stand-in nodes on loopback: what it calls
- * definite and unknown, how long a node that never opens a connection costs, and the deadline it
- * sends in x-paxos-timeout-ms.
+ * The client's transport (src/client/http.ts) and its attempts at several nodes
+ * (src/client/deadline.ts) against stand-in nodes on loopback: what it calls definite and
+ * unknown, how long a node that never opens a connection costs, the deadline it sends in
+ * x-paxos-timeout-ms, and how one total deadline is shared between the nodes.
  */
 import { afterAll, expect, test } from "bun:test"
 import { dlopen, FFIType, ptr } from "bun:ffi"
+import { appendWithin, describeTried } from "../../src/client/deadline.ts"
 import { append, CONNECT_TIMEOUT_MS } from "../../src/client/http.ts"
 import { freePorts } from "../../src/cli/local-cluster.ts"
 
@@ -81,4 +83,34 @@ test("appends send the time left in x-paxos-timeout-ms; 503 is definite, 504 unk
   expect(Number(said)).toBeLessThanOrEqual(1_234)
   const unknown = node(() => Response.json({ error: "OutcomeUnknown", message: "test", definite: false }, { status: 504 }))
   expect((await append(unknown, body, { timeoutMs: 1_000 })).type).toBe("info")
+})
+
+test("appendWithin: a silent first node costs its share of the time, then the next appends; every try has the same client and seq", async () => {
+  const seen: string[] = []
+  const silent = node(async (req) => {
+    seen.push(await req.text())
+    return new Promise<Response>(() => {})
+  })
+  const ok = node(async (req) => {
+    seen.push(await req.text())
+    return Response.json({ value: 1, index: 0, list: [1] })
+  })
+  const t0 = performance.now()
+  const r = await appendWithin([silent, ok], body, { timeoutMs: 3_000 })
+  const ms = performance.now() - t0
+  expect(r).toMatchObject({ type: "ok", node: ok, attempts: 2, value: { list: [1] } })
+  expect(ms).toBeGreaterThan(1_400)
+  expect(ms).toBeLessThan(2_000)
+  expect(seen).toEqual([JSON.stringify(body), JSON.stringify(body)])
+})
+
+test("appendWithin: an unknown outcome stays unknown whatever the other nodes say later", async () => {
+  const unknown = node(() => Response.json({ error: "OutcomeUnknown", message: "test", definite: false }, { status: 504 }))
+  const no = node(() => Response.json({ error: "Unavailable", message: "no quorum: test", definite: true }, { status: 503 }))
+  const [free] = await freePorts(1)
+  const r = await appendWithin([unknown, no, `127.0.0.1:${free}`], body, { timeoutMs: 1_000 })
+  expect(r.type).toBe("info")
+  expect(describeTried(r.tried)).toMatch(new RegExp(`^${unknown}: 504 test \\(\\d+ tries\\); ${no}: 503 no quorum: test \\(\\d+ tries\\); 127.0.0.1:${free}: connection refused`))
+  const definite = await appendWithin([no, `127.0.0.1:${free}`], body, { timeoutMs: 1_000 })
+  expect(definite.type).toBe("fail")
 })
