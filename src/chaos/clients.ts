@@ -5,13 +5,15 @@
  * Outcomes follow Jepsen's convention (src/client/http.ts classifies the replies): 200 is :ok;
  * connection refused, 4xx and 503 (definite) are :fail; a timeout, a reset connection, 504 or a
  * 500 is :info, and the process that saw it is retired (its next op runs as process P +
- * concurrency). An append that did not succeed is retried with the same `client` and `seq` at
- * another node (at most `appendAttempts` tries in all): the node must apply it at most once, and
- * the op is :ok if a try succeeded, :fail only if every try failed definitely, else :info.
+ * concurrency). An append is tried at a random node and then at the others in a random order, with
+ * the same `client` and `seq`, within `appendAttempts` tries of about `timeoutMs` each
+ * (src/client/deadline.ts): the nodes must apply it at most once, and the op is :ok if a try
+ * succeeded, :fail only if every try failed definitely, else :info.
  * A read that fails is a :fail (a read changes nothing).
  */
 import { randomBytes } from "node:crypto"
-import { append, readList, type Outcome } from "../client/http.ts"
+import { appendWithin } from "../client/deadline.ts"
+import { readList } from "../client/http.ts"
 import type { Random } from "../core/prng.ts"
 import { appendValue, readValue, type Recorder } from "./recorder.ts"
 
@@ -36,6 +38,7 @@ export interface ClientOptions {
   readonly concurrency: number
   /** Ops per second over all clients; null for a closed loop (each client as fast as it can). */
   readonly rate: number | null
+  /** A read's timeout, and an append try's (an append may take `appendAttempts` times this in all). */
   readonly timeoutMs: number
   /** Chance that an op is a read. */
   readonly readRatio: number
@@ -105,33 +108,16 @@ export async function runClients(o: ClientOptions): Promise<ClientResult> {
   return { samples, nextProcess: maxProcess + 1, invokedAppends: nextValue - 1 }
 }
 
-/** One append op, with retries of the same (client, seq) at other nodes. */
+/** One append op, tried with the same (client, seq) at a random node, then at the others. */
 async function appendOp(o: ClientOptions, proc: number, value: number, client: string, seq: number, samples: Sample[]): Promise<Outcome3> {
   const start = o.recorder.client("invoke", proc, appendValue(value)).time
-  let node = o.rng.pick(o.nodes)
-  let definite = true
-  let last: Outcome<unknown> | null = null
-  let attempts = 0
-  for (;;) {
-    attempts++
-    const r = await append(node, { value, client, seq }, { timeoutMs: o.timeoutMs })
-    last = r
-    if (r.type === "ok") {
-      const list = (r.value as { list?: number[] }).list ?? []
-      const op = o.recorder.client("ok", proc, appendValue(value, list), { node })
-      samples.push({ kind: "append", type: "ok", start, end: op.time, node, attempts })
-      return "ok"
-    }
-    if (r.type === "info") definite = false
-    if (attempts >= o.appendAttempts) break
-    await Bun.sleep(50 + o.rng.int(0, 100))
-    node = pickOther(o, node)
-  }
-  const type: Outcome3 = definite ? "fail" : "info"
-  const error = last !== null && last.type !== "ok" ? last.error : "unknown"
-  const op = o.recorder.client(type, proc, appendValue(value), { error, node })
-  samples.push({ kind: "append", type, start, end: op.time, node, attempts })
-  return type
+  const r = await appendWithin(o.rng.shuffle(o.nodes), { value, client, seq }, { timeoutMs: o.timeoutMs * o.appendAttempts, maxAttempts: o.appendAttempts })
+  const op =
+    r.type === "ok"
+      ? o.recorder.client("ok", proc, appendValue(value, r.value.list ?? []), { node: r.node })
+      : o.recorder.client(r.type, proc, appendValue(value), { error: r.last.error, node: r.node })
+  samples.push({ kind: "append", type: r.type, start, end: op.time, node: r.node, attempts: r.attempts })
+  return r.type
 }
 
 /** One read op at `node`: ok, or a :fail whatever went wrong. */
@@ -152,9 +138,4 @@ export async function readOp(
   const op = o.recorder.client("fail", proc, readValue(), { error: r.error, node })
   samples.push({ kind, type: "fail", start, end: op.time, node, attempts: 1 })
   return { type: "fail", list: null }
-}
-
-function pickOther(o: ClientOptions, node: string): string {
-  const others = o.nodes.filter((n) => n !== node)
-  return others.length === 0 ? node : o.rng.pick(others)
 }

@@ -4,26 +4,23 @@
  * nodes' client token, sent as `Authorization: Bearer <token>`; a node that refuses it (401) ends
  * the run with exit 2.
  *
- * Without --server it tries the config's nodes in turn until one answers or the time is up; N is
- * a node index (from 0, as in /status) or HOST:PORT. Every attempt carries the same client id
- * and seq, so retries on other nodes are applied at most once.
+ * Without --server it tries the config's nodes in turn, round after round, within one deadline
+ * (--timeout MS, default DEFAULT_TIMEOUT_MS); N is a node index (from 0, as in /status) or
+ * HOST:PORT. src/client/deadline.ts splits the time so that every node gets a try, and every
+ * attempt carries the same client id and seq, so retries on other nodes are applied at most once.
  *
- * Exit codes: 0 appended; 1 definitely not appended; 2 usage or bad input; 3 unknown (it may or
- * may not have been appended). Errors are one line on stderr.
+ * Exit codes: 0 appended; 1 definitely not appended (every node tried said no, or none could be
+ * connected to); 2 usage or bad input; 3 unknown (an attempt may have appended it, whatever the
+ * others said). Errors are one line on stderr, saying what happened at each node tried.
  */
-import { Duration, Effect, Either, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
-import { append } from "../client/http.ts"
+import { appendWithin, describe, describeTried } from "../client/deadline.ts"
 import { ConfigError, parseAddress, readConfig } from "../server/cluster-config.ts"
 import { parseFlags, positiveInt, readTokenFile, str } from "./args.ts"
 
 export const CLIENT_USAGE = "usage: paxos client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE"
 const DEFAULT_CONFIG = "example-config"
 const DEFAULT_TIMEOUT_MS = 10_000
-/** One attempt waits at most this long (the node answers within its request timeout, 5 s). */
-const ATTEMPT_TIMEOUT_MS = 7_000
-/** No attempt starts with less time than this left (it could only time out, an unknown outcome). */
-const ATTEMPT_MIN_MS = 200
 
 class Usage extends Error {}
 
@@ -95,60 +92,22 @@ function targets(config: string | undefined, server: string | undefined): string
   return readConfig(config ?? DEFAULT_CONFIG).nodes.map((n) => n.name)
 }
 
-/** Why one attempt did not append; retried unless the node said the input itself is bad. */
-interface AttemptFailed {
-  readonly node: string
-  readonly message: string
-  readonly badInput: boolean
-}
-
-/** Pause after a round of attempts at every node: 100 ms doubling, jittered, at most 1 s. */
-const ROUND_PAUSE = Schedule.exponential(Duration.millis(100), 2).pipe(Schedule.jittered, Schedule.union(Schedule.spaced(Duration.seconds(1))))
-
-/**
- * Tries the nodes in turn until one appends, or a node says the input is bad, or time is up
- * (a round tries every node once; rounds are retried on the ROUND_PAUSE schedule). A node
- * that may have applied the request (timeout, 504) makes the final failure "unknown".
- */
+/** Appends `value` through `nodes` within `timeoutMs`; prints the list, or one line of what each node said. */
 async function appendWithRetries(nodes: readonly string[], value: number, timeoutMs: number, token: string | undefined): Promise<number> {
   const body = { value, client: `cli-${randomBytes(8).toString("hex")}`, seq: 1 }
-  const deadline = Date.now() + timeoutMs
-  let uncertain = false
-  let last = "no node was tried"
-  const retryable = (e: AttemptFailed) => !e.badInput && deadline - Date.now() >= ATTEMPT_MIN_MS
-  const attemptAt = (node: string): Effect.Effect<number[], AttemptFailed> =>
-    Effect.suspend(() => {
-      const left = deadline - Date.now()
-      if (left < ATTEMPT_MIN_MS) return Effect.fail({ node, message: "time is up", badInput: false })
-      const opts = { timeoutMs: Math.min(left, ATTEMPT_TIMEOUT_MS), ...(token === undefined ? {} : { token }) }
-      return Effect.promise(() => append(node, body, opts)).pipe(
-        Effect.flatMap((r) => {
-          if (r.type === "ok") return Effect.succeed(r.value.list ?? [])
-          if (r.type === "info") uncertain = true
-          last = `${node}: ${r.message}`
-          // 400/413: the input is bad; 401: the token is missing or wrong. No other node will differ.
-          return Effect.fail<AttemptFailed>({ node, message: r.message, badInput: r.status === 400 || r.status === 401 || r.status === 413 })
-        })
-      )
-    })
-  /** One round: each node in turn until one appends. */
-  const round = nodes
-    .slice(1)
-    .reduce((acc, node) => acc.pipe(Effect.catchIf(retryable, () => attemptAt(node))), attemptAt(nodes[0] as string))
-  const program = round.pipe(Effect.retry({ schedule: ROUND_PAUSE, while: retryable }), Effect.either)
-  const result = await Effect.runPromise(program)
-  if (Either.isRight(result)) {
-    process.stdout.write(`${JSON.stringify(result.right)}\n`)
+  const r = await appendWithin(nodes, body, { timeoutMs, ...(token === undefined ? {} : { token }) })
+  if (r.type === "ok") {
+    process.stdout.write(`${JSON.stringify(r.value.list ?? [])}\n`)
     return 0
   }
-  if (result.left.badInput) {
-    process.stderr.write(`paxos client: ${result.left.node} refused the request: ${result.left.message}\n`)
+  if (r.type === "fail" && r.badInput) {
+    process.stderr.write(`paxos client: ${r.node} refused the request: ${describe(r.last)}\n`)
     return 2
   }
-  if (uncertain) {
-    process.stderr.write(`paxos client: outcome unknown: ${value} may or may not have been appended (last error: ${last})\n`)
+  if (r.type === "info") {
+    process.stderr.write(`paxos client: outcome unknown: ${value} may or may not have been appended: ${describeTried(r.tried)}\n`)
     return 3
   }
-  process.stderr.write(`paxos client: not appended: no node appended ${value} within ${timeoutMs} ms (last error: ${last})\n`)
+  process.stderr.write(`paxos client: not appended: ${describeTried(r.tried)}\n`)
   return 1
 }

@@ -2,12 +2,15 @@
  * Concurrent clients that append unique values (and read) through the HTTP API and record a
  * Jepsen history of what they saw. Used by the demo and the node tests.
  *
- * Each worker is one Jepsen process with its own client id and increasing seq (exactly-once);
- * it sends each op once and records ok / fail / info. After an info its process id is retired.
- * A worker whose node cannot be reached moves on to the next node.
+ * Each worker is one Jepsen process with its own client id and increasing seq (exactly-once).
+ * An append is tried at its worker's node first and then at the others, within the op's timeout
+ * (src/client/deadline.ts), and recorded once: ok, fail (every attempt definitely failed) or info.
+ * A read is sent once. After an info the worker's process id is retired. A worker whose node
+ * cannot be reached moves on to the next node.
  */
 import { randomBytes } from "node:crypto"
-import { append, readList, type Outcome } from "./http.ts"
+import { appendWithin, type WithinResult } from "./deadline.ts"
+import { append, readList, type Appended, type Outcome } from "./http.ts"
 import { appendTxn, History, readTxn } from "./history.ts"
 
 export interface WorkloadOptions {
@@ -18,6 +21,7 @@ export interface WorkloadOptions {
   /** The next value to append, or null when there is nothing left to do. */
   readonly next: () => number | null
   readonly history: History
+  /** The time an op may take (an append's, over all the nodes it tries). */
   readonly timeoutMs: number
   /** Chance that an op is a read instead of an append (0 by default). */
   readonly readRatio?: number
@@ -46,22 +50,29 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
     let shift = 0
     for (let op = 0; o.stop?.() !== true; op++) {
       const node = o.pick?.(k, op) ?? (o.nodes[(k + shift) % o.nodes.length] as string)
-      let outcome: Outcome<unknown>
+      let type: Outcome<unknown>["type"]
+      /** Whether `node` could not be reached, or did not answer. */
+      let unreachable: boolean
       if (o.readRatio !== undefined && Math.random() < o.readRatio) {
-        outcome = await readOnce(o.history, proc, node, o.timeoutMs)
+        const r = await readOnce(o.history, proc, node, o.timeoutMs)
+        type = r.type
+        unreachable = r.type !== "ok" && r.status === null
       } else {
         const value = o.next()
         if (value === null) break
         seq += 1
-        outcome = await appendOnce(o.history, proc, node, { value, client, seq }, o.timeoutMs, o.list ?? true)
-        if (outcome.type === "ok") {
+        const order = [node, ...o.nodes.filter((n) => n !== node)]
+        const r = await appendAnywhere(o.history, proc, order, { value, client, seq }, o.timeoutMs, o.list ?? true)
+        type = r.type
+        if (r.type === "ok") {
           res.acked.push(value)
-          res.replies.push(outcome.value as WorkloadResult["replies"][number])
+          res.replies.push(r.value)
         }
+        unreachable = r.tried[0]?.failure?.status === null
       }
-      res[outcome.type] += 1
-      if (outcome.type === "info") proc += o.workers
-      if (outcome.type !== "ok" && outcome.status === null) {
+      res[type] += 1
+      if (type === "info") proc += o.workers
+      if (unreachable) {
         // The node is unreachable: go to the next one, after a short pause.
         shift += 1
         await Bun.sleep(20)
@@ -72,19 +83,28 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   return res
 }
 
-/** One append, recorded as invoke + completion. */
-export async function appendOnce(
-  h: History,
-  proc: number,
-  node: string,
-  body: { value: number; client: string; seq: number },
-  timeoutMs: number,
-  list = true
-): Promise<Outcome<unknown>> {
-  h.invoke(proc, appendTxn(body.value))
-  const r = await append(node, body, { timeoutMs, list })
-  if (r.type === "ok") h.complete(proc, "ok", list ? appendTxn(body.value, r.value.list ?? []) : [["append", 0, body.value]])
-  else h.complete(proc, r.type, appendTxn(body.value))
+/** One append at `node` only, recorded as invoke + completion. */
+export function appendOnce(h: History, proc: number, node: string, body: AppendOp, timeoutMs: number, list = true): Promise<Outcome<Appended>> {
+  return recorded(h, proc, body.value, list, () => append(node, body, { timeoutMs, list }))
+}
+
+/** One append tried at `nodes` in turn (the first one first) within `timeoutMs`, recorded once. */
+export function appendAnywhere(h: History, proc: number, nodes: readonly string[], body: AppendOp, timeoutMs: number, list = true): Promise<WithinResult> {
+  return recorded(h, proc, body.value, list, () => appendWithin(nodes, body, { timeoutMs, list }))
+}
+
+interface AppendOp {
+  readonly value: number
+  readonly client: string
+  readonly seq: number
+}
+
+/** Runs one append (`run`), recorded as invoke + completion. */
+async function recorded<R extends { type: "ok"; value: Appended } | { type: "fail" | "info" }>(h: History, proc: number, value: number, list: boolean, run: () => Promise<R>): Promise<R> {
+  h.invoke(proc, appendTxn(value))
+  const r = await run()
+  if (r.type === "ok") h.complete(proc, "ok", list ? appendTxn(value, r.value.list ?? []) : [["append", 0, value]])
+  else h.complete(proc, r.type, appendTxn(value))
   return r
 }
 

@@ -72,6 +72,9 @@ export function stepInto(c: Ctx, input: Input): void {
     case "Read":
       onClientRead(c, input.rid)
       break
+    case "Expire":
+      expireRequests(c, input.rids)
+      break
     case "Flush":
       break
   }

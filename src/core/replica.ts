@@ -220,19 +220,26 @@ function enqueue(c: Ctx, rid: number, cmd: Command): void {
   s.queue = s.queue.push(cmd)
 }
 
-/** Requests past their deadline fail: definitely if their command never left this node. */
-export function expireRequests(c: Ctx): void {
+/**
+ * Requests past their deadline, and those of `rids` (their clients are about to give up), fail:
+ * definitely if their command never left this node (it is taken out of the queue, so it never
+ * will), else with an unknown outcome.
+ */
+export function expireRequests(c: Ctx, rids?: ReadonlySet<number>): void {
   const s = c.s
   let expiredUnsent: Set<string> | undefined
   for (const [id, p] of s.pending) {
-    if (p.deadline > s.now) continue
+    if (p.deadline > s.now && rids?.has(p.rid) !== true) continue
     s.pending = HashMap.remove(s.pending, id)
     if (p.sent) {
       c.reply({ _tag: "Rejected", rid: p.rid, definite: false, reason: "Timeout", message: "no decision seen in time; the request may or may not be applied" })
     } else {
       ;(expiredUnsent ??= new Set()).add(id)
-      const reason = s.leader === null ? "NoLeader" : "Timeout"
-      c.reply({ _tag: "Rejected", rid: p.rid, definite: true, reason, message: "not proposed in time (no leader reachable); not applied" })
+      c.reply(
+        s.leader === null
+          ? { _tag: "Rejected", rid: p.rid, definite: true, reason: "NoLeader", message: "no quorum: no leader elected in time; not applied" }
+          : { _tag: "Rejected", rid: p.rid, definite: true, reason: "Timeout", message: "not proposed in time; not applied" }
+      )
     }
   }
   if (expiredUnsent !== undefined) {

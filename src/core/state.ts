@@ -131,6 +131,11 @@ export type Input =
   | { readonly _tag: "Receive"; readonly from: number; readonly msg: Message }
   | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number }
   | { readonly _tag: "Read"; readonly rid: number }
+  /**
+   * The shell's clock says the clients of these requests are about to give up: end them now, as at
+   * their deadline (503 if never sent on, else 504). Requests answered already are left alone.
+   */
+  | { readonly _tag: "Expire"; readonly rids: ReadonlySet<number> }
 
 export interface Envelope {
   readonly to: number

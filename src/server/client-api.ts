@@ -4,6 +4,9 @@
  * Effect router served them). The router (routes.ts) has already checked the client token and
  * taken a slot of the cap on client requests in flight; these add the rest:
  *   - the `list` query parameter (400),
+ *   - the client's own deadline, header x-paxos-timeout-ms (400 when it is not a whole number of
+ *     milliseconds from 1 to TIMEOUT_HEADER_MAX_MS): the node answers before it, a definite 503
+ *     when the request was not proposed by then (see Node.expireForClients),
  *   - the body: its size (413), the bytes of bodies being read at once (503), the time it may take
  *     (408), UTF-8 and JSON and the wire schema (400), with a Content-Length or chunked alike,
  *   - a client that goes away while its request waits is counted as client-gone, and its waiter
@@ -19,11 +22,18 @@ import type { Watch } from "./watch.ts"
 /** A request that waits this long for the node starts listening for its client going away. */
 export const WATCH_ABORT_AFTER_MS = 50
 
+/** The header in which a client says how long it waits for this answer, in milliseconds. */
+export const TIMEOUT_HEADER = "x-paxos-timeout-ms"
+/** The largest value of TIMEOUT_HEADER (an hour); the node's own deadline is far shorter anyway. */
+export const TIMEOUT_HEADER_MAX_MS = 3_600_000
+
 /** POST /append `{"value":5[,"client":"c1","seq":9]}` -> 200 `{"value","index","list"}`. */
 export async function append(c: Call): Promise<Answer> {
   const { d } = c
   const list = wantList(c.url)
   if (Either.isLeft(list)) return list.left
+  const timeoutMs = clientTimeout(c.req)
+  if (timeoutMs instanceof BadRequest) return timeoutMs
   const body = await readBody(c.req, d.http.clientBodies, c.watch)
   if (body === CLIENT_GONE) return countClientGone(d)
   if (!("text" in body)) return body
@@ -32,12 +42,23 @@ export async function append(c: Call): Promise<Answer> {
   const a = decodeAppend(json.right)
   if (Either.isLeft(a)) return a.left
   const { value, client, seq } = a.right
-  return awaitNode(d, c.watch, c.req, (done) => d.node.appendWith(value, client, seq, list.right, done))
+  return awaitNode(d, c.watch, c.req, (done) => d.node.appendWith(value, client, seq, list.right, done, timeoutMs))
 }
 
 /** GET /list -> 200 `{"list":[...]}`: a linearizable read through the log. */
-export function list(c: Call): Promise<Answer> {
-  return awaitNode(c.d, c.watch, c.req, (done) => c.d.node.readWith(done))
+export function list(c: Call): Answer | Promise<Answer> {
+  const timeoutMs = clientTimeout(c.req)
+  if (timeoutMs instanceof BadRequest) return timeoutMs
+  return awaitNode(c.d, c.watch, c.req, (done) => c.d.node.readWith(done, timeoutMs))
+}
+
+/** The client's TIMEOUT_HEADER: undefined without one, a BadRequest naming it when it is not valid. */
+export function clientTimeout(req: Request): number | undefined | BadRequest {
+  const v = req.headers.get(TIMEOUT_HEADER)
+  if (v === null) return undefined
+  const ms = /^\d{1,7}$/.test(v) ? Number(v) : 0
+  if (ms >= 1 && ms <= TIMEOUT_HEADER_MAX_MS) return ms
+  return new BadRequest({ message: `header ${TIMEOUT_HEADER} must be a whole number of milliseconds from 1 to ${TIMEOUT_HEADER_MAX_MS}, got ${JSON.stringify(v.slice(0, 40))}` })
 }
 
 const LIST_YES = Either.right(true)

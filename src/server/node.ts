@@ -61,10 +61,12 @@ interface Waiter {
   readonly wantList: boolean
   /** Date.now() after which the request is answered 504 if the core has not answered it. */
   readonly deadline: number
+  /** Date.now() after which the core is asked to end the request (its client's deadline is near); 0 for none. */
+  readonly answerBy: number
 }
 
-/** How often waiters past their safety deadline are looked for. */
-const SWEEP_EVERY_MS = 250
+/** How often waiters past their client's or their safety deadline are looked for. */
+const SWEEP_EVERY_MS = 100
 
 export interface NodeDeps {
   readonly cfg: NodeConfig
@@ -85,6 +87,13 @@ export interface NodeDeps {
 }
 
 const exitLater = (code: number): void => void setTimeout(() => process.exit(code), 5_000).unref()
+
+/**
+ * How long before its client gives up a request is ended, when the client said how long it waits
+ * (`ms`): a sweep may come up to SWEEP_EVERY_MS late, and the batch, the answer and a busy machine
+ * take time too, so a fifth of the time (at least 100 ms) is kept in hand as well.
+ */
+const answerSpare = (ms: number): number => SWEEP_EVERY_MS + Math.max(100, ms / 5)
 
 export class Node {
   state: NodeState
@@ -137,19 +146,21 @@ export class Node {
   /**
    * Submits a client append; `done` gets its answer (a 200 body or an ApiError), exactly once:
    * at once when the node cannot take it, else when the core answers, or at the safety deadline.
-   * Returns the request id (for `abandon`), or 0 when it was answered at once.
+   * `timeoutMs` is how long the client waits, when it says so: the core is then asked to end the
+   * request before that (answerBy). Returns the request id (for `abandon`), or 0 when it was
+   * answered at once.
    */
-  appendWith(value: number, client: string | undefined, seq: number | undefined, wantList: boolean, done: Done): number {
+  appendWith(value: number, client: string | undefined, seq: number | undefined, wantList: boolean, done: Done, timeoutMs?: number): number {
     this.d.counters.clientAppends += 1
     const rid = this.nextRid
     const input: Input = client !== undefined && seq !== undefined ? { _tag: "Append", rid, value, client, seq } : { _tag: "Append", rid, value }
-    return this.submit(input, wantList, done)
+    return this.submit(input, wantList, done, timeoutMs)
   }
 
   /** Submits a linearizable read (a read marker through the log), as `appendWith`. */
-  readWith(done: Done): number {
+  readWith(done: Done, timeoutMs?: number): number {
     this.d.counters.clientReads += 1
-    return this.submit({ _tag: "Read", rid: this.nextRid }, true, done)
+    return this.submit({ _tag: "Read", rid: this.nextRid }, true, done, timeoutMs)
   }
 
   /**
@@ -189,6 +200,7 @@ export class Node {
     if (now >= this.nextSweep) {
       this.nextSweep = now + SWEEP_EVERY_MS
       this.sweep(now)
+      this.expireForClients(now)
     }
   }
 
@@ -199,7 +211,7 @@ export class Node {
     return true
   }
 
-  private submit(input: Input & { readonly rid: number }, wantList: boolean, done: Done): number {
+  private submit(input: Input & { readonly rid: number }, wantList: boolean, done: Done, timeoutMs: number | undefined): number {
     if (this.stopping) {
       this.finish(done, null, new Unavailable({ message: "the node is shutting down; not applied", reason: "ShuttingDown" }))
       return 0
@@ -215,7 +227,8 @@ export class Node {
     }
     const rid = input.rid
     this.nextRid = rid + 1
-    this.waiting.set(rid, { done, wantList, deadline: Date.now() + this.safetyMs })
+    const now = Date.now()
+    this.waiting.set(rid, { done, wantList, deadline: now + this.safetyMs, answerBy: timeoutMs === undefined ? 0 : now + timeoutMs - answerSpare(timeoutMs) })
     return rid
   }
 
@@ -239,6 +252,18 @@ export class Node {
       this.waiting.delete(rid)
       this.finish(w.done, null, new OutcomeUnknown({ message: `no answer from the node within ${this.safetyMs} ms; the request may or may not be applied`, reason: "Timeout" }))
     }
+  }
+
+  /**
+   * Asks the core to end the requests whose clients are about to give up (x-paxos-timeout-ms). The
+   * node's clock decides when, not the core's ticks, which run late on a busy machine; the core
+   * decides how (503 if the command never left this node, else 504), as at its own deadline. A
+   * scan of every waiter, every SWEEP_EVERY_MS: at most WAITING_MAX, and none on the request path.
+   */
+  private expireForClients(now: number): void {
+    let due: Set<number> | undefined
+    for (const [rid, w] of this.waiting) if (w.answerBy !== 0 && w.answerBy <= now) (due ??= new Set()).add(rid)
+    if (due !== undefined && !this.offer({ _tag: "Expire", rids: due })) this.d.counters.inputsDropped += 1
   }
 
   // -------------------------------------------------------------------------------------------

@@ -104,3 +104,19 @@ test("a complete chunk from a node behind drops a longer staged tail: the list i
   assert.deepEqual(t.nodes[0]?.list.slice(), [1, 2, 3, 4])
   assert.equal(t.nodes[0]?.applied, 20)
 })
+
+test("Expire ends the named requests at once (their clients are about to give up): not applied if never sent on, else unknown", () => {
+  const t = new Bench(3)
+  // No leader known: both appends wait in the queue; only the named one ends.
+  t.step(0, { _tag: "Append", rid: 1, value: 5, client: "c1", seq: 1 })
+  t.step(0, { _tag: "Append", rid: 2, value: 6 })
+  const early = t.step(0, { _tag: "Expire", rids: new Set([1, 99]) })
+  assert.deepEqual(early.replies, [{ _tag: "Rejected", rid: 1, definite: true, reason: "NoLeader", message: "no quorum: no leader elected in time; not applied" }])
+  assert.equal(t.nodes[0]?.queue.length, 1, "the expired command left the queue, so it is never proposed")
+  // Once forwarded to a leader, its outcome is unknown.
+  t.receive(1, 2, { _tag: "Commit", ballot: { round: 1, leader: 2 }, commit: 0 })
+  const fwd = t.step(1, { _tag: "Read", rid: 3 })
+  assert.ok(fwd.early.some((e) => e.to === 2 && e.msg._tag === "Forward"))
+  const late = t.step(1, { _tag: "Expire", rids: new Set([3]) })
+  assert.deepEqual(late.replies.map((r) => r._tag === "Rejected" && [r.rid, r.definite, r.reason]), [[3, false, "Timeout"]])
+})
