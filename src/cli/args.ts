@@ -108,3 +108,10 @@ export function wantsHelp(argv: readonly string[]): boolean {
   }
   return false
 }
+
+/** The usage lines of a command's help (its first paragraph), and where the rest is: for usage errors. */
+export function shortUsage(help: string): string {
+  const first = help.split("\n\n")[0] ?? help
+  const cmd = /usage: (paxos \S+)/.exec(first)?.[1] ?? "paxos"
+  return first === help ? help : `${first}\n(${cmd} --help: every option, its default)`
+}

@@ -16,9 +16,24 @@
 import { randomBytes } from "node:crypto"
 import { appendWithin, describe, describeTried } from "../client/deadline.ts"
 import { ConfigError, parseAddress, readConfig } from "../server/cluster-config.ts"
-import { parseFlags, positiveInt, readTokenFile, str } from "./args.ts"
+import { parseFlags, positiveInt, readTokenFile, shortUsage, str } from "./args.ts"
 
-export const CLIENT_USAGE = "usage: paxos client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE"
+export const CLIENT_USAGE = `usage: paxos client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE
+       paxos client CONFIG VALUE        (the same as --config CONFIG VALUE)
+
+Appends the integer VALUE and prints the list right after it, as JSON: [1,2,5].
+
+options:
+  --config F           the cluster's config file, one node a line (default: example-config)
+  --server N|HOST:PORT try only this node: its index in F, from 0, or its address (default: every node of F in turn)
+  --timeout MS         one deadline for the whole append, shared so that every node gets a try (default: 10000)
+  --token-file T       the nodes' client token (default: $PAXOS_CLIENT_TOKEN_FILE, else none)
+
+exit codes:
+  0  appended
+  1  definitely not appended (every node tried said no, or none could be reached)
+  2  usage or bad input
+  3  unknown: an attempt may have appended it`
 const DEFAULT_CONFIG = "example-config"
 const DEFAULT_TIMEOUT_MS = 10_000
 
@@ -30,7 +45,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
     return await run(argv)
   } catch (e) {
     if (e instanceof Usage) {
-      process.stderr.write(`paxos client: ${e.message}\n${CLIENT_USAGE}\n`)
+      process.stderr.write(`paxos client: ${e.message}\n${shortUsage(CLIENT_USAGE)}\n`)
       return 2
     }
     if (e instanceof ConfigError) {
@@ -49,12 +64,19 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${CLIENT_USAGE}\n`)
     return 0
   }
-  if (p.positionals.length !== 1) throw new Usage(p.positionals.length === 0 ? "missing VALUE" : "expected exactly one VALUE")
-  const value = parseValue(p.positionals[0] as string)
+  // `client CONFIG VALUE`, the Python original's form, is `client --config CONFIG VALUE`.
+  let config = str(p, "config")
+  let positionals = p.positionals
+  if (positionals.length === 2 && config === undefined) {
+    config = positionals[0] as string
+    positionals = positionals.slice(1)
+  }
+  if (positionals.length !== 1) throw new Usage(positionals.length === 0 ? "missing VALUE" : "expected exactly one VALUE (or CONFIG VALUE)")
+  const value = parseValue(positionals[0] as string)
   const timeout = positiveInt(p, "timeout")
   if (typeof timeout === "string") throw new Usage(timeout)
   const token = readToken(str(p, "token-file") ?? (process.env.PAXOS_CLIENT_TOKEN_FILE || undefined))
-  const nodes = targets(str(p, "config"), str(p, "server"))
+  const nodes = targets(config, str(p, "server"))
   return appendWithRetries(nodes, value, timeout ?? DEFAULT_TIMEOUT_MS, token)
 }
 
