@@ -9,6 +9,7 @@
  * as EDN lines. Every error is one line on stderr, never a stack trace.
  */
 import { readFile } from "node:fs/promises"
+import { closest, shortUsage } from "../cli/args.ts"
 import { stderrProgress } from "../progress.ts"
 import { checkOps, type CheckResult, type CheckStats, ERROR_KINDS } from "./checker.ts"
 import { EdnError, formatOp } from "./edn.ts"
@@ -20,7 +21,17 @@ export interface CheckIo {
   readonly err: (line: string) => void
 }
 
-const USAGE = "usage: paxos check [--max-errors N] [--quiet] FILE"
+export const CHECK_USAGE = `usage: paxos check [--max-errors N] [--quiet] FILE
+
+Decides whether a Jepsen list-append history (a history.edn, one op map a line; - for stdin) is
+linearizable, exactly, and on an invalid one prints the smallest set of ops that shows each
+anomaly.
+
+options:
+  --max-errors N   ops shown per kind of anomaly (default: 10)
+  --quiet          no progress line on a long read (default: one after 2 s)
+
+exit codes: 0 valid, 1 invalid, 2 usage, unreadable file, or nothing to check`
 
 const defaultIo: CheckIo = {
   out: (line) => console.log(line),
@@ -31,12 +42,11 @@ const defaultIo: CheckIo = {
 export async function checkCommand(argv: string[], io: CheckIo = defaultIo): Promise<number> {
   const args = parseArgs(argv)
   if (typeof args === "string") {
-    io.err(`paxos check: ${args}; ${USAGE}`)
+    io.err(`paxos check: ${args}\n${shortUsage(CHECK_USAGE)}`)
     return 2
   }
   if (args.help) {
-    io.out(USAGE)
-    io.out("Checks that a Jepsen list-append history (history.edn) is linearizable. Exit 0 valid, 1 invalid, 2 unreadable or nothing to check.")
+    io.out(CHECK_USAGE)
     return 0
   }
   let text: string
@@ -121,7 +131,10 @@ function parseArgs(argv: readonly string[]): Args | string {
       if (!Number.isSafeInteger(n) || n < 0) return "--max-errors needs a non-negative integer"
       maxErrors = n
     } else if (a === "--quiet") quiet = true
-    else if (a.startsWith("-") && a !== "-") return `unknown option ${a}`
+    else if (a.startsWith("-") && a !== "-") {
+      const close = a.startsWith("--") ? closest(a.slice(2), ["max-errors", "quiet", "help"]) : null
+      return `unknown option ${a}${close === null ? "" : ` (did you mean --${close}?)`}`
+    }
     else if (file !== undefined) return "expected exactly one FILE"
     else file = a
   }

@@ -14,6 +14,7 @@
  */
 import { availableParallelism } from "node:os"
 import { BUG_NAMES, type BugName } from "../core/config.ts"
+import { closest, shortUsage } from "../cli/args.ts"
 import { formatOp } from "../check/edn.ts"
 import { stderrProgress } from "../progress.ts"
 import { MAX_JOBS, runSeeds, type RanSeed } from "./pool.ts"
@@ -51,10 +52,32 @@ export const REQUIRED_PATHS = [
   "path.duplicates-answered"
 ] as const
 
-const USAGE =
-  "usage: paxos sim [--seeds N] [--seed S] [--nodes 3|5] [--ops N] [--clients N] [--no-faults] " +
-  "[--bug " + BUG_NAMES.join("|") + " [--expect-violation]] [--require-paths] [--out DIR] " +
-  `[--jobs 1-${MAX_JOBS}] [--stop-on-violation] [--quiet]`
+export const SIM_USAGE = `usage: paxos sim [--seeds N] [--seed S] [--nodes 3|5] [--ops N] [--clients N] [--no-faults]
+                 [--bug NAME [--expect-violation]] [--require-paths] [--out DIR]
+                 [--jobs N] [--stop-on-violation] [--quiet]
+
+Runs the real core on 3 or 5 simulated nodes under seeded faults (crashes, partitions, pauses,
+lost, duplicated and delayed messages, slow disks) and checks every safety property after every
+step and the client history at the end. A seed replays exactly.
+
+options:
+  --seeds N            how many seeds to run, from --seed on (default: 1)
+  --seed S             the first seed (default: 1)
+  --nodes 3|5          nodes per run (default: 3 for odd seeds, 5 for even ones)
+  --ops N              client operations per seed (default: 500)
+  --clients N          concurrent clients per seed (default: 5)
+  --no-faults          no faults at all (default: faults drawn from the seed)
+  --bug NAME           plant a bug the checks must catch: ${BUG_NAMES.join(", ")} (default: none)
+  --expect-violation   with --bug: exit 0 only if a violation was found
+  --require-paths      exit 1 unless every protocol path was seen over the seeds
+  --out DIR            write each failing seed's history here, as EDN (default: none)
+  --jobs N             seeds in parallel worker threads, 1 to ${MAX_JOBS} (default: the number of cores)
+  --stop-on-violation  stop at the first violation
+  --quiet              no progress line
+
+exit codes: 0 no violation (or, with --expect-violation, one found), 1 otherwise, 2 usage`
+
+const SIM_FLAGS = ["seeds", "seed", "nodes", "ops", "clients", "no-faults", "bug", "expect-violation", "require-paths", "out", "quiet", "jobs", "stop-on-violation"]
 
 class UsageError extends Error {}
 
@@ -102,7 +125,10 @@ function parseArgs(argv: readonly string[]): Args {
       case "--quiet": a.quiet = true; break
       case "--jobs": a.jobs = int(1, MAX_JOBS); break
       case "--stop-on-violation": a.stopOnViolation = true; break
-      default: throw new UsageError(`unknown argument ${JSON.stringify(flag)}`)
+      default: {
+        const close = flag.startsWith("--") ? closest(flag.slice(2), SIM_FLAGS) : null
+        throw new UsageError(`unknown argument ${JSON.stringify(flag)}${close === null ? "" : ` (did you mean --${close}?)`}`)
+      }
     }
   }
   if (!seedsGiven) a.seeds = 1
@@ -161,7 +187,7 @@ export async function simCommand(argv: readonly string[]): Promise<number> {
     a = parseArgs(argv)
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`paxos sim: ${e.message}\n${USAGE}`)
+      console.error(`paxos sim: ${e.message}\n${shortUsage(SIM_USAGE)}`)
       return 2
     }
     throw e
