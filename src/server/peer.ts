@@ -33,7 +33,7 @@ import { fastDecodeEnvelope } from "../core/fast-decode.ts"
 import { PeerEnvelope, strict } from "../core/messages.ts"
 import { BadRequest } from "./errors.ts"
 import { describeIssues, parseJson, PEER_BODY_MAX_BYTES } from "./body.ts"
-import type { NodeAddress } from "./cluster-config.ts"
+import { dialName, type NodeAddress } from "./cluster-config.ts"
 import type { Log } from "./log.ts"
 import type { Counters } from "./metrics.ts"
 
@@ -136,7 +136,7 @@ export class Outboxes {
   constructor(private readonly o: OutboxOptions) {
     const hello = `?cluster=${encodeURIComponent(o.clusterId)}&from=${o.self}`
     this.links = o.nodes.map((a, i) =>
-      i === o.self ? undefined : new Link(i, a, `ws://${a.name}${PEER_WS_PATH}${hello}`, `http://${a.name}${PEER_PATH}`)
+      i === o.self ? undefined : new Link(i, a, `ws://${dialName(a)}${PEER_WS_PATH}${hello}`, `http://${dialName(a)}${PEER_PATH}`)
     )
     this.header = `{"cluster":${JSON.stringify(o.clusterId)},"from":${o.self},"to":`
   }
