@@ -81,11 +81,16 @@ export class LocalCluster {
     return this.nodes.map((n) => n.name)
   }
 
-  /** Starts node i (its log is appended to its log file). */
-  start(i: number): LocalNode {
+  /**
+   * Starts node i (its log is appended to its log file), with the cluster's server flags and
+   * `o.flags`; `o.config` runs it with another config file than the cluster's (tests of a node
+   * that belongs to another cluster).
+   */
+  start(i: number, o: { readonly flags?: readonly string[]; readonly config?: string } = {}): LocalNode {
     const node = this.node(i)
     if (node.proc !== null) return node
-    const argv = [...this.o.command, "server", "--config", this.configFile, "--node", node.name, "--data-dir", node.dataDir, ...(this.o.serverFlags ?? [])]
+    const config = o.config ?? this.configFile
+    const argv = [...this.o.command, "server", "--config", config, "--node", node.name, "--data-dir", node.dataDir, ...(this.o.serverFlags ?? []), ...(o.flags ?? [])]
     const fd = openSync(node.logFile, "a")
     try {
       node.proc = Bun.spawn(argv, { stdout: fd, stderr: fd, stdin: "ignore" })
