@@ -7,6 +7,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
+import { waitReady, type NotReadyNode } from "../cli/ready.ts"
 import { healthy, status, type NodeStatus } from "../client/http.ts"
 import { hostAddress, hostName, spawnIn } from "./netns.ts"
 
@@ -275,6 +276,17 @@ export class Cluster {
       if (pending.length > 0) await Bun.sleep(100)
     }
     return pending.map((s) => s.name)
+  }
+
+  /**
+   * Waits until every node answers GET /ready under one leader (the whole cluster, once started),
+   * or the deadline passes. Returns the laggards with why, empty when all are ready. Restarts
+   * under faults wait for /health only (`waitHealthy`): a node may stay without a quorum for as
+   * long as a partition lasts.
+   */
+  async waitReady(timeoutMs: number, stop: () => boolean = () => false): Promise<NotReadyNode[]> {
+    const r = await waitReady(this.specs.map((s) => s.name), timeoutMs, () => stop() || this.closing)
+    return "leader" in r ? [] : [...r.notReady]
   }
 
   /** /status of every running, unpaused node (null where it does not answer in time). */

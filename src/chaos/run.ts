@@ -22,6 +22,7 @@ import { join, resolve } from "node:path"
 import { checkOps, type CheckResult } from "../check/checker.ts"
 import { EdnMap } from "../check/edn.ts"
 import { parseFlags, str } from "../cli/args.ts"
+import { describeNotReady } from "../cli/ready.ts"
 import { isCompiled } from "../cli/self.ts"
 import { floatSource, Random } from "../core/prng.ts"
 import { stderrProgress, type Progress } from "../progress.ts"
@@ -288,6 +289,9 @@ class ChaosRun {
     const slow = await cluster.waitHealthy(STARTUP_MS, () => this.interrupted)
     this.throwIfInterrupted()
     if (slow.length > 0) throw new SetupError(`nodes did not answer /health within ${STARTUP_MS / 1000} s: ${slow.join(", ")} (see their node.log under ${this.out})`)
+    const unready = await cluster.waitReady(STARTUP_MS, () => this.interrupted)
+    this.throwIfInterrupted()
+    if (unready.length > 0) throw new SetupError(`nodes not ready (GET /ready) within ${STARTUP_MS / 1000} s: ${describeNotReady(unready)} (see their node.log under ${this.out})`)
     const leaderBy = Date.now() + 10_000
     let leader: number | null = null
     while (leader === null && Date.now() < leaderBy && !this.interrupted) {

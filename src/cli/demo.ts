@@ -55,6 +55,7 @@ async function scenario(cluster: LocalCluster, dir: string): Promise<number> {
   say(`cluster ${cluster.names.join(", ")} (data and logs in ${dir})`)
   cluster.startAll()
   await cluster.waitAllHealthy()
+  await cluster.waitAllReady()
   const leader = await cluster.waitLeader()
   say(`leader: ${cluster.names[leader]}`)
   const history = new History()

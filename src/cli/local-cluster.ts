@@ -8,6 +8,7 @@ import { createServer } from "node:net"
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { healthy, status } from "../client/http.ts"
+import { describeNotReady, waitReady } from "./ready.ts"
 
 export interface LocalNode {
   readonly index: number
@@ -80,11 +81,16 @@ export class LocalCluster {
     return this.nodes.map((n) => n.name)
   }
 
-  /** Starts node i (its log is appended to its log file). */
-  start(i: number): LocalNode {
+  /**
+   * Starts node i (its log is appended to its log file), with the cluster's server flags and
+   * `o.flags`; `o.config` runs it with another config file than the cluster's (tests of a node
+   * that belongs to another cluster).
+   */
+  start(i: number, o: { readonly flags?: readonly string[]; readonly config?: string } = {}): LocalNode {
     const node = this.node(i)
     if (node.proc !== null) return node
-    const argv = [...this.o.command, "server", "--config", this.configFile, "--node", node.name, "--data-dir", node.dataDir, ...(this.o.serverFlags ?? [])]
+    const config = o.config ?? this.configFile
+    const argv = [...this.o.command, "server", "--config", config, "--node", node.name, "--data-dir", node.dataDir, ...(this.o.serverFlags ?? []), ...(o.flags ?? [])]
     const fd = openSync(node.logFile, "a")
     try {
       node.proc = Bun.spawn(argv, { stdout: fd, stderr: fd, stdin: "ignore" })
@@ -117,6 +123,17 @@ export class LocalCluster {
 
   async waitAllHealthy(timeoutMs = 15_000): Promise<void> {
     await Promise.all(this.nodes.map((_, i) => this.waitHealthy(i, timeoutMs)))
+  }
+
+  /**
+   * Waits until every node answers GET /ready with 200 under one leader (a whole cluster that
+   * started); returns the leader's index, or throws naming the nodes that are not ready and why.
+   * A node restarted while others are down or cut off waits for /health only (`waitHealthy`).
+   */
+  async waitAllReady(timeoutMs = 15_000): Promise<number> {
+    const r = await waitReady(this.names, timeoutMs)
+    if ("leader" in r) return this.names.indexOf(r.leader)
+    throw new Error(`not ready within ${timeoutMs} ms: ${describeNotReady(r.notReady)}; see the logs in ${this.o.dir}`)
   }
 
   /** The index of the node that says it leads and that the others follow, within timeoutMs. */

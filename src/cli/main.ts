@@ -15,10 +15,11 @@ import { startServersCommand } from "./start-servers.ts"
 export const USAGE = `usage: paxos <command> [options]
 
 commands:
-  server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T]
-         [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N]
-         [--unsafe-no-fsync]
-                       run one node (HOST:PORT is a line of F; S or $PAXOS_SECRET_FILE holds the cluster
+  server --config F --node HOST:PORT [--listen ADDR[:PORT]] [--data-dir D] [--secret-file S]
+         [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS]
+         [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]
+                       run one node (HOST:PORT is a line of F, and its host the address it listens on
+                       unless --listen says another; S or $PAXOS_SECRET_FILE holds the cluster
                        secret; T or $PAXOS_CLIENT_TOKEN_FILE the client API's bearer token; docs/SECURITY.md;
                        --unsafe-no-fsync loses acknowledged appends in a machine crash: benchmarks only)
   client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE
@@ -34,13 +35,14 @@ commands:
 `
 
 const SERVER_USAGE =
-  "usage: paxos server --config F --node HOST:PORT [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]"
+  "usage: paxos server --config F --node HOST:PORT [--listen ADDR[:PORT]] [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]"
 
 /** `paxos server ...`. */
 async function serverCommand(argv: string[]): Promise<number> {
   const p = parseFlags(argv, {
     config: "value",
     node: "value",
+    listen: "value",
     "data-dir": "value",
     "secret-file": "value",
     "client-token-file": "value",
@@ -73,6 +75,7 @@ async function serverCommand(argv: string[]): Promise<number> {
   return runServer({
     configFile: config,
     node,
+    listen: str(p, "listen"),
     dataDir: str(p, "data-dir"),
     secretFile,
     clientTokenFile,

@@ -1,7 +1,12 @@
 /**
  * `paxos start-servers [CONFIG]`: starts every node of CONFIG (default `example-config`) on this
- * machine, each with its data dir `data/<host>_<port>/`, all logging to this terminal. Ctrl-C
- * (or SIGTERM) stops them all; if a node exits by itself the others keep running.
+ * machine, each with its data dir `data/<host>_<port>/`. Each node writes its output to
+ * `node.log` in its data dir (appended across runs), and start-servers prints every new line of
+ * those files on its stdout, prefixed with the node's name; its own lines go to stderr. Once all
+ * nodes have started it waits for every one to answer GET /ready and says when they do. Ctrl-C
+ * (or SIGTERM) stops them all; if a node exits by itself the others keep running, and the line
+ * that says so gives the command that restarts it (its output then reaches the same node.log,
+ * which start-servers keeps following).
  *
  * Peer authentication is on: the nodes share the secret of PAXOS_SECRET_FILE when it is set, or
  * else `data/secret`, made on first use (32 random bytes, base64, mode 0600) and kept for later
@@ -9,13 +14,29 @@
  */
 import type { Subprocess } from "bun"
 import { randomBytes } from "node:crypto"
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { ConfigError, defaultDataDir, readConfig } from "../server/cluster-config.ts"
 import { parseFlags } from "./args.ts"
+import { describeNotReady, waitReady } from "./ready.ts"
 import { selfCommand } from "./self.ts"
 
 export const START_USAGE = "usage: paxos start-servers [CONFIG]"
 const STOP_GRACE_MS = 5_000
+/** How long start-servers waits for every node to answer GET /ready before it says they do not. */
+const READY_WAIT_MS = 30_000
+/** How often the nodes' log files are read for new lines. */
+const FOLLOW_EVERY_MS = 100
+/** The file in a node's data dir that its output goes to. */
+export const NODE_LOG = "node.log"
+
+interface Child {
+  readonly name: string
+  readonly proc: Subprocess
+  /** The command that runs this node, as a shell line (with its output appended to its log). */
+  readonly command: string
+  readonly log: LogFollower
+}
 
 export async function startServersCommand(argv: string[]): Promise<number> {
   const p = parseFlags(argv, { help: "bool", h: "bool" })
@@ -42,15 +63,32 @@ export async function startServersCommand(argv: string[]): Promise<number> {
     process.stderr.write(`paxos start-servers: cannot make the cluster secret ${LOCAL_SECRET}: ${e instanceof Error ? e.message : String(e)}\n`)
     return 1
   }
-  const children: Array<{ name: string; proc: Subprocess }> = nodes.map((n) => ({
-    name: n.name,
-    proc: Bun.spawn([...selfCommand(), "server", "--config", file, "--node", n.name, "--data-dir", defaultDataDir(n), "--secret-file", secretFile], {
-      stdout: "inherit",
-      stderr: "inherit",
-      stdin: "ignore"
+  const width = Math.max(...nodes.map((n) => n.name.length))
+  let children: Child[]
+  try {
+    children = nodes.map((n) => {
+      const dataDir = defaultDataDir(n)
+      mkdirSync(dataDir, { recursive: true })
+      const logFile = join(dataDir, NODE_LOG)
+      const argv = [...selfCommand(), "server", "--config", file, "--node", n.name, "--data-dir", dataDir, "--secret-file", secretFile]
+      // Follows from the log's end before the node can write: lines of earlier runs stay out.
+      const prefix = `${n.name.padEnd(width)} | `
+      const log = new LogFollower(logFile, (line) => process.stdout.write(prefix + line + "\n"))
+      const fd = openSync(logFile, "a")
+      let proc: Subprocess
+      try {
+        proc = Bun.spawn(argv, { stdout: fd, stderr: fd, stdin: "ignore" })
+      } finally {
+        closeSync(fd)
+      }
+      return { name: n.name, proc, command: `${argv.map(shellQuote).join(" ")} >> ${shellQuote(logFile)} 2>&1`, log }
     })
-  }))
-  process.stderr.write(`paxos start-servers: started ${children.map((c) => `${c.name} (pid ${c.proc.pid})`).join(", ")}; Ctrl-C stops them all\n`)
+  } catch (e) {
+    process.stderr.write(`paxos start-servers: cannot start the nodes: ${e instanceof Error ? e.message : String(e)}\n`)
+    return 1
+  }
+  process.stderr.write(`paxos start-servers: started ${children.map((c) => `${c.name} (pid ${c.proc.pid})`).join(", ")}; each logs to data/<host>_<port>/${NODE_LOG}; Ctrl-C stops them all\n`)
+  const follow = setInterval(() => children.forEach((c) => c.log.poll()), FOLLOW_EVERY_MS)
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return
@@ -61,15 +99,90 @@ export async function startServersCommand(argv: string[]): Promise<number> {
   }
   process.on("SIGINT", () => stop("SIGINT"))
   process.on("SIGTERM", () => stop("SIGTERM"))
+  void waitReady(
+    children.map((c) => c.name),
+    READY_WAIT_MS,
+    () => stopping
+  ).then((r) => {
+    if (stopping) return
+    if ("leader" in r) process.stderr.write(`paxos start-servers: all ${children.length} nodes are ready (GET /ready), leader ${r.leader}\n`)
+    else process.stderr.write(`paxos start-servers: not every node is ready after ${READY_WAIT_MS / 1000} s: ${describeNotReady(r.notReady)}\n`)
+  })
   const codes = await Promise.all(
     children.map(async (c) => {
       const code = await c.proc.exited
-      if (!stopping) process.stderr.write(`paxos start-servers: node ${c.name} exited with code ${code}\n`)
+      c.log.poll()
+      if (!stopping) process.stderr.write(`paxos start-servers: node ${c.name} exited with code ${code}; to run it again, from this directory: ${c.command} &\n`)
       return code
     })
   )
+  clearInterval(follow)
+  children.forEach((c) => c.log.poll(true))
   return stopping ? 0 : codes.some((c) => c !== 0) ? 1 : 0
 }
+
+/**
+ * Prints the lines a file gains, from its size when this was made on: what a node writes to its
+ * log, whoever started it. A line is printed once complete (`flush` prints a last partial one).
+ */
+export class LogFollower {
+  private offset: number
+  private partial = ""
+  private readonly decoder = new TextDecoder()
+  private readonly buf = Buffer.alloc(64 * 1024)
+
+  constructor(
+    private readonly file: string,
+    private readonly line: (text: string) => void
+  ) {
+    this.offset = sizeOf(file)
+  }
+
+  /** Prints the complete lines added since the last poll (and a partial last one when `flush`). */
+  poll(flush = false): void {
+    let fd: number
+    try {
+      fd = openSync(this.file, "r")
+    } catch {
+      return
+    }
+    try {
+      // A file that shrank was replaced or truncated: follow it from its start.
+      if (fstatSync(fd).size < this.offset) this.offset = 0
+      for (;;) {
+        const n = readSync(fd, this.buf, 0, this.buf.length, this.offset)
+        if (n <= 0) break
+        this.offset += n
+        const text = this.partial + this.decoder.decode(this.buf.subarray(0, n), { stream: true })
+        const lines = text.split("\n")
+        this.partial = lines.pop() ?? ""
+        for (const l of lines) this.line(l)
+      }
+    } finally {
+      closeSync(fd)
+    }
+    if (flush && this.partial.length > 0) {
+      this.line(this.partial)
+      this.partial = ""
+    }
+  }
+}
+
+function sizeOf(file: string): number {
+  try {
+    const fd = openSync(file, "r")
+    try {
+      return fstatSync(fd).size
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    return 0
+  }
+}
+
+/** `s` as one word of a POSIX shell line. */
+export const shellQuote = (s: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`)
 
 /** Makes `file` a new cluster secret: 32 random bytes, base64, mode 0600. Throws if it exists. */
 export function writeNewSecret(file: string): void {

@@ -66,6 +66,9 @@ const isNodeIndex = (u: unknown): u is number =>
 const isString = (u: unknown, min: number, max: number): u is string =>
   typeof u === "string" && u.length >= min && u.length <= max
 
+/** `S.Boolean`. */
+const isBoolean = (u: unknown): u is boolean => typeof u === "boolean"
+
 /** `CommandId`. */
 const isCommandId = (u: unknown): u is string => isString(u, 1, LIMITS.commandIdLengthMax)
 
@@ -173,7 +176,7 @@ const PROMISE = ["_tag", "ballot", "snapshot", "accepted"] as const
 const ACCEPT = ["_tag", "ballot", "entries", "commit"] as const
 const ACCEPTED = ["_tag", "ballot", "slots"] as const
 const NACK = ["_tag", "ballot", "promised"] as const
-const COMMIT = ["_tag", "ballot", "commit"] as const
+const COMMIT = ["_tag", "ballot", "commit", "quorum"] as const
 const COMMIT_ACK = ["_tag", "ballot", "applied"] as const
 const FORWARD = ["_tag", "commands"] as const
 const FORWARD_REJECT = ["_tag", "ids", "reason"] as const
@@ -201,7 +204,7 @@ function isMessage(u: unknown): u is Message {
     case "Nack":
       return onlyFields(u, NACK) && isBallot(u["ballot"]) && isBallot(u["promised"])
     case "Commit":
-      return onlyFields(u, COMMIT) && isBallot(u["ballot"]) && isNat(u["commit"])
+      return onlyFields(u, COMMIT) && isBallot(u["ballot"]) && isNat(u["commit"]) && optional(u, "quorum", isBoolean)
     case "CommitAck":
       return onlyFields(u, COMMIT_ACK) && isBallot(u["ballot"]) && isNat(u["applied"])
     case "Forward":
@@ -219,7 +222,7 @@ function isMessage(u: unknown): u is Message {
         isNat(u["listFrom"]) &&
         isArrayOf(u["values"], LIMITS.snapshotChunkValuesMax, isValueItem) &&
         isArrayOf(u["clients"], LIMITS.clientTableMax, isClientEntry) &&
-        typeof u["complete"] === "boolean"
+        isBoolean(u["complete"])
       )
     default:
       return false

@@ -13,7 +13,7 @@ import type { Ctx } from "./ctx.ts"
 import { ALPHA, configAt, configsBetween, isQuorum, isQuorumOfDistinct, quorumSize, voterSet, type Config } from "./membership.ts"
 import type { AcceptedEntry, Batch, Command, Entry, Message } from "./messages.ts"
 import { applyReady, decide, markSent, maybeCatchup } from "./replica.ts"
-import type { Leader } from "./state.ts"
+import type { Leader, NodeState } from "./state.ts"
 
 type Promise = Extract<Message, { _tag: "Promise" }>
 type Accepted = Extract<Message, { _tag: "Accepted" }>
@@ -270,6 +270,21 @@ const heard = (r: Leader, from: number, now: number): readonly (number | undefin
   return h
 }
 
+/**
+ * Whether leader `r` heard from a quorum, itself included, within the last election timeout (an
+ * Accepted or a CommitAck at its ballot). Its heartbeats say so, for its followers' readiness; a
+ * leader that has not for three election timeouts steps down (leaderTick).
+ */
+export const heardFromQuorum = (s: NodeState, r: Leader): boolean => heardFromQuorumWithin(s, r, s.cfg.electionTicks)
+
+/** Whether leader `r` heard from a quorum of the configuration in force, itself included, within the last `window` ticks. */
+function heardFromQuorumWithin(s: NodeState, r: Leader, window: number): boolean {
+  const config = s.membership.current
+  let alive = 0
+  for (const id of voterSet(config)) if (id === s.cfg.id || s.now - (r.heardFrom[id] ?? r.since) <= window) alive++
+  return alive >= quorumSize(config)
+}
+
 export function onCommitAck(c: Ctx, from: number, ballot: Ballot): void {
   const r = c.s.role
   if (r._tag === "Leader" && B.eq(r.ballot, ballot)) c.s.role = { ...r, heardFrom: heard(r, from, c.s.now) }
@@ -314,17 +329,12 @@ export function leaderTick(c: Ctx): void {
   const r = s.role
   if (r._tag !== "Leader") return
   const window = s.cfg.electionTicks * 3
-  if (s.now - r.since > window) {
-    const config = s.membership.current
-    let alive = 0
-    for (const id of voterSet(config)) if (id === c.id || s.now - (r.heardFrom[id] ?? r.since) <= window) alive++
-    if (alive < quorumSize(config)) {
-      stepDown(c, null, "lost-quorum")
-      return
-    }
+  if (s.now - r.since > window && !heardFromQuorumWithin(s, r, window)) {
+    stepDown(c, null, "lost-quorum")
+    return
   }
   if (s.now >= r.heartbeatAt) {
-    c.broadcast({ _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }, { self: false, early: true })
+    c.broadcast({ _tag: "Commit", ballot: r.ballot, commit: commitOf(c), quorum: heardFromQuorum(s, r) }, { self: false, early: true })
     c.s.role = { ...r, heartbeatAt: s.now + s.cfg.heartbeatTicks }
     carriedCommit(c)
   }
@@ -375,6 +385,6 @@ export function announceCommit(c: Ctx): void {
   const to = c.awaitingCommit
   carriedCommit(c)
   if (to.length === 0) return
-  const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }
+  const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: commitOf(c), quorum: heardFromQuorum(c.s, r) }
   for (const id of to) if (id !== c.id) c.early(id, msg)
 }

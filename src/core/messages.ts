@@ -66,8 +66,12 @@ export const Accept = S.TaggedStruct("Accept", { ballot: Ballot, entries: entrie
 export const Accepted = S.TaggedStruct("Accepted", { ballot: Ballot, slots: entries(Slot) })
 /** The acceptor promised a higher ballot than the one of the message it refuses. */
 export const Nack = S.TaggedStruct("Nack", { ballot: Ballot, promised: Ballot })
-/** Leader heartbeat: every slot up to `commit` is decided. */
-export const Commit = S.TaggedStruct("Commit", { ballot: Ballot, commit: Slot })
+/**
+ * Leader heartbeat: every slot up to `commit` is decided. `quorum`: the leader heard from a quorum
+ * (itself included) within the last election timeout, which tells its followers whether it can
+ * still decide anything (their readiness); absent, the sender claims nothing (read as false).
+ */
+export const Commit = S.TaggedStruct("Commit", { ballot: Ballot, commit: Slot, quorum: S.optionalWith(S.Boolean, { exact: true }) })
 /** A follower's answer to a heartbeat; lets the leader notice a lost quorum. */
 export const CommitAck = S.TaggedStruct("CommitAck", { ballot: Ballot, applied: Slot })
 /** Client commands that reached a follower, sent on to the leader. */

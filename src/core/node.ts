@@ -121,7 +121,7 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
     case "Accept":
       if (from !== c.id) yieldTo(c, msg.ballot)
       if (onAccept(c, from, msg)) {
-        heardLeader(c, from, msg.ballot)
+        heardLeader(c, from, msg.ballot, msg.commit, undefined)
         learnCommit(c, from, msg.ballot, msg.commit)
       }
       return
@@ -140,7 +140,7 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
         return
       }
       yieldTo(c, msg.ballot)
-      heardLeader(c, from, msg.ballot)
+      heardLeader(c, from, msg.ballot, msg.commit, msg.quorum === true)
       learnCommit(c, from, msg.ballot, msg.commit)
       c.early(from, { _tag: "CommitAck", ballot: msg.ballot, applied: c.s.applied })
       return
@@ -166,13 +166,25 @@ function yieldTo(c: Ctx, ballot: Ballot): void {
   if (mine !== undefined && B.gt(ballot, mine)) stepDown(c, ballot, "higher-ballot")
 }
 
-/** A message from the leader of a ballot this node accepts: follow it and stay quiet. */
-function heardLeader(c: Ctx, from: number, ballot: Ballot): void {
+/**
+ * A message from the leader of a ballot this node accepts: follow it and stay quiet. What it says
+ * of itself (its commit watermark; in a heartbeat, whether it hears from a quorum) is kept for this
+ * node's readiness (readiness.ts); `quorum` is undefined for an Accept, which says nothing of it.
+ */
+function heardLeader(c: Ctx, from: number, ballot: Ballot, commit: number, quorum: boolean | undefined): void {
   if (from === c.id || ballot.leader !== from) return
-  c.s.leader = from
-  c.s.source = from
-  c.s.backoff = 1
-  c.s.electionAt = c.electionDeadline()
+  const s = c.s
+  if (s.leader !== from) {
+    s.leaderCommit = 0
+    s.leaderQuorum = false
+  }
+  s.leader = from
+  s.leaderHeardAt = s.now
+  if (commit > s.leaderCommit) s.leaderCommit = commit
+  if (quorum !== undefined) s.leaderQuorum = quorum
+  s.source = from
+  s.backoff = 1
+  s.electionAt = c.electionDeadline()
 }
 
 /**

@@ -113,6 +113,12 @@ export interface NodeState {
   // roles
   readonly role: Role
   readonly leader: number | null
+  /** When this node last heard from its leader (an Accept or Commit of the leader's ballot). */
+  readonly leaderHeardAt: number
+  /** The commit watermark the leader advertised last (the highest of its Accepts and Commits). */
+  readonly leaderCommit: number
+  /** What the leader's last heartbeat said: it heard from a quorum within the last election timeout. */
+  readonly leaderQuorum: boolean
   readonly electionAt: number
   readonly backoff: number
   // this node's clients
@@ -248,6 +254,9 @@ export function restore(cfg: NodeConfig, durable: DurableState, seed: number): N
     peers: memberIds(snap.membership ?? startMembership(cfg.initial)),
     role: { _tag: "Follower" },
     leader: null,
+    leaderHeardAt: 0,
+    leaderCommit: 0,
+    leaderQuorum: false,
     // A restarted node listens for a full election timeout before it campaigns.
     electionAt: cfg.electionTicks + (a % cfg.electionTicks),
     backoff: 1,

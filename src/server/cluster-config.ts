@@ -30,6 +30,27 @@ export class ConfigError extends Error {
 
 /** Parses one `host[:port]`; returns a reason when it is not one. */
 export function parseAddress(text: string): NodeAddress | string {
+  return parseHostPort(text, DEFAULT_PORT)
+}
+
+/**
+ * `--listen ADDR[:PORT]`: the address a node binds, the port defaulting to `port` (its config
+ * line's); a reason when it is not one.
+ */
+export function parseListen(text: string, port: number): NodeAddress | string {
+  return parseHostPort(text, port)
+}
+
+/** `localhost` (any case, with or without the final dot): this machine's loopback, 127.0.0.1 here. */
+export const isLocalhost = (host: string): boolean => /^localhost\.?$/i.test(host)
+
+/**
+ * What peers dial to reach node `a`: its config name, except that `localhost` is 127.0.0.1, the
+ * address such a node binds (a resolver that answers ::1 first would otherwise miss it).
+ */
+export const dialName = (a: NodeAddress): string => (isLocalhost(a.host) ? `127.0.0.1:${a.port}` : a.name)
+
+function parseHostPort(text: string, defaultPort: number): NodeAddress | string {
   const s = text.trim()
   if (s.length === 0) return "empty address"
   let host = s
@@ -47,7 +68,7 @@ export function parseAddress(text: string): NodeAddress | string {
     }
   }
   if (host.length === 0 || /\s/.test(host)) return `'${s}' has no valid host`
-  let port = DEFAULT_PORT
+  let port = defaultPort
   if (portText !== undefined) {
     if (!/^\d{1,5}$/.test(portText)) return `'${s}' has an invalid port '${portText}'`
     port = Number(portText)

@@ -26,6 +26,11 @@ export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ reado
 export class RequestTimeout extends Data.TaggedError("RequestTimeout")<{ readonly message: string }> {}
 /** 503: definitely not applied (no leader, overloaded, shutting down). `reason` is the core's. */
 export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly message: string; readonly reason: string }> {}
+/**
+ * 503 from GET /ready: the node cannot serve now. `reason` is readiness.ts's (NoLeader,
+ * LeaderWithoutQuorum, Behind); `fields` are added to the body (leader, applied, leaderCommit).
+ */
+export class NotReady extends Data.TaggedError("NotReady")<{ readonly message: string; readonly reason: string; readonly fields: Readonly<Record<string, unknown>> }> {}
 /** 504: proposed, but no decision was seen in time: it may or may not be applied. */
 export class OutcomeUnknown extends Data.TaggedError("OutcomeUnknown")<{ readonly message: string; readonly reason: string }> {}
 
@@ -40,6 +45,7 @@ export type ApiError =
   | RequestTimeout
   | PayloadTooLarge
   | Unavailable
+  | NotReady
   | OutcomeUnknown
   | InternalError
 
@@ -57,6 +63,7 @@ const STATUS: Record<ApiError["_tag"], number> = {
   RequestTimeout: 408,
   PayloadTooLarge: 413,
   Unavailable: 503,
+  NotReady: 503,
   OutcomeUnknown: 504,
   InternalError: 500
 }
@@ -66,10 +73,11 @@ export function errorBody(e: ApiError): ErrorBody {
   const status = STATUS[e._tag]
   const definite = e._tag !== "OutcomeUnknown" && e._tag !== "InternalError"
   const fields: Record<string, unknown> = { error: e._tag, message: e.message, definite }
-  if (e._tag === "Unavailable" || e._tag === "OutcomeUnknown" || e._tag === "Unauthorized") fields.reason = e.reason
+  if (e._tag === "Unavailable" || e._tag === "OutcomeUnknown" || e._tag === "Unauthorized" || e._tag === "NotReady") fields.reason = e.reason
+  if (e._tag === "NotReady") Object.assign(fields, e.fields)
   const headers: Record<string, string> = {}
   if (e._tag === "MethodNotAllowed") headers.allow = e.allow.join(", ")
-  if (e._tag === "Unavailable") headers["retry-after"] = "1"
+  if (e._tag === "Unavailable" || e._tag === "NotReady") headers["retry-after"] = "1"
   if (e._tag === "Unauthorized" && e.bearer) headers["www-authenticate"] = 'Bearer realm="paxos"'
   if (e._tag === "RequestTimeout") headers.connection = "close"
   return { status, json: JSON.stringify(fields), headers }

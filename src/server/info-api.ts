@@ -1,10 +1,15 @@
 /**
- * What a node says about itself: GET /status (JSON), GET /health (liveness) and GET /metrics
- * (Prometheus text). Cold paths: Effect programs that read the node's state and counters.
+ * What a node says about itself: GET /status (JSON), GET /health (liveness: it serves), GET /ready
+ * (readiness: it knows a leader that holds a quorum and has applied what that leader committed)
+ * and GET /metrics (Prometheus text). Cold paths: Effect programs that read the node's state and
+ * counters.
  */
 import { Effect } from "effect"
 import { AUTH_FAILURES } from "../auth/peer-auth.ts"
 import * as B from "../core/ballot.ts"
+import { quorum } from "../core/config.ts"
+import { readiness, type NotReadyReason } from "../core/readiness.ts"
+import { NotReady } from "./errors.ts"
 import { nodeName, okJson, type ApiDeps, type Call } from "./http.ts"
 import { processCpuSeconds, renderPrometheus } from "./metrics.ts"
 
@@ -13,6 +18,63 @@ export const getStatus = (c: Call): Effect.Effect<Response> => Effect.sync(() =>
 
 /** GET /health -> 200 once the node serves. */
 export const getHealth = (c: Call): Effect.Effect<Response> => Effect.sync(() => okJson(JSON.stringify({ status: "ok", node: nodeName(c.d) })))
+
+/**
+ * GET /ready -> 200 {status, node, leader, applied, leaderCommit} while the node knows a leader
+ * that heard from a quorum within the last election timeout and has applied what that leader
+ * committed; else 503 NotReady with the reason (NoLeader, LeaderWithoutQuorum, Behind) and the
+ * same fields.
+ */
+export const getReady = (c: Call): Effect.Effect<Response, NotReady> =>
+  Effect.suspend(() => {
+    const r = ready(c.d)
+    const fields = { node: nodeName(c.d), leader: r.leader, applied: r.applied, leaderCommit: r.leaderCommit }
+    if (r.reason === null) return Effect.succeed(okJson(JSON.stringify({ status: "ready", ...fields })))
+    return Effect.fail(new NotReady({ message: r.message, reason: r.reason, fields }))
+  })
+
+interface Ready {
+  readonly reason: NotReadyReason | null
+  /** One line saying why not (empty when ready). */
+  readonly message: string
+  /** The leader's name; null with NoLeader. */
+  readonly leader: string | null
+  readonly applied: number
+  readonly leaderCommit: number
+}
+
+/** The node's readiness (src/core/readiness.ts), with names and milliseconds for people. */
+function ready(d: ApiDeps): Ready {
+  const s = d.node.state
+  const r = readiness(s)
+  const name = (i: number): string => d.cluster.nodes[i]?.name ?? `node ${i}`
+  const ms = (ticks: number): number => ticks * d.node.tickMs
+  const timeout = `the last election timeout (${ms(s.cfg.electionTicks)} ms)`
+  const q = `a quorum (${quorum(s.cfg.n)} of ${s.cfg.n} nodes)`
+  let message = ""
+  switch (r.reason) {
+    case "NoLeader":
+      message =
+        r.silent !== null
+          ? `no leader: ${name(r.silent.leader)} has not been heard from for ${ms(r.silent.ticks)} ms, more than an election timeout`
+          : s.role._tag === "Candidate"
+            ? "no leader: an election is under way (this node campaigns)"
+            : "no leader is known yet"
+      break
+    case "LeaderWithoutQuorum":
+      message =
+        r.leader === d.self
+          ? `this node leads but has not heard from ${q} within ${timeout}`
+          : `the leader ${name(r.leader as number)} has not heard from ${q} within ${timeout}`
+      break
+    case "Behind":
+      message = `behind: applied up to slot ${r.applied}, the leader ${r.leader === d.self ? "(this node) " : `${name(r.leader as number)} `}has committed up to slot ${r.leaderCommit}`
+      break
+    case null:
+      break
+  }
+  return { reason: r.reason, message, leader: r.leader === null ? null : name(r.leader), applied: r.applied, leaderCommit: r.leaderCommit }
+}
 
 /** GET /metrics -> Prometheus text. */
 export const getMetrics = (c: Call): Effect.Effect<Response> =>
@@ -30,6 +92,7 @@ function status(d: ApiDeps) {
     cluster: d.cluster.clusterId,
     role,
     leader: s.leader === null ? null : (d.cluster.nodes[s.leader]?.name ?? null),
+    ready: readyStatus(d),
     ballot: { round: ballot.round, leader: ballot.leader, text: B.show(ballot) },
     promised: B.show(s.promised),
     committed: Math.max(s.applied, s.knownDecided),
@@ -61,6 +124,12 @@ function status(d: ApiDeps) {
   }
 }
 
+/** /status's `ready`: GET /ready's verdict, with its reason (null when ready). */
+function readyStatus(d: ApiDeps): { ok: boolean; reason: NotReadyReason | null } {
+  const r = ready(d)
+  return { ok: r.reason === null, reason: r.reason }
+}
+
 /** The process's memory in bytes: resident, and the JavaScript heap's size and use. */
 function memory(): { rss: number; heapTotal: number; heapUsed: number; external: number } {
   const m = process.memoryUsage()
@@ -74,6 +143,8 @@ function metrics(d: ApiDeps): string {
   return renderPrometheus(nodeName(d), d.counters, {
     role: roles[s.role._tag.toLowerCase() as keyof typeof roles],
     isLeader: s.role._tag === "Leader" ? 1 : 0,
+    // 1 while GET /ready answers 200
+    ready: readiness(s).ok ? 1 : 0,
     committedSlot: Math.max(s.applied, s.knownDecided),
     appliedSlot: s.applied,
     snapshotSlot: s.snapSlot,

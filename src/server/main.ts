@@ -8,14 +8,16 @@
  */
 import { Cause, Data, Duration, Effect, Exit, Fiber, Option, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
+import { lookup } from "node:dns/promises"
 import { readFileSync, statSync } from "node:fs"
+import { isIP } from "node:net"
 import { parseToken } from "../auth/client-token.ts"
 import { importSecret, newBootId, SECRET_MIN_BYTES, Signer, Verifier } from "../auth/peer-auth.ts"
 import { defaultConfig, type NodeConfig } from "../core/config.ts"
 import * as B from "../core/ballot.ts"
 import { restore, type DurableState } from "../core/state.ts"
 import { PEER_BODY_MAX_BYTES } from "./body.ts"
-import { ConfigError, defaultDataDir, indexOfNode, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
+import { ConfigError, defaultDataDir, indexOfNode, isLocalhost, parseListen, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
 import { CLIENT_BODY_TIMEOUT_MS } from "./body.ts"
 import { serveFront } from "./front.ts"
 import { CLIENT_REQUESTS_MAX, HttpState, type ApiDeps, type PeerAuth } from "./http.ts"
@@ -48,6 +50,11 @@ export interface ServerOptions {
   readonly unsafeNoFsync?: boolean | undefined
   /** Core tuning (tests): slots between snapshots. */
   readonly snapshotEverySlots?: number | undefined
+  /**
+   * `ADDR[:PORT]` to listen on instead of the config line's host (e.g. 0.0.0.0 behind a
+   * firewall); the port defaults to the config line's.
+   */
+  readonly listen?: string | undefined
 }
 
 /** The server cannot start: one line on stderr, exit `code`. */
@@ -61,6 +68,8 @@ interface Setup {
   readonly cfg: NodeConfig
   readonly log: Log
   readonly syncLanes: number
+  /** Where to listen: --listen's address, else the config line's (`given` says which). */
+  readonly listen: { readonly host: string; readonly port: number; readonly given: boolean }
 }
 
 /** Validates the options and reads the config; StartupError with exit 2 when they are wrong. */
@@ -75,7 +84,18 @@ function setup(o: ServerOptions): Effect.Effect<Setup, StartupError> {
       const cfg = defaultConfig(self, cluster.nodes.length, overrides)
       const syncLanes = o.syncLanes ?? SYNC_LANES
       if (syncLanes > SYNC_LANES_MAX) throw new ConfigError(`--sync-lanes ${syncLanes}: at most ${SYNC_LANES_MAX}`)
-      return { cluster, self, address, dataDir: o.dataDir ?? defaultDataDir(address), cfg, log: makeLog(address.name), syncLanes }
+      const listen = o.listen === undefined ? address : parseListen(o.listen, address.port)
+      if (typeof listen === "string") throw new ConfigError(`--listen ${o.listen}: ${listen}`)
+      return {
+        cluster,
+        self,
+        address,
+        dataDir: o.dataDir ?? defaultDataDir(address),
+        cfg,
+        log: makeLog(address.name),
+        syncLanes,
+        listen: { host: listen.host, port: listen.port, given: o.listen !== undefined }
+      }
     },
     catch: (e) => new StartupError({ code: 2, message: e instanceof ConfigError ? e.message : oneLine(e) })
   })
@@ -135,11 +155,38 @@ function loadClientToken(file: string | undefined, log: Log): Effect.Effect<stri
   })
 }
 
-/** The address Bun listens on: an IP literal as given, a name (localhost, a host name) on all IPv4 interfaces. */
-function listenHost(host: string): string {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":")) return host
-  return "0.0.0.0"
+/**
+ * The address the node binds: --listen's host, else its config line's. An IP literal as given,
+ * `localhost` as 127.0.0.1, another name as the address it resolves to on this machine (the first
+ * one: Bun listens on one). A config name other than localhost that resolves to a loopback address
+ * (Debian maps the machine's own name to 127.0.1.1) is bound there and said loudly: no other
+ * machine reaches it. A name that does not resolve is a startup error (exit 2).
+ */
+function bindAddress(s: Setup): Effect.Effect<string, StartupError> {
+  const { host, given } = s.listen
+  if (isIP(host) !== 0) return Effect.succeed(host)
+  if (isLocalhost(host)) return Effect.succeed("127.0.0.1")
+  const from = given ? `--listen ${host}` : `the config line ${s.address.name}`
+  return Effect.tryPromise({
+    try: () => lookup(host),
+    catch: (e) => new StartupError({ code: 2, message: `cannot resolve ${host} (${from}) to an address to listen on: ${oneLine(e)}; give --listen ADDR` })
+  }).pipe(
+    Effect.map(({ address }) => address),
+    Effect.tap((address) =>
+      Effect.sync(() => {
+        if (!given && (address.startsWith("127.") || address === "::1")) {
+          s.log("WARNING-listening-on-loopback", {
+            address,
+            reason: `${host} resolves to ${address} here, so only this machine can reach this node; if other nodes run elsewhere, fix the name's address or give --listen ADDR (docs/SECURITY.md)`
+          })
+        }
+      })
+    )
+  )
 }
+
+/** `addr:port`, an IPv6 address in brackets. */
+const hostPort = (addr: string, port: number): string => (addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`)
 
 /** Opens the data file (closed when the scope ends); StartupError (exit 1) when it is refused. */
 function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
@@ -174,11 +221,11 @@ function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<
   )
 }
 
-/** Listens on the node's port and serves the API (routes.ts) until the scope ends; StartupError when the port is taken. */
-function listen(s: Setup, deps: ApiDeps): Effect.Effect<void, StartupError, Scope.Scope> {
+/** Listens on `bind` and the node's port and serves the API (routes.ts) until the scope ends; StartupError when the port is taken. */
+function listen(s: Setup, bind: string, deps: ApiDeps): Effect.Effect<void, StartupError, Scope.Scope> {
   const options = {
-    port: s.address.port,
-    hostname: listenHost(s.address.host),
+    port: s.listen.port,
+    hostname: bind,
     idleTimeout: IDLE_TIMEOUT_S,
     maxRequestBodySize: PEER_BODY_MAX_BYTES + 1024 * 1024
   }
@@ -186,7 +233,7 @@ function listen(s: Setup, deps: ApiDeps): Effect.Effect<void, StartupError, Scop
     Effect.acquireRelease(
       Effect.try({
         try: () => serveFront(options, deps),
-        catch: (e) => new StartupError({ code: 1, message: `cannot listen on ${s.address.name}: ${oneLine(e)}` })
+        catch: (e) => new StartupError({ code: 1, message: `cannot listen on ${hostPort(bind, s.listen.port)}: ${oneLine(e)}` })
       }),
       (front) => Effect.sync(() => front.stop())
     )
@@ -212,6 +259,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
   return Effect.scoped(
     Effect.gen(function* () {
       const s = yield* setup(o)
+      const bind = yield* bindAddress(s)
       const keys = yield* loadSecret(o.secretFile, s)
       const clientToken = yield* loadClientToken(o.clientTokenFile, s.log)
       const { store, durable } = yield* openStore(s, o.unsafeNoFsync)
@@ -220,7 +268,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       const seed = randomBytes(4).readUInt32LE(0)
       const node = new Node(restore(s.cfg, durable, seed), { cfg: s.cfg, nodes: s.cluster.nodes, store, outboxes, counters, log: s.log, tickMs: TICK_MS, syncLanes: s.syncLanes })
       const http = new HttpState(o.maxClientRequests ?? CLIENT_REQUESTS_MAX, o.clientBodyTimeoutMs ?? CLIENT_BODY_TIMEOUT_MS)
-      yield* listen(s, {
+      yield* listen(s, bind, {
         node,
         cluster: s.cluster,
         self: s.self,
@@ -238,7 +286,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       yield* Effect.forkScoped(outboxes.run())
       yield* Effect.forkScoped(node.clock())
       s.log("serving", {
-        listen: `${listenHost(s.address.host)}:${s.address.port}`,
+        listen: hostPort(bind, s.listen.port),
         node: s.self,
         nodes: s.cluster.nodes.map((n) => n.name).join(","),
         cluster: s.cluster.clusterId,

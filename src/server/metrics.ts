@@ -48,6 +48,8 @@ export interface Counters {
   peerEnvelopesRejected: number
   /** Envelopes a peer refused (4xx from it). */
   peerEnvelopesRefusedByPeer: number
+  /** Connections to a peer that it refused (authentication, another cluster): each logged with its cause. */
+  peerConnectionsRefusedByPeer: number
   /** Peer requests, connections and frames refused by peer authentication (by reason: PeerAuthCounters). */
   peerAuthFailures: number
   /** Inbound peer connections closed because a newer one from the same peer arrived. */
@@ -106,6 +108,7 @@ export const newCounters = (): Counters => ({
   peerBytesReceived: 0,
   peerEnvelopesRejected: 0,
   peerEnvelopesRefusedByPeer: 0,
+  peerConnectionsRefusedByPeer: 0,
   peerAuthFailures: 0,
   peerConnectionsReplaced: 0,
   clientAuthFailures: 0,

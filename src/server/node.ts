@@ -571,4 +571,9 @@ export class Node {
   get queuedInputs(): number {
     return this.inbox.length + this.loopback.length
   }
+
+  /** Milliseconds of one of the core's ticks. */
+  get tickMs(): number {
+    return this.d.tickMs
+  }
 }

@@ -14,7 +14,18 @@ import { AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, ty
 import { CLIENT_GONE, readBody } from "./body.ts"
 import { BadRequest, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
 import { countClientGone, PEER_POSTS_MAX, truncateUtf8, type Answer, type ApiDeps, type Call } from "./http.ts"
-import { acceptEnvelope, acceptHello, CLOSE_REPLACED, PEER_WS_PATH, type InboundConnection } from "./peer.ts"
+import {
+  acceptEnvelope,
+  acceptHello,
+  AUTH_CAUSES,
+  CLOSE_NO_SECRET_HERE,
+  CLOSE_REPLACED,
+  noSecretHereCause,
+  otherClusterCause,
+  PEER_WS_PATH,
+  REFUSAL_LOG_MS,
+  type InboundConnection
+} from "./peer.ts"
 
 /** One inbound peer connection: what the WebSocket handlers need. */
 export class PeerConnection implements InboundConnection {
@@ -66,15 +77,16 @@ export const peerSocketHandlers: Bun.WebSocketHandler<PeerConnection> = {
  */
 export function upgrade(c: Call): Answer {
   const { d, req } = c
-  const hello = acceptHelloFor(d, c.url)
+  const remote = () => c.server.requestIP(req)?.address
+  const hello = acceptHelloFor(d, c.url, remote)
   if (Either.isLeft(hello)) return hello.left
   const from = hello.right
   const auth = d.peerAuth
   if (auth !== null) {
     const h = authHeaders(d, (k) => req.headers.get(k), from)
-    if (typeof h === "string") return authFailed(d, h, "upgrade", from, undefined)
+    if (typeof h === "string") return authFailed(d, h, "upgrade", from, remote())
     const bad = auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now())
-    if (bad !== null) return authFailed(d, bad, "upgrade", from, undefined)
+    if (bad !== null) return authFailed(d, bad, "upgrade", from, remote())
   }
   const conn = new PeerConnection(d, from)
   conn.onFrame = frameHandler(d, conn)
@@ -94,7 +106,14 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
     if (Either.isLeft(r)) conn.close(1008, r.left.message)
   }
   const auth = d.peerAuth
-  if (auth === null) return (data) => deliver(typeof data === "string" ? data : frameDecoder.decode(data))
+  if (auth === null) {
+    return (data) => {
+      const text = typeof data === "string" ? data : frameDecoder.decode(data)
+      // A signed frame ("v1 <boot> ..."): the sender has a cluster secret and this node has none.
+      if (text.startsWith("v1 ")) return refuseSigned(d, conn)
+      deliver(text)
+    }
+  }
   // Verified as it comes (the MAC is synchronous), so frames reach the node in the order they came.
   return (data) => {
     if (conn.closed) return
@@ -103,6 +122,14 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
     if (bad !== null || typeof frame === "string") return conn.close(1008, authFailed(d, bad ?? "Malformed", "frame", from, undefined).message)
     deliver(frame.body)
   }
+}
+
+/** Closes a connection whose frames are signed, on a node without a cluster secret: counted and logged with the cause. */
+function refuseSigned(d: ApiDeps, conn: PeerConnection): void {
+  d.counters.peerEnvelopesRejected += 1
+  const who = `node ${conn.from} (${d.cluster.nodes[conn.from]?.name ?? "?"})`
+  d.log.limited(`peer-signed-${conn.from}`, REFUSAL_LOG_MS, "peer-connection-rejected", { from: conn.from, reason: "NoSecretHere", cause: `${who} was refused: ${noSecretHereCause("this node")}` })
+  conn.close(1008, CLOSE_NO_SECRET_HERE)
 }
 
 /**
@@ -170,21 +197,37 @@ export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): 
   return Either.right(undefined)
 }
 
-/** The sender named by a connection request's query (`?cluster=...&from=N`); a rejection is counted and logged. */
-function acceptHelloFor(d: ApiDeps, url: string): Either.Either<number, BadRequest> {
+/**
+ * The sender named by a connection request's query (`?cluster=...&from=N`); a rejection is
+ * counted and logged (once per REFUSAL_LOG_MS per sender) with its cause: a node of another
+ * cluster is told apart from a malformed request.
+ */
+function acceptHelloFor(d: ApiDeps, url: string, remote: () => string | undefined): Either.Either<number, BadRequest> {
   const hello = acceptHello(url, envelopeCheck(d))
   if (Either.isLeft(hello)) {
     d.counters.peerEnvelopesRejected += 1
-    d.log.limited("reject-hello", 5_000, "peer-connection-rejected", { reason: hello.left.message })
+    const params = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "")
+    const cluster = params.get("cluster")
+    const from = params.get("from") ?? "?"
+    const who = `node ${from} of ${cluster === null ? "no cluster" : `cluster ${cluster}`} (at ${remote() ?? "an unknown address"})`
+    const why = cluster !== null && cluster !== d.cluster.clusterId ? otherClusterCause(cluster, d.cluster.clusterId, "this node") : hello.left.message
+    d.log.limited(`reject-hello-${cluster}-${from}`, REFUSAL_LOG_MS, "peer-connection-rejected", { from, remote: remote(), reason: hello.left.message, cause: `${who} was refused: ${why}` })
   }
   return hello
 }
 
-/** Counts and logs (rate-limited) a peer authentication failure; the 401 to answer with. */
+/** Counts and logs (rate-limited, per sender) a peer authentication failure with its cause; the 401 to answer with. */
 function authFailed(d: ApiDeps, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
   d.counters.peerAuthFailures += 1
   d.peerAuthFailures[reason] += 1
-  d.log.limited(`peer-auth-${reason}-${via}`, 5_000, "peer-auth-failed", { via, reason, from: from ?? undefined, remote })
+  const who = from === null ? `a peer at ${remote ?? "an unknown address"}` : `node ${from} (${d.cluster.nodes[from]?.name ?? "?"}${remote === undefined ? "" : `, at ${remote}`})`
+  d.log.limited(`peer-auth-${reason}-${via}-${from}`, REFUSAL_LOG_MS, "peer-auth-failed", {
+    via,
+    reason,
+    from: from ?? undefined,
+    remote,
+    cause: `${who} was refused: ${AUTH_CAUSES[reason]("this node")}`
+  })
   return new Unauthorized({ message: `peer authentication failed: ${AUTH_REASONS[reason]}`, reason, bearer: false })
 }
 

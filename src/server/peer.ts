@@ -24,16 +24,18 @@
  * Authentication (with a cluster secret, src/auth/peer-auth.ts): the upgrade request and every POST
  * carry x-paxos-* headers, and every frame is `v1 <boot> <counter> <time> <mac>\n<envelope>`.
  * A receiver keeps one connection per sender (`InboundPeers`): a newer authenticated connection
- * from the same node replaces the older one.
+ * from the same node replaces the older one. A connection refused (another secret, another
+ * cluster) is logged with its cause on both sides; the sender, whose WebSocket client sees only
+ * the status, asks the receiver why (`explainRefusal`).
  */
 import { Duration, Effect, Either, Queue, Schedule, Schema as S } from "effect"
-import { UPGRADE_BODY, type Signer } from "../auth/peer-auth.ts"
+import { UPGRADE_BODY, type AuthFailure, type Signer } from "../auth/peer-auth.ts"
 import { LIMITS } from "../core/config.ts"
 import { fastDecodeEnvelope } from "../core/fast-decode.ts"
 import { PeerEnvelope, strict } from "../core/messages.ts"
 import { BadRequest } from "./errors.ts"
 import { describeIssues, parseJson, PEER_BODY_MAX_BYTES } from "./body.ts"
-import type { NodeAddress } from "./cluster-config.ts"
+import { dialName, type NodeAddress } from "./cluster-config.ts"
 import type { Log } from "./log.ts"
 import type { Counters } from "./metrics.ts"
 
@@ -61,6 +63,32 @@ export const RECONNECT = Schedule.exponential(Duration.millis(20), 2).pipe(
   Schedule.union(Schedule.spaced(Duration.millis(500)))
 )
 
+/** A refusal of this node's connection is explained (one line, after asking the peer why) at most this often per peer. */
+export const REFUSAL_LOG_MS = 5_000
+
+/**
+ * Why a node's peer authentication failed, said of the refused node ("it") and of `refuser`
+ * ("this node" or "node 0"), in the line each side logs: the refusing side names the node it
+ * refused, the refused side the node that refused it.
+ */
+export const AUTH_CAUSES: Record<AuthFailure, (refuser: string) => string> = {
+  Missing: (r) => `it has no cluster secret (--secret-file), and ${r} requires one`,
+  BadMac: (r) => `its cluster secret does not match ${r}'s (or its messages were altered on the way)`,
+  Stale: (r) => `its clock and ${r}'s differ by more than 30 s (run NTP)`,
+  Replayed: (r) => `${r} saw its authentication before (a replay)`,
+  Malformed: () => "its authentication fields are malformed (another version of paxos?)"
+}
+
+/** The refused node's cause when the refuser belongs to another cluster (their config files differ). */
+export const otherClusterCause = (refused: string, refuser: string, refuserName: string): string =>
+  `it belongs to cluster ${refused}, ${refuserName} to cluster ${refuser}: their config files differ (every node needs the same lines in the same order)`
+
+/** The close reason of a node without a cluster secret for a connection whose frames are signed. */
+export const CLOSE_NO_SECRET_HERE = "signed frames, and this node has no cluster secret"
+
+/** The cause when a node with a cluster secret connects to one without. */
+export const noSecretHereCause = (refuser: string): string => `it has a cluster secret (its frames are signed), and ${refuser} has none (--secret-file)`
+
 /** What one destination's link shows in /status. */
 export interface PeerStatus {
   readonly node: string
@@ -87,13 +115,17 @@ class Link {
   failures = 0
   dropped = 0
   lastError: string | null = null
+  /** When a refusal of this node's connection was last explained, and how many since went unexplained. */
+  refusedAt = 0
+  refusedQuiet = 0
   readonly wake = Effect.runSync(Queue.sliding<true>(1))
 
   constructor(
     readonly id: number,
     readonly address: NodeAddress,
     readonly wsUrl: string,
-    readonly postUrl: string
+    readonly postUrl: string,
+    readonly statusUrl: string
   ) {}
 
   get length(): number {
@@ -136,7 +168,7 @@ export class Outboxes {
   constructor(private readonly o: OutboxOptions) {
     const hello = `?cluster=${encodeURIComponent(o.clusterId)}&from=${o.self}`
     this.links = o.nodes.map((a, i) =>
-      i === o.self ? undefined : new Link(i, a, `ws://${a.name}${PEER_WS_PATH}${hello}`, `http://${a.name}${PEER_PATH}`)
+      i === o.self ? undefined : new Link(i, a, `ws://${dialName(a)}${PEER_WS_PATH}${hello}`, `http://${dialName(a)}${PEER_PATH}`, `http://${dialName(a)}/status`)
     )
     this.header = `{"cluster":${JSON.stringify(o.clusterId)},"from":${o.self},"to":`
   }
@@ -272,16 +304,67 @@ export class Outboxes {
     return open.pipe(
       Effect.timeoutFail({ duration: CONNECT_TIMEOUT, onTimeout: () => `no connection within ${Duration.toMillis(CONNECT_TIMEOUT)} ms` }),
       Effect.either,
-      Effect.map((r) => {
+      Effect.flatMap((r) => {
         if (Either.isLeft(r)) {
           link.failures += 1
           this.markReachable(link, false, r.left)
-          return false
+          const refused = /Expected 101 status code: (400|401)\b/.exec(r.left)
+          return refused === null ? Effect.succeed(false) : Effect.as(this.explainRefusal(link, Number(refused[1])), false)
         }
         this.adopt(link, r.right)
-        return true
+        return Effect.succeed(true)
       })
     )
+  }
+
+  /**
+   * The link's node refused this node's connection (400 or 401 to the upgrade, whose body a
+   * WebSocket client never sees): asks it why, once per REFUSAL_LOG_MS, and logs one line naming
+   * the cause, e.g. "node 1 was refused by node 0 (host:5000): its cluster secret does not match".
+   */
+  private explainRefusal(link: Link, status: number): Effect.Effect<void> {
+    this.o.counters.peerConnectionsRefusedByPeer += 1
+    const now = Date.now()
+    if (now - link.refusedAt < REFUSAL_LOG_MS) {
+      link.refusedQuiet += 1
+      return Effect.void
+    }
+    link.refusedAt = now
+    const suppressed = link.refusedQuiet > 0 ? link.refusedQuiet : undefined
+    link.refusedQuiet = 0
+    const head = `node ${this.o.self} was refused by node ${link.id} (${link.address.name})`
+    return Effect.tryPromise({
+      try: (signal) => this.refusalCause(link, status, signal),
+      catch: (e) => (e instanceof Error ? e.message : String(e))
+    }).pipe(
+      Effect.timeoutFail({ duration: CONNECT_TIMEOUT, onTimeout: () => "it did not say why in time" }),
+      Effect.either,
+      Effect.map((r) => {
+        const { reason, why } = Either.isRight(r) ? r.right : { reason: `status ${status}`, why: `it answered ${status} (asked why: ${r.left.split("\n")[0]})` }
+        this.o.log("peer-refused-this-node", { peer: link.address.name, reason, cause: `${head}: ${why}`, suppressed })
+      })
+    )
+  }
+
+  /** Why the link's node answered the upgrade with `status`: its own answer, asked again without the upgrade. */
+  private async refusalCause(link: Link, status: number, signal: AbortSignal): Promise<{ reason: string; why: string }> {
+    const signer = this.o.signer
+    const refuser = `node ${link.id}`
+    if (status === 401 && signer === null) return { reason: "Missing", why: AUTH_CAUSES.Missing(refuser) }
+    if (status === 400) {
+      // A connection is checked for its cluster first: the other node's /status says which it is in.
+      const st = (await (await fetch(link.statusUrl, { signal })).json()) as { cluster?: unknown }
+      if (typeof st.cluster === "string" && st.cluster !== this.o.clusterId) {
+        return { reason: "OtherCluster", why: otherClusterCause(this.o.clusterId, st.cluster, refuser) }
+      }
+    }
+    // The same checks as the upgrade, without the upgrade: its answer names the reason.
+    const headers = signer === null ? undefined : signer.headers(link.id, UPGRADE_BODY, Date.now())
+    const res = await fetch(link.wsUrl.replace(/^ws:/, "http:"), { headers, signal })
+    const body = (await res.json().catch(() => ({}))) as { reason?: unknown; message?: unknown }
+    const reason = typeof body.reason === "string" ? body.reason : ""
+    if (res.status === 401 && Object.hasOwn(AUTH_CAUSES, reason)) return { reason, why: AUTH_CAUSES[reason as AuthFailure](refuser) }
+    return { reason: `status ${res.status}`, why: `it answered ${res.status}${typeof body.message === "string" ? `: ${body.message.slice(0, 200)}` : ""}` }
   }
 
   /** Opens a WebSocket to the link's node, with the upgrade's auth headers when there are any. */
@@ -314,7 +397,11 @@ export class Outboxes {
       if (link.ws !== ws) return
       link.ws = null
       const reason = `connection closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`
-      if (ev.code === 1008) {
+      if (ev.code === 1008 && ev.reason === CLOSE_NO_SECRET_HERE) {
+        this.o.counters.peerConnectionsRefusedByPeer += 1
+        const cause = `node ${this.o.self} was refused by node ${link.id} (${link.address.name}): ${noSecretHereCause(`node ${link.id}`)}`
+        this.o.log.limited(`refused-${link.id}`, REFUSAL_LOG_MS, "peer-refused-this-node", { peer: link.address.name, reason: "NoSecretThere", cause })
+      } else if (ev.code === 1008) {
         this.o.counters.peerEnvelopesRefusedByPeer += 1
         this.o.log.limited(`refused-${link.id}`, 5_000, "peer-refused-envelope", { peer: link.address.name, reason: ev.reason })
       }

@@ -17,7 +17,7 @@ import { Cause, Chunk, Effect, Either } from "effect"
 import { append, list } from "./client-api.ts"
 import { InternalError, MethodNotAllowed, NotFound, type ApiError } from "./errors.ts"
 import { clientAuthError, countClientError, countClientGone, errorResponse, takeClientSlot, type Answer, type ApiDeps, type Call } from "./http.ts"
-import { getHealth, getMetrics, getStatus } from "./info-api.ts"
+import { getHealth, getMetrics, getReady, getStatus } from "./info-api.ts"
 import { postEnvelope, upgrade } from "./peer-api.ts"
 import { PEER_PATH, PEER_WS_PATH } from "./peer.ts"
 import type { Watch } from "./watch.ts"
@@ -51,6 +51,7 @@ export const ROUTES: readonly Route[] = [
   { method: "POST", path: PEER_PATH, who: "peer", hot: false, handler: postEnvelope },
   { method: "GET", path: "/status", who: "open", hot: false, handler: getStatus },
   { method: "GET", path: "/health", who: "open", hot: false, handler: getHealth },
+  { method: "GET", path: "/ready", who: "open", hot: false, handler: getReady },
   { method: "GET", path: "/metrics", who: "open", hot: false, handler: getMetrics }
 ]
 

@@ -13,7 +13,8 @@
  *  - no node learns a decision that differs from another's;
  *  - applied lists are prefixes of one another, and no running node's list shrinks.
  * At the end the client history must pass the exact checker. Then a liveness phase: faults heal and
- * every client op must complete within a bounded number of ticks, and all nodes converge.
+ * every client op must complete within a bounded number of ticks, all nodes converge, and every
+ * node becomes ready (readiness.ts) under one leader.
  * One seed replays exactly: all randomness comes from it.
  */
 import { Cause, Context, Effect, Exit, Option, Runtime } from "effect"
@@ -25,6 +26,7 @@ import { InvariantViolation } from "../core/invariant.ts"
 import type { Message } from "../core/messages.ts"
 import { Random } from "../core/prng.ts"
 import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
+import { readiness } from "../core/readiness.ts"
 import { restore, type Envelope, type Event, type Input, type NodeState, type Reply, type Write } from "../core/state.ts"
 import { checkOps, type CheckResult } from "../check/checker.ts"
 import type { MicroOp, Op } from "../check/history.ts"
@@ -216,13 +218,29 @@ export class World {
       if (this.violations.length > 0) return
     }
     // Convergence: every node applies the same list.
+    let converged = false
     while (this.t < deadline) {
       const lens = this.nodes.map((n) => n.state?.list.length ?? -1)
-      if (lens.every((l) => l === this.global.length)) return
+      if (lens.every((l) => l === this.global.length)) {
+        converged = true
+        break
+      }
       this.tick(true, false)
       if (this.violations.length > 0) return
     }
-    this.violate(`liveness: nodes did not converge (list lengths ${this.nodes.map((n) => n.state?.list.length).join(",")} vs ${this.global.length})`)
+    if (!converged) {
+      this.violate(`liveness: nodes did not converge (list lengths ${this.nodes.map((n) => n.state?.list.length).join(",")} vs ${this.global.length})`)
+      return
+    }
+    // Readiness: every node follows the same leader, which holds a quorum, and applied what it committed.
+    while (this.t < deadline) {
+      const rs = this.nodes.map((n) => (n.state === null ? null : readiness(n.state)))
+      if (rs.every((r) => r !== null && r.ok && r.leader === rs[0]?.leader)) return
+      this.tick(true, false)
+      if (this.violations.length > 0) return
+    }
+    const shown = this.nodes.map((n) => (n.state === null ? "down" : ((r) => (r.ok ? `ready(leader ${r.leader})` : r.reason))(readiness(n.state))))
+    this.violate(`liveness: nodes not all ready after healing: ${shown.join(", ")}`)
   }
 
   private tick(liveness = false, clientsOn = true): void {

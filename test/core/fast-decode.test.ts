@@ -100,7 +100,7 @@ const nasty = fc.oneof(
 /** Keys added to objects: strangers, JSON.parse's own `__proto__`, and fields of other structs. */
 const EXTRA_KEYS = [
   "extra", "__proto__", "constructor", "toString", "0", "length", "_tag", "round", "leader", "slot",
-  "value", "ballot", "client", "seq", "id", "from", "to", "commit", "entries", "index", "cluster", "messages"
+  "value", "ballot", "client", "seq", "id", "from", "to", "commit", "quorum", "entries", "index", "cluster", "messages"
 ] as const
 
 /** The length limits of strings by field name (an item of `ids` is a command id too). */
@@ -377,7 +377,8 @@ test("rule: every required field of every struct, and of every message type, mus
   cases("accept", SAMPLES.map((m) => [m["_tag"] as string, env(m)] as const))
   const dropped: Array<readonly [string, unknown]> = []
   for (const k of Object.keys(env())) dropped.push([`envelope without ${k}`, without(env(), k)])
-  for (const m of SAMPLES) for (const k of Object.keys(m)) dropped.push([`${m["_tag"]} without ${k}`, env(without(m, k))])
+  // Commit.quorum is optional (its own rule below).
+  for (const m of SAMPLES) for (const k of Object.keys(m)) if (k !== "quorum") dropped.push([`${m["_tag"]} without ${k}`, env(without(m, k))])
   for (const k of Object.keys(ballot)) {
     dropped.push([`ballot without ${k}`, withBallot(without(ballot, k))], [`ballot with ${k} undefined`, withBallot({ ...ballot, [k]: undefined })])
   }
@@ -584,6 +585,12 @@ test("rule: arrays are arrays (not objects with a length), elements are read by 
   ])
 })
 
+test("rule: Commit.quorum is a boolean, and may be absent but not present as undefined", () => {
+  const c = (v: unknown) => env({ ...SAMPLES[5], quorum: v })
+  cases("accept", [["true", c(true)], ["false", c(false)], ["absent", env(without(SAMPLES[5] as object, "quorum"))]])
+  cases("reject", [["undefined", c(undefined)], ["0", c(0)], ["'true'", c("true")], ["null", c(null)], ["a Boolean object", c(new Boolean(true))]])
+})
+
 test("rule: Snapshot.complete is a boolean", () => {
   const c = (v: unknown) => env({ ...SAMPLES[11], complete: v })
   cases("accept", [["true", c(true)], ["false", c(false)]])
@@ -766,7 +773,7 @@ test("the Schema transforms nothing, and its rules are the ones fast-decode.ts i
     `{ _tag: "Accept", ballot: ${b}, entries: ${arr(entry, n)}, commit: ${nat} }`,
     `{ _tag: "Accepted", ballot: ${b}, slots: ${arr(nat, n)} }`,
     `{ _tag: "Nack", ballot: ${b}, promised: ${b} }`,
-    `{ _tag: "Commit", ballot: ${b}, commit: ${nat} }`,
+    `{ _tag: "Commit", ballot: ${b}, commit: ${nat}, quorum?: boolean }`,
     `{ _tag: "CommitAck", ballot: ${b}, applied: ${nat} }`,
     `{ _tag: "Forward", commands: ${arr(command, n)} }`,
     `{ _tag: "ForwardReject", ids: ${arr(id, n)}, reason: string & maxLength(${LIMITS.reasonLengthMax}) }`,

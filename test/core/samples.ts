@@ -12,7 +12,7 @@ export const SAMPLE_MESSAGES: Message[] = [
   { _tag: "Accept", ballot, entries: [{ slot: 5, value: [append] }, { slot: 6, value: [] }], commit: 4 },
   { _tag: "Accepted", ballot, slots: [5, 6] },
   { _tag: "Nack", ballot, promised: { round: 4, leader: 2 } },
-  { _tag: "Commit", ballot, commit: 6 },
+  { _tag: "Commit", ballot, commit: 6, quorum: true },
   { _tag: "CommitAck", ballot, applied: 6 },
   { _tag: "Forward", commands: [append, read] },
   { _tag: "ForwardReject", ids: ["1.ab.7"], reason: "NotLeader" },

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs"
 import { append, readList, status } from "../../src/client/http.ts"
 import type { LocalCluster } from "../../src/cli/local-cluster.ts"
 import { alive, RawConnection, rawRequest, rssBytes } from "./raw-http.ts"
-import { cleanup, startCluster } from "./support.ts"
+import { cleanup, startCluster, waitFor } from "./support.ts"
 
 const CAP = 32
 const BODY_TIMEOUT_MS = 1_500
@@ -43,15 +43,6 @@ async function stalled(n: number): Promise<RawConnection[]> {
       return c
     })
   )
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await cond()) return
-    await Bun.sleep(20)
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 test("past the cap on requests in flight, requests get 503 (definite) at once; slow bodies get 408 and free their slots", async () => {

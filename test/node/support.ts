@@ -54,6 +54,16 @@ export async function cleanup(): Promise<void> {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 }
 
+/** Waits until `cond` holds, polling every 20 ms; throws naming `what` after timeoutMs. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await cond()) return
+    await Bun.sleep(20)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
 /** Every node's list once all agree, within timeoutMs (throws with what they hold otherwise). */
 export async function convergedLists(cluster: LocalCluster, timeoutMs = 15_000): Promise<number[][]> {
   const deadline = Date.now() + timeoutMs
