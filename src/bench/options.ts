@@ -33,6 +33,7 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
   --vs-etcd            the same load against a local 3-member etcd, interleaved run by run, with ratios
   --etcd-binary PATH   the etcd to start (default: etcd on PATH)
   --echo               also measure a bare Bun.serve echo server (the HTTP ceiling of this machine)
+  --serve-echo PORT    be that echo server, on PORT (what --echo starts; not for use by hand)
   --soak [N]           instead of the sweep: N appends (default 1000000) at one concurrency
                        (--concurrency C, default 32), reported every 10%
   --soak-timeout S     the soak stops after this many seconds even if N is not reached (default 3600)
@@ -84,7 +85,7 @@ export interface BenchOptions {
   readonly unsafeNoFsync: boolean
 }
 
-const SPEC = {
+export const BENCH_FLAGS = {
   concurrency: "value",
   target: "value",
   list: "bool",
@@ -142,7 +143,7 @@ function defaultBinary(): string {
 export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveEcho: number } | string {
   // `--soak` may stand alone: then it means the default count.
   const args = argv.flatMap((a, i) => (a === "--soak" && (argv[i + 1] === undefined || argv[i + 1]?.startsWith("-")) ? [`--soak=${DEFAULT_SOAK}`] : [a]))
-  const p = parseFlags(args, SPEC)
+  const p = parseFlags(args, BENCH_FLAGS)
   if (typeof p === "string") return p
   if (p.positionals.length > 0) return `unexpected argument '${p.positionals[0]}'`
   const echoPort = str(p, "serve-echo")

@@ -82,9 +82,8 @@ const STARTUP_MS = 20_000
 export const FAULTY_BUILD_MARKER = "PAXOS-FAULTY-BUILD"
 const INVARIANT_MARKER = "PAXOS-INVARIANT-VIOLATION"
 
-/** Parses the flags; a one-line reason when they are wrong. */
-export function parseChaosArgs(argv: readonly string[]): ChaosOptions | string {
-  const p = parseFlags(argv, {
+/** The flags of `paxos chaos`. */
+export const CHAOS_FLAGS = {
     "time-limit": "value",
     concurrency: "value",
     rate: "value",
@@ -98,7 +97,11 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | string {
     "read-ratio": "value",
     loopback: "bool",
     quiet: "bool",
-  })
+} as const
+
+/** Parses the flags; a one-line reason when they are wrong. */
+export function parseChaosArgs(argv: readonly string[]): ChaosOptions | string {
+  const p = parseFlags(argv, CHAOS_FLAGS)
   if (typeof p === "string") return p
   if (p.positionals.length > 0) return `unexpected argument '${p.positionals[0]}'`
   const num = (name: string, dflt: number, lo: number, hi: number, integer: boolean): number | string => {

@@ -21,6 +21,9 @@ export interface CheckIo {
   readonly err: (line: string) => void
 }
 
+/** The options of `paxos check`. */
+export const CHECK_FLAGS = ["max-errors", "quiet"]
+
 export const CHECK_USAGE = `usage: paxos check [--max-errors N] [--quiet] FILE
 
 Decides whether a Jepsen list-append history (a history.edn, one op map a line; - for stdin) is
@@ -132,7 +135,7 @@ function parseArgs(argv: readonly string[]): Args | string {
       maxErrors = n
     } else if (a === "--quiet") quiet = true
     else if (a.startsWith("-") && a !== "-") {
-      const close = a.startsWith("--") ? closest(a.slice(2), ["max-errors", "quiet", "help"]) : null
+      const close = a.startsWith("--") ? closest(a.slice(2), [...CHECK_FLAGS, "help"]) : null
       return `unknown option ${a}${close === null ? "" : ` (did you mean --${close}?)`}`
     }
     else if (file !== undefined) return "expected exactly one FILE"

@@ -37,6 +37,9 @@ exit codes:
 const DEFAULT_CONFIG = "example-config"
 const DEFAULT_TIMEOUT_MS = 10_000
 
+/** The flags of `paxos client`. */
+export const CLIENT_FLAGS = { config: "value", server: "value", timeout: "value", "token-file": "value", help: "bool", h: "bool" } as const
+
 class Usage extends Error {}
 
 /** Runs the client; returns the exit code. */
@@ -58,7 +61,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const p = parseFlags(argv, { config: "value", server: "value", timeout: "value", "token-file": "value", help: "bool", h: "bool" })
+  const p = parseFlags(argv, CLIENT_FLAGS)
   if (typeof p === "string") throw new Usage(p)
   if (p.flags.help === true || p.flags.h === true) {
     process.stdout.write(`${CLIENT_USAGE}\n`)

@@ -3,57 +3,107 @@
  * Unknown subcommands and flags print the usage on stderr and exit 2.
  */
 import { benchCommand } from "../bench/main.ts"
-import { chaosCommand } from "../chaos/run.ts"
-import { checkCommand } from "../check/cli.ts"
-import { simCommand } from "../sim/cli.ts"
+import { BENCH_FLAGS, BENCH_USAGE } from "../bench/options.ts"
+import { CHAOS_FLAGS, CHAOS_USAGE, chaosCommand } from "../chaos/run.ts"
+import { CHECK_FLAGS, CHECK_USAGE, checkCommand } from "../check/cli.ts"
+import { SIM_FLAGS, SIM_USAGE, simCommand } from "../sim/cli.ts"
 import { runServer } from "../server/main.ts"
-import { parseFlags, positiveInt, str } from "./args.ts"
-import { clientCommand } from "./client.ts"
+import { closest, parseFlags, positiveInt, shortUsage, str, wantsHelp } from "./args.ts"
+import { CLIENT_FLAGS, CLIENT_USAGE, clientCommand } from "./client.ts"
 import { demoCommand } from "./demo.ts"
-import { startServersCommand } from "./start-servers.ts"
+import { LIST_FLAGS, LIST_USAGE, listCommand, STATUS_FLAGS, STATUS_USAGE, statusCommand } from "./inspect.ts"
+import { START_USAGE, startServersCommand } from "./start-servers.ts"
+import { versionLine } from "./version.ts"
+
+/** One subcommand: how to run it, its one-line summary, and its whole --help text. */
+export interface Subcommand {
+  readonly run: (argv: string[]) => Promise<number>
+  readonly summary: string
+  readonly help: string
+  /** Its options, each of which its help describes. */
+  readonly flags: readonly string[]
+}
+
+const SERVER_USAGE = `usage: paxos server --config F --node HOST:PORT [--listen ADDR[:PORT]] [--data-dir D]
+                    [--secret-file S] [--client-token-file T] [--max-client-requests N]
+                    [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]
+
+Runs one node of the cluster in F: the client API and the peers on one port, its durable state in
+its data directory. Stops on SIGINT or SIGTERM.
+
+options:
+  --config F               the cluster's config file, one node a line (required)
+  --node HOST:PORT         which line of F this node is (required)
+  --listen ADDR[:PORT]     the address to listen on (default: the host of --node, localhost meaning
+                           127.0.0.1, and its port)
+  --data-dir D             where its state is kept (default: data/HOST_PORT)
+  --secret-file S          the cluster secret that authenticates the peers (default:
+                           $PAXOS_SECRET_FILE, else none, and a warning: docs/SECURITY.md)
+  --client-token-file T    the bearer token the client API asks for (default:
+                           $PAXOS_CLIENT_TOKEN_FILE, else none: the client API is open)
+  --max-client-requests N  client requests in flight at most, 503 past it (default: 10000)
+  --client-body-timeout MS time a client body may take to arrive, 408 past it (default: 10000)
+  --snapshot-every SLOTS   slots between snapshots (default: 1000)
+  --sync-lanes N           fdatasyncs of the log that may run at once, 1 to 8 (default: 2)
+  --unsafe-no-fsync        never sync to disk: acknowledged appends die with the machine; for
+                           measuring what the disk costs, never for data
+
+exit codes: 0 stopped by a signal, 1 storage refused or failed, or the port is taken, 2 bad flags
+or config, 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log)`
+
+const DEMO_USAGE = `usage: paxos demo
+
+Starts a local 3-node cluster in a temporary directory, appends from concurrent clients, kills and
+restarts the leader on the way, prints every node's list and checks the history.
+
+exit codes: 0 the history is linearizable and the lists agree, 1 otherwise, 2 usage`
+
+/** The flags of `paxos server`. */
+export const SERVER_FLAGS = {
+  config: "value",
+  node: "value",
+  listen: "value",
+  "data-dir": "value",
+  "secret-file": "value",
+  "client-token-file": "value",
+  "max-client-requests": "value",
+  "client-body-timeout": "value",
+  "snapshot-every": "value",
+  "sync-lanes": "value",
+  "unsafe-no-fsync": "bool"
+} as const
+
+/** Every subcommand of dist/paxos. */
+export const COMMANDS: Record<string, Subcommand> = {
+  server: { run: serverCommand, summary: "run one node of a cluster", help: SERVER_USAGE, flags: Object.keys(SERVER_FLAGS) },
+  client: { run: clientCommand, summary: "append VALUE and print the list right after it", help: CLIENT_USAGE, flags: Object.keys(CLIENT_FLAGS) },
+  list: { run: listCommand, summary: "read the whole list (a linearizable read) and print it", help: LIST_USAGE, flags: Object.keys(LIST_FLAGS) },
+  status: { run: statusCommand, summary: "one line per node: role, leader, ballot, slots, lag, ready", help: STATUS_USAGE, flags: Object.keys(STATUS_FLAGS) },
+  "start-servers": { run: startServersCommand, summary: "run every node of CONFIG on this machine; Ctrl-C stops them", help: START_USAGE, flags: [] },
+  check: { run: checkCommand, summary: "check a Jepsen list-append history for linearizability", help: CHECK_USAGE, flags: CHECK_FLAGS },
+  sim: { run: simCommand, summary: "the deterministic simulator: the real core under seeded faults", help: SIM_USAGE, flags: SIM_FLAGS },
+  chaos: { run: chaosCommand, summary: "the local fault-injection run on real processes, with a checked history", help: CHAOS_USAGE, flags: Object.keys(CHAOS_FLAGS) },
+  bench: { run: benchCommand, summary: "the benchmark, side by side with etcd", help: BENCH_USAGE, flags: Object.keys(BENCH_FLAGS) },
+  demo: { run: demoCommand, summary: "a local 3-node cluster: append, kill the leader, check", help: DEMO_USAGE, flags: [] }
+}
 
 export const USAGE = `usage: paxos <command> [options]
+       paxos <command> --help     every option of a command, its default, its exit codes
+       paxos --version
 
 commands:
-  server --config F --node HOST:PORT [--listen ADDR[:PORT]] [--data-dir D] [--secret-file S]
-         [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS]
-         [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]
-                       run one node (HOST:PORT is a line of F, and its host the address it listens on
-                       unless --listen says another; S or $PAXOS_SECRET_FILE holds the cluster
-                       secret; T or $PAXOS_CLIENT_TOKEN_FILE the client API's bearer token; docs/SECURITY.md;
-                       --unsafe-no-fsync loses acknowledged appends in a machine crash: benchmarks only)
-  client [--config F] [--server N|HOST:PORT] [--timeout MS] [--token-file T] VALUE
-                       append VALUE and print the list right after it, e.g. [1,2,5]
-                       (exit 0 appended, 1 not appended, 2 bad input, 3 unknown)
-  start-servers [CONFIG]
-                       run every node of CONFIG (default example-config) here; Ctrl-C stops them
-  check FILE           check a Jepsen list-append history (exit 0 valid, 1 invalid, 2 unreadable)
-  sim [...]            the deterministic simulator
-  chaos [...]          the local fault-injection run
-  bench [...]          the benchmark
-  demo                 start a local 3-node cluster, append, kill and restart the leader, check the history
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`)
+  .join("\n")}
 `
 
-const SERVER_USAGE =
-  "usage: paxos server --config F --node HOST:PORT [--listen ADDR[:PORT]] [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N] [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]"
 
 /** `paxos server ...`. */
 async function serverCommand(argv: string[]): Promise<number> {
-  const p = parseFlags(argv, {
-    config: "value",
-    node: "value",
-    listen: "value",
-    "data-dir": "value",
-    "secret-file": "value",
-    "client-token-file": "value",
-    "max-client-requests": "value",
-    "client-body-timeout": "value",
-    "snapshot-every": "value",
-    "sync-lanes": "value",
-    "unsafe-no-fsync": "bool"
-  })
+  const p = parseFlags(argv, SERVER_FLAGS)
+
   const fail = (why: string) => {
-    process.stderr.write(`paxos server: ${why}\n${SERVER_USAGE}\n`)
+    process.stderr.write(`paxos server: ${why}\n${shortUsage(SERVER_USAGE)}\n`)
     return 2
   }
   if (typeof p === "string") return fail(p)
@@ -87,17 +137,6 @@ async function serverCommand(argv: string[]): Promise<number> {
   })
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  server: serverCommand,
-  client: clientCommand,
-  "start-servers": startServersCommand,
-  check: checkCommand,
-  sim: simCommand,
-  chaos: chaosCommand,
-  bench: benchCommand,
-  demo: demoCommand
-}
-
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
   if (cmd === undefined) {
@@ -105,15 +144,29 @@ export async function main(argv: string[]): Promise<number> {
     return 2
   }
   if (cmd === "help" || cmd === "--help" || cmd === "-h") {
-    process.stdout.write(USAGE)
+    const sub = rest[0] === undefined ? undefined : COMMANDS[rest[0]]
+    process.stdout.write(sub === undefined ? USAGE : `${sub.help}\n`)
     return 0
   }
-  const run = COMMANDS[cmd]
-  if (run === undefined) {
-    process.stderr.write(`paxos: unknown command '${cmd}'\n${USAGE}`)
+  if (cmd === "--version" || cmd === "-V" || cmd === "version") {
+    process.stdout.write(`${versionLine()}\n`)
+    return 0
+  }
+  const sub = COMMANDS[cmd]
+  if (sub === undefined) {
+    const close = closest(cmd, Object.keys(COMMANDS))
+    process.stderr.write(`paxos: unknown command '${cmd}'${close === null ? "" : ` (did you mean '${close}'?)`}\n${USAGE}`)
     return 2
   }
-  return run(rest)
+  if (wantsHelp(rest)) {
+    process.stdout.write(`${sub.help}\n`)
+    return 0
+  }
+  if (rest.includes("--version") && !rest.includes("--")) {
+    process.stdout.write(`${versionLine()}\n`)
+    return 0
+  }
+  return sub.run(rest)
 }
 
 if (import.meta.main) {

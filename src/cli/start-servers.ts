@@ -17,11 +17,19 @@ import { randomBytes } from "node:crypto"
 import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { ConfigError, defaultDataDir, readConfig } from "../server/cluster-config.ts"
-import { parseFlags } from "./args.ts"
+import { parseFlags, shortUsage } from "./args.ts"
 import { describeNotReady, waitReady } from "./ready.ts"
 import { selfCommand } from "./self.ts"
 
-export const START_USAGE = "usage: paxos start-servers [CONFIG]"
+export const START_USAGE = `usage: paxos start-servers [CONFIG]
+
+Starts every node of CONFIG on this machine (default: example-config), each with its data in
+data/HOST_PORT/ and its log in data/HOST_PORT/node.log, prints their log lines prefixed with the
+node, says when all are ready, and prints the command that restarts a node that stops. The peers
+authenticate with the secret in $PAXOS_SECRET_FILE, else in data/secret (made on first use).
+Ctrl-C stops them all.
+
+exit codes: 0 stopped by Ctrl-C, 1 a node could not start, 2 usage`
 const STOP_GRACE_MS = 5_000
 /** How long start-servers waits for every node to answer GET /ready before it says they do not. */
 const READY_WAIT_MS = 30_000
@@ -41,7 +49,7 @@ interface Child {
 export async function startServersCommand(argv: string[]): Promise<number> {
   const p = parseFlags(argv, { help: "bool", h: "bool" })
   if (typeof p === "string" || p.positionals.length > 1) {
-    process.stderr.write(`paxos start-servers: ${typeof p === "string" ? p : "expected at most one CONFIG"}\n${START_USAGE}\n`)
+    process.stderr.write(`paxos start-servers: ${typeof p === "string" ? p : "expected at most one CONFIG"}\n${shortUsage(START_USAGE)}\n`)
     return 2
   }
   if (p.flags.help === true || p.flags.h === true) {

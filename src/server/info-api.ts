@@ -10,6 +10,7 @@ import * as B from "../core/ballot.ts"
 import { quorum } from "../core/config.ts"
 import { readiness, type NotReadyReason } from "../core/readiness.ts"
 import { NotReady } from "./errors.ts"
+import { VERSION } from "../cli/version.ts"
 import { nodeName, okJson, type ApiDeps, type Call } from "./http.ts"
 import { processCpuSeconds, renderPrometheus } from "./metrics.ts"
 
@@ -88,6 +89,7 @@ function status(d: ApiDeps) {
   const c = d.counters
   return {
     node: nodeName(d),
+    version: VERSION,
     id: d.self,
     cluster: d.cluster.clusterId,
     role,
@@ -160,5 +162,5 @@ function metrics(d: ApiDeps): string {
     clientRequestsInFlight: d.http.clientRequests,
     peerConnections: d.http.inbound.size,
     uptimeSeconds: Math.round((Date.now() - d.startedAt) / 1000)
-  }, [{ name: "peerAuthFailuresByReason", label: "reason", values: Object.fromEntries(AUTH_FAILURES.map((r) => [r, d.peerAuthFailures[r]])) }])
+  }, [{ name: "peerAuthFailuresByReason", label: "reason", values: Object.fromEntries(AUTH_FAILURES.map((r) => [r, d.peerAuthFailures[r]])) }], VERSION)
 }

@@ -144,10 +144,12 @@ export interface Labeled {
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** Prometheus text format (version 0.0.4): counters as `paxos_<name>_total`, gauges as `paxos_<name>`. */
-export function renderPrometheus(node: string, counters: Counters, gauges: Record<string, number>, labeled: readonly Labeled[] = []): string {
+export function renderPrometheus(node: string, counters: Counters, gauges: Record<string, number>, labeled: readonly Labeled[] = [], version?: string): string {
   const nodeLabel = `node="${node.replace(/["\\]/g, "")}"`
   const label = `{${nodeLabel}}`
   const lines: string[] = []
+  // The build, as Prometheus exporters report it: a gauge of 1 whose labels carry the facts.
+  if (version !== undefined) lines.push("# TYPE paxos_build_info gauge", `paxos_build_info{${nodeLabel},version="${version.replace(/["\\]/g, "")}"} 1`)
   for (const [k, v] of Object.entries(counters)) {
     const name = `paxos_${snake(k)}_total`
     lines.push(`# TYPE ${name} counter`, `${name}${label} ${v}`)

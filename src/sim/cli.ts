@@ -77,7 +77,7 @@ options:
 
 exit codes: 0 no violation (or, with --expect-violation, one found), 1 otherwise, 2 usage`
 
-const SIM_FLAGS = ["seeds", "seed", "nodes", "ops", "clients", "no-faults", "bug", "expect-violation", "require-paths", "out", "quiet", "jobs", "stop-on-violation"]
+export const SIM_FLAGS = ["seeds", "seed", "nodes", "ops", "clients", "no-faults", "bug", "expect-violation", "require-paths", "out", "quiet", "jobs", "stop-on-violation"]
 
 class UsageError extends Error {}
 
