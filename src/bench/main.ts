@@ -22,7 +22,8 @@ import { loadavg } from "node:os"
 import { join, resolve } from "node:path"
 import { serveEcho, startEcho } from "./echo.ts"
 import { startEtcdToCompare } from "./etcd.ts"
-import { BENCH_USAGE, parseBenchArgs, readBenchToken } from "./options.ts"
+import { status } from "../client/http.ts"
+import { BENCH_USAGE, parseBenchArgs, readBenchToken, type BenchOptions } from "./options.ts"
 import { attachPaxos, nodeCommand, startPaxos } from "./paxos.ts"
 import { makeOut, note, printHeader, resultsHead, summarizeProfiles, writeResults } from "./report.ts"
 import { soak, sweep } from "./runs.ts"
@@ -64,6 +65,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
     let ours: SystemUnderTest
     if (o.config !== undefined) {
       ours = await attachPaxos(o.config, readBenchToken(o.tokenFile))
+      const held = await valuesHeld(ours)
+      const what = plannedAppends(o)
+      if (what !== null) {
+        if (held > 0 && !o.yes) {
+          process.stderr.write(`paxos bench: the cluster of ${o.config} holds ${held} values already, and the bench would append ${what} to it; add --yes to do it anyway\n`)
+          return 2
+        }
+        note(`bench: appending ${what} to the running cluster of ${o.config} (it holds ${held} values)`)
+      }
     } else {
       if (o.binary !== "source" && !(await Bun.file(o.binary).exists())) {
         process.stderr.write(`paxos bench: no node binary at ${o.binary}; run 'bun run build' first, or give --binary PATH (or --binary source)\n`)
@@ -110,4 +120,18 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
   }
+}
+
+/** The most values any member of `sys` holds (what its /status says; 0 when none answers). */
+async function valuesHeld(sys: SystemUnderTest): Promise<number> {
+  const all = await Promise.all(sys.members.map((m) => status(m.name, 2_000)))
+  return Math.max(0, ...all.map((s) => s?.listLength ?? 0))
+}
+
+/** What the run will append to the cluster, in words (null: nothing, with --http-only). */
+export function plannedAppends(o: BenchOptions): string | null {
+  if (o.soak !== undefined) return `${o.soak} values`
+  if (o.httpOnly) return null
+  const seconds = o.prewarmS + o.runs * o.concurrency.length * (o.warmupS + o.durationS)
+  return `as many values as it can in ${seconds} s of load (${o.runs} runs of ${o.warmupS + o.durationS} s at each of concurrency ${o.concurrency.join(", ")}, after ${o.prewarmS} s of prewarm)`
 }

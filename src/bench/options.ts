@@ -24,6 +24,8 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
   --out DIR            where results.json and summary.txt go (default runs/bench-<timestamp>/)
   --config F           measure a running cluster instead of starting one; its nodes may be on other
                        machines (their RSS and CPU then come from each node's /status)
+  --yes                with --config: append even though the cluster holds values already (without it the
+                       bench refuses a cluster that is not empty, and says how much it would append)
   --token-file T       the client token of a --config cluster that needs one (or $PAXOS_CLIENT_TOKEN_FILE)
   --binary PATH|source the node binary to start (default: this binary when compiled, else dist/paxos);
                        "source" runs bun src/cli/main.ts (readable CPU profiles)
@@ -81,6 +83,8 @@ export interface BenchOptions {
   readonly profile: boolean
   /** Start the nodes with a cluster secret (peer authentication on). */
   readonly peerAuth: boolean
+  /** Append to a --config cluster that holds values already. */
+  readonly yes: boolean
   /** Start the nodes with --unsafe-no-fsync (the disk's share; no targets checked). */
   readonly unsafeNoFsync: boolean
 }
@@ -108,6 +112,7 @@ export const BENCH_FLAGS = {
   "soak-timeout": "value",
   profile: "bool",
   "peer-auth": "bool",
+  yes: "bool",
   "unsafe-no-fsync": "bool",
   "serve-echo": "value"
 } as const
@@ -205,6 +210,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
     soakTimeoutS: soakTimeoutS as number,
     profile: p.flags.profile === true,
     peerAuth: p.flags["peer-auth"] === true,
+    yes: p.flags.yes === true,
     unsafeNoFsync: p.flags["unsafe-no-fsync"] === true
   }
 }

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { networkInterfaces } from "node:os"
 import { join } from "node:path"
-import { benchCommand, parseBenchArgs, type BenchOptions, type Point } from "../../src/bench/main.ts"
+import { benchCommand, parseBenchArgs, plannedAppends, type BenchOptions, type Point } from "../../src/bench/main.ts"
 import { runLoad, type Workload } from "../../src/bench/loadgen.ts"
 import { summarizeProfile, type CpuProfile } from "../../src/bench/profile.ts"
 import { median, percentile, summarize } from "../../src/bench/stats.ts"
@@ -286,8 +286,32 @@ test.skipIf(own === null)("--config: a running cluster off loopback, with a clie
   for (const b of p.median.rssBytes) expect(b).toBeGreaterThan(1024 * 1024)
   expect(p.median.serverCpuMsPerOp).toBeGreaterThan(0)
   expect(p.median.peerBytesPerOp).toBeGreaterThan(0)
+  // The cluster holds values now: without --yes the bench refuses to add its own, and says how many it holds.
+  const errors: string[] = []
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string | Uint8Array) => (errors.push(String(chunk)), true)) as typeof process.stderr.write
+  let code: number
+  try {
+    code = await benchCommand(["--config", cluster.configFile, "--token-file", tokenFile, "--concurrency", "2", "--prewarm", "0", "--warmup", "0.3", "--duration", "1.5", "--runs", "1", "--out", join(dir, "refused")])
+  } finally {
+    process.stderr.write = write
+  }
+  expect(code).toBe(2)
+  expect(errors.join("")).toMatch(/holds \d+ values already, and the bench would append as many values as it can in 1\.8 s of load .*add --yes/)
   // Without the token every append is refused, and the bench says so in its error count.
-  const refused = await run([])
+  const refused = await run(["--yes"])
   expect(refused.runs[0]?.ops).toBe(0)
   expect(refused.runs[0]?.errors).toBeGreaterThan(0)
 }, 90_000)
+
+test("what a run appends, in words: a soak's count, a sweep's seconds of load, nothing for --http-only", () => {
+  const o = parseBenchArgs(["--config", "c", "--concurrency", "1,32", "--runs", "3", "--warmup", "2", "--duration", "10", "--prewarm", "5"])
+  if (typeof o === "string" || "serveEcho" in o) throw new Error(String(o))
+  expect(plannedAppends(o)).toBe("as many values as it can in 77 s of load (3 runs of 12 s at each of concurrency 1, 32, after 5 s of prewarm)")
+  const s = parseBenchArgs(["--config", "c", "--soak", "5000"])
+  if (typeof s === "string" || "serveEcho" in s) throw new Error(String(s))
+  expect(plannedAppends(s)).toBe("5000 values")
+  const h = parseBenchArgs(["--config", "c", "--http-only"])
+  if (typeof h === "string" || "serveEcho" in h) throw new Error(String(h))
+  expect(plannedAppends(h)).toBeNull()
+})
