@@ -76,8 +76,6 @@ export function areaOf(f: CallFrame): string {
     if (/\/(Schema|ParseResult|SchemaAST)\.js$/.test(u)) return "Effect Schema (decode/validate)"
     return "Effect runtime (fibers, pipes)"
   }
-  if (u.includes("node_modules/@effect/platform-bun/")) return "HTTP (@effect/platform-bun)"
-  if (u.includes("node_modules/@effect/platform/")) return "HTTP (@effect/platform)"
   if (u.includes("node_modules/")) return `lib: ${u.slice(u.lastIndexOf("node_modules/") + 13).split("/")[0]}`
   const src = /(?:^|\/)src\/(.+)$/.exec(u)
   if (src !== null) {
