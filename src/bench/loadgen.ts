@@ -54,6 +54,9 @@ export interface LoadOptions {
   /** Called every `progressEvery` successful measured answers with their count so far. */
   readonly progressEvery?: number
   readonly onProgress?: (ops: number, elapsedMs: number, latencies: Samples) => void
+  /** Called every `countEvery` successful measured answers with their count and the errors so far (a progress line). */
+  readonly countEvery?: number
+  readonly onCount?: (ops: number, errors: number) => void
 }
 
 export interface LoadResult {
@@ -105,6 +108,8 @@ class Driver {
     this.latencies.add(ms)
     const every = this.o.progressEvery
     if (every !== undefined && this.ops % every === 0) this.o.onProgress?.(this.ops, performance.now() - this.windowStart, this.latencies)
+    const countEvery = this.o.countEvery
+    if (countEvery !== undefined && this.ops % countEvery === 0) this.o.onCount?.(this.ops, this.errors)
     if (this.o.maxOps !== undefined && this.ops >= this.o.maxOps) this.finishWindow()
   }
 

@@ -39,6 +39,7 @@ export const BENCH_USAGE = `usage: paxos bench [options]   (bun run bench -- [op
   --soak [N]           instead of the sweep: N appends (default 1000000) at one concurrency
                        (--concurrency C, default 32), reported every 10%
   --soak-timeout S     the soak stops after this many seconds even if N is not reached (default 3600)
+  --quiet              no progress line during --soak (default: one on stderr, updating on a terminal)
   --profile            run the nodes under Bun's CPU profiler; summaries in OUT/profile/
   --peer-auth          start the nodes with a cluster secret (--secret-file), as start-servers and
                        Jepsen do: every peer frame is signed and verified (default: no secret, like etcd
@@ -85,6 +86,8 @@ export interface BenchOptions {
   readonly peerAuth: boolean
   /** Append to a --config cluster that holds values already. */
   readonly yes: boolean
+  /** No progress line during a soak. */
+  readonly quiet: boolean
   /** Start the nodes with --unsafe-no-fsync (the disk's share; no targets checked). */
   readonly unsafeNoFsync: boolean
 }
@@ -113,6 +116,7 @@ export const BENCH_FLAGS = {
   profile: "bool",
   "peer-auth": "bool",
   yes: "bool",
+  quiet: "bool",
   "unsafe-no-fsync": "bool",
   "serve-echo": "value"
 } as const
@@ -211,6 +215,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | { serveE
     profile: p.flags.profile === true,
     peerAuth: p.flags["peer-auth"] === true,
     yes: p.flags.yes === true,
+    quiet: p.flags.quiet === true,
     unsafeNoFsync: p.flags["unsafe-no-fsync"] === true
   }
 }

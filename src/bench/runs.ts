@@ -4,6 +4,7 @@
  * order, medians and ratios per point) and the soak (N appends at one concurrency, a row every
  * 10%). Figures come from figures.ts; what is printed, from report.ts.
  */
+import { stderrProgress } from "../progress.ts"
 import {
   figuresOf,
   medianFigures,
@@ -120,11 +121,14 @@ export async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out, fsyn
   const rows: SoakRow[] = []
   let prev: Omit<SoakMark, "lat"> | null = null
   let chain: Promise<void> = Promise.resolve()
+  // A live line of how far the soak is (one updating line on a terminal, a plain line now and
+  // then elsewhere, none with --quiet); the rows of each tenth print above it.
+  const progress = stderrProgress({ label: "bench soak", total: n, unit: "appends", quiet: o.quiet })
   const emit = (m: SoakMark) => {
     const row = soakRowOf(sys.members.length, rows.length + 1, prev ?? { snap: start as unknown as Snapshot, ops: 0, elapsedMs: 0 }, m)
     rows.push(row)
     prev = m
-    printSoakRow(out, row)
+    progress.above(() => printSoakRow(out, row))
   }
   const res = await runLoad({
     endpoints,
@@ -136,6 +140,8 @@ export async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out, fsyn
     maxOps: n,
     timeoutMs: o.timeoutMs,
     progressEvery: every,
+    countEvery: Math.max(1, Math.floor(n / 1000)),
+    onCount: (ops, errors) => progress.update({ done: ops, counts: [["errors", errors]] }),
     onWindowStart: async () => {
       start = await snapshot(sys)
     },
@@ -148,6 +154,7 @@ export async function soak(sys: SystemUnderTest, o: BenchOptions, out: Out, fsyn
   })
   await Promise.all(marks)
   await chain
+  progress.finish()
   const result: SoakResult = {
     appends: res.ops,
     target: n,

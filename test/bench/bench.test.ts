@@ -315,3 +315,24 @@ test("what a run appends, in words: a soak's count, a sweep's seconds of load, n
   if (typeof h === "string" || "serveEcho" in h) throw new Error(String(h))
   expect(plannedAppends(h)).toBeNull()
 })
+
+test("--soak shows a progress line on stderr as it goes (plain lines off a terminal), and none with --quiet", async () => {
+  const dir = tempDir("paxos-bench-soak-")
+  const capture = async (extra: string[]): Promise<{ code: number; err: string }> => {
+    const chunks: string[] = []
+    const write = process.stderr.write.bind(process.stderr)
+    process.stderr.write = ((chunk: string | Uint8Array) => (chunks.push(String(chunk)), true)) as typeof process.stderr.write
+    try {
+      const code = await benchCommand(["--binary", ensureBinary(), "--soak", "6000", "--concurrency", "8", "--warmup", "0.3", "--out", join(dir, `soak-${extra.length}`), ...extra])
+      return { code, err: chunks.join("") }
+    } finally {
+      process.stderr.write = write
+    }
+  }
+  const shown = await capture([])
+  expect(shown.code).toBe(0)
+  expect(shown.err).toMatch(/^bench soak: \d+\/6000 appends \d+%, [\d.]+ appends\/s, elapsed \d+s, left \S+, errors \d+$/m)
+  const quiet = await capture(["--quiet"])
+  expect(quiet.code).toBe(0)
+  expect(quiet.err).not.toContain("bench soak:")
+}, 120_000)
