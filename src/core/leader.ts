@@ -385,6 +385,8 @@ export function announceCommit(c: Ctx): void {
   const to = c.awaitingCommit
   carriedCommit(c)
   if (to.length === 0) return
-  const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: commitOf(c), quorum: heardFromQuorum(c.s, r) }
+  // No `quorum` claim here: heartbeats carry it, and a batch's Commit would add its bytes to
+  // every batch that applies a follower's command.
+  const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: commitOf(c) }
   for (const id of to) if (id !== c.id) c.early(id, msg)
 }

@@ -140,7 +140,7 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
         return
       }
       yieldTo(c, msg.ballot)
-      heardLeader(c, from, msg.ballot, msg.commit, msg.quorum === true)
+      heardLeader(c, from, msg.ballot, msg.commit, msg.quorum)
       learnCommit(c, from, msg.ballot, msg.commit)
       c.early(from, { _tag: "CommitAck", ballot: msg.ballot, applied: c.s.applied })
       return
