@@ -69,7 +69,8 @@ export const Nack = S.TaggedStruct("Nack", { ballot: Ballot, promised: Ballot })
 /**
  * Leader heartbeat: every slot up to `commit` is decided. `quorum`: the leader heard from a quorum
  * (itself included) within the last election timeout, which tells its followers whether it can
- * still decide anything (their readiness); absent, the sender claims nothing (read as false).
+ * still decide anything (their readiness): sent in heartbeats. Absent, the sender claims nothing, and
+ * a follower keeps what the last heartbeat said.
  */
 export const Commit = S.TaggedStruct("Commit", { ballot: Ballot, commit: Slot, quorum: S.optionalWith(S.Boolean, { exact: true }) })
 /** A follower's answer to a heartbeat; lets the leader notice a lost quorum. */
