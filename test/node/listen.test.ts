@@ -36,7 +36,7 @@ function tcp(host: string, port: number): Promise<"open" | "refused" | string> {
   })
 }
 
-/** Runs one node of a one-line config with `flags`, and once `probe` accepts connections, `body` with a reader of its log. */
+/** Runs one node of a one-line config with `flags`, and once it logged `serving` and `probe` accepts connections, `body` with a reader of its log. */
 async function withNode(line: string, flags: string[], probe: string, body: (log: () => string) => Promise<void>): Promise<void> {
   const dir = tempDir()
   writeFileSync(join(dir, "cfg"), `${line}\n`)
@@ -49,6 +49,8 @@ async function withNode(line: string, flags: string[], probe: string, body: (log
   try {
     await waitFor(`${line} to answer /health at ${probe}`, async () => {
       if (proc.exitCode !== null) throw new Error(`the node exited with ${proc.exitCode}: ${readFileSync(logFile, "utf8")}`)
+      // The port opens a moment before the node logs its `serving` line: wait for both.
+      if (!readFileSync(logFile, "utf8").includes(" serving ")) return false
       return (await tcp(probe.slice(0, probe.lastIndexOf(":")), Number(probe.slice(probe.lastIndexOf(":") + 1)))) === "open"
     }, 15_000)
     await body(() => readFileSync(logFile, "utf8"))
