@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { freePorts } from "../src/cli/local-cluster.ts"
+import { probeReady } from "../src/cli/ready.ts"
 import { median } from "../src/bench/stats.ts"
 
 function parse(argv: string[]): { a: string; b: string; rounds: number; appends: number } {
@@ -41,13 +42,7 @@ async function run(argv: string[], cwd: string): Promise<number> {
   return p.exited
 }
 
-async function ready(node: string): Promise<boolean> {
-  try {
-    return (await fetch(`http://${node}/ready`, { signal: AbortSignal.timeout(500) })).status === 200
-  } catch {
-    return false
-  }
-}
+const ready = async (node: string): Promise<boolean> => (await probeReady(node, 500))?.ok === true
 
 interface Round {
   readonly toFirstAppendMs: number

@@ -69,6 +69,21 @@ export function onPromise(c: Ctx, from: number, m: Promise): void {
   becomeLeader(c, r.ballot, promises)
 }
 
+/** `recovered` with the entries of `reported` from slot `from` on, the highest ballot of each slot winning. */
+function mergeReported(
+  recovered: HashMap.HashMap<number, AcceptedEntry>,
+  reported: readonly AcceptedEntry[],
+  from: number
+): HashMap.HashMap<number, AcceptedEntry> {
+  let out = recovered
+  for (const e of reported) {
+    if (e.slot < from) continue
+    const prev = HashMap.get(out, e.slot).pipe(Option.getOrUndefined)
+    if (prev === undefined || B.gt(e.ballot, prev.ballot)) out = HashMap.set(out, e.slot, e)
+  }
+  return out
+}
+
 /**
  * A promise at this leader's ballot after it began: a member of a configuration it asked to
  * promise (its quorum is needed before the slots that configuration governs are proposed). What
@@ -77,14 +92,9 @@ export function onPromise(c: Ctx, from: number, m: Promise): void {
 function onLatePromise(c: Ctx, from: number, m: Promise): void {
   const r = c.s.role
   if (r._tag !== "Leader" || !B.eq(r.ballot, m.ballot)) return
-  let recovered = r.recovered
+  const recovered = mergeReported(r.recovered, m.accepted, r.next)
   let top = r.top
-  for (const e of m.accepted) {
-    if (e.slot < r.next) continue
-    const prev = HashMap.get(recovered, e.slot).pipe(Option.getOrUndefined)
-    if (prev === undefined || B.gt(e.ballot, prev.ballot)) recovered = HashMap.set(recovered, e.slot, e)
-    if (e.slot > top) top = e.slot
-  }
+  for (const e of m.accepted) if (e.slot >= r.next && e.slot > top) top = e.slot
   const promisedBy = r.promisedBy.includes(from) ? r.promisedBy : [...r.promisedBy, from]
   c.s.role = { ...r, promisedBy, recovered, top, heardFrom: heard(r, from, c.s.now) }
 }
@@ -105,10 +115,7 @@ function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, 
       maxSnap = p.snapshot
       snapHolder = node
     }
-    for (const e of p.accepted) {
-      const prev = HashMap.get(recovered, e.slot).pipe(Option.getOrUndefined)
-      if (prev === undefined || B.gt(e.ballot, prev.ballot)) recovered = HashMap.set(recovered, e.slot, e)
-    }
+    recovered = mergeReported(recovered, p.accepted, 0)
   }
   if (maxSnap > s.knownDecided) {
     s.knownDecided = maxSnap

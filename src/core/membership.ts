@@ -128,17 +128,6 @@ export function configProblem(c: Config): string | null {
   return null
 }
 
-/** What is wrong with a membership (null: nothing). */
-export function membershipProblem(m: Membership): string | null {
-  const a = configProblem(m.current)
-  if (a !== null) return `current configuration: ${a}`
-  if (m.next === null) return null
-  const b = configProblem(m.next.config)
-  if (b !== null) return `next configuration: ${b}`
-  if (m.next.config.epoch <= m.current.epoch) return "the next configuration's epoch is not above the current one's"
-  return null
-}
-
 /**
  * The configuration of a cluster whose members are `n` nodes known by index only (the simulator,
  * tests). Their incarnations are derived from their ids: these identities were never minted.

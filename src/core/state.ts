@@ -229,6 +229,7 @@ export function restore(cfg: NodeConfig, durable: DurableState, seed: number): N
   const [a, r1] = nextU32(seed)
   const [b, r2] = nextU32(r1)
   const snap = durable.snapshot
+  const membership = snap.membership ?? startMembership(cfg.initial)
   return {
     cfg,
     rng: r2,
@@ -250,8 +251,8 @@ export function restore(cfg: NodeConfig, durable: DurableState, seed: number): N
     source: null,
     catchupAt: 0,
     staged: null,
-    membership: snap.membership ?? startMembership(cfg.initial),
-    peers: memberIds(snap.membership ?? startMembership(cfg.initial)),
+    membership,
+    peers: memberIds(membership),
     role: { _tag: "Follower" },
     leader: null,
     leaderHeardAt: 0,

@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import { AUTH_FAILURES } from "../auth/peer-auth.ts"
 import * as B from "../core/ballot.ts"
-import { quorum } from "../core/config.ts"
+import { quorumSize, voters } from "../core/membership.ts"
 import { readiness, type NotReadyReason } from "../core/readiness.ts"
 import { NotReady } from "./errors.ts"
 import { VERSION } from "../cli/version.ts"
@@ -51,7 +51,7 @@ function ready(d: ApiDeps): Ready {
   const name = (i: number): string => d.cluster.nodes[i]?.name ?? `node ${i}`
   const ms = (ticks: number): number => ticks * d.node.tickMs
   const timeout = `the last election timeout (${ms(s.cfg.electionTicks)} ms)`
-  const q = `a quorum (${quorum(s.cfg.n)} of ${s.cfg.n} nodes)`
+  const q = `a quorum (${quorumSize(s.membership.current)} of ${voters(s.membership.current).length} voters)`
   let message = ""
   switch (r.reason) {
     case "NoLeader":
