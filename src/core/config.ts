@@ -8,7 +8,10 @@ import { indexedConfig, type Config } from "./membership.ts"
 
 /** Hard limits that the wire schemas enforce too; a message over them is rejected at decode. */
 export const LIMITS = {
+  /** Nodes of a config file (the first members), at most. */
   nodesMax: 9,
+  /** Member ids are never reused, so they grow with every member added: at most this. */
+  memberIdMax: 65_535,
   batchCommandsMax: 256,
   messageEntriesMax: 512,
   messagesPerEnvelopeMax: 4096,
@@ -22,14 +25,30 @@ export const LIMITS = {
   reasonLengthMax: 200
 } as const
 
-export type BugName = "forget-promise" | "accept-lower-ballot" | "ignore-phase1-values" | "stale-read" | "send-before-durable" | "sync-covers-newer"
+export type BugName =
+  | "forget-promise"
+  | "accept-lower-ballot"
+  | "ignore-phase1-values"
+  | "stale-read"
+  | "send-before-durable"
+  | "sync-covers-newer"
+  | "reconfig-too-early"
+  | "reconfig-old-quorum"
+  | "reconfig-concurrent"
+  | "reconfig-phase1-new-only"
+  | "wipe-rejoins-as-voter"
 export const BUG_NAMES: readonly BugName[] = [
   "forget-promise",
   "accept-lower-ballot",
   "ignore-phase1-values",
   "stale-read",
   "send-before-durable",
-  "sync-covers-newer"
+  "sync-covers-newer",
+  "reconfig-too-early",
+  "reconfig-old-quorum",
+  "reconfig-concurrent",
+  "reconfig-phase1-new-only",
+  "wipe-rejoins-as-voter"
 ]
 
 export interface NodeConfig {
@@ -37,8 +56,13 @@ export interface NodeConfig {
   readonly id: number
   /** Number of nodes the cluster started with. */
   readonly n: number
-  /** The configuration the cluster started with (docs/MEMBERSHIP.md); later ones come from the log. */
+  /**
+   * The configuration the cluster started with (docs/MEMBERSHIP.md); later ones come from the log.
+   * For a node that joined, the configuration it was bound in.
+   */
   readonly initial: Config
+  /** This node joined a running cluster (`--join`): until it installs a snapshot it applies nothing. */
+  readonly joining?: boolean
   /** Slots proposed but not yet decided, at most. */
   readonly windowSlots: number
   /** Commands batched into one slot, at most. */

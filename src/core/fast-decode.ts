@@ -34,6 +34,7 @@
  * non-index array properties, if the input has any).
  */
 import { LIMITS } from "./config.ts"
+import { ADDRESS_LENGTH_MAX, INCARNATION_PATTERN, MEMBERS_MAX } from "./membership.ts"
 import type { AcceptedEntry, AppendRequest, Batch, Command, ClientEntry, Entry, Message, PeerEnvelope } from "./messages.ts"
 
 /** An object the parser treats as a struct: not null, not an array. */
@@ -58,9 +59,9 @@ const isInt = (u: unknown): u is number => Number.isSafeInteger(u)
 /** `Slot`, `Seq` and the other `S.Int.pipe(S.nonNegative())`. */
 const isNat = (u: unknown): u is number => Number.isSafeInteger(u) && (u as number) >= 0
 
-/** `NodeIndex`: `S.Int.pipe(S.between(0, LIMITS.nodesMax - 1))`. */
+/** `NodeIndex`: `S.Int.pipe(S.between(0, LIMITS.memberIdMax))`. */
 const isNodeIndex = (u: unknown): u is number =>
-  Number.isSafeInteger(u) && (u as number) >= 0 && (u as number) <= LIMITS.nodesMax - 1
+  Number.isSafeInteger(u) && (u as number) >= 0 && (u as number) <= LIMITS.memberIdMax
 
 /** `S.String.pipe(S.minLength(min), S.maxLength(max))`. */
 const isString = (u: unknown, min: number, max: number): u is string =>
@@ -118,7 +119,28 @@ const isBallot = (u: unknown): boolean => isStruct(u, BALLOT) && isNat(u["round"
 
 const APPEND = ["_tag", "id", "value", "client", "seq"] as const
 const READ = ["_tag", "id"] as const
-/** `Command`: `AppendCommand` or `ReadCommand`, by `_tag`. */
+const RECONFIG = ["_tag", "id", "change"] as const
+const ADD = ["_tag", "address"] as const
+const MEMBER_ID = ["_tag", "id"] as const
+const BIND = ["_tag", "id", "incarnation"] as const
+
+/** `Change`: Add, Promote, Remove or Bind, by `_tag`. */
+function isChange(u: unknown): boolean {
+  if (!isRec(u)) return false
+  switch (tagOf(u)) {
+    case "Add":
+      return onlyFields(u, ADD) && isString(u["address"], 1, ADDRESS_LENGTH_MAX)
+    case "Promote":
+    case "Remove":
+      return onlyFields(u, MEMBER_ID) && isNodeIndex(u["id"])
+    case "Bind":
+      return onlyFields(u, BIND) && isNodeIndex(u["id"]) && typeof u["incarnation"] === "string" && INCARNATION_PATTERN.test(u["incarnation"])
+    default:
+      return false
+  }
+}
+
+/** `Command`: `AppendCommand`, `ReadCommand` or `ReconfigCommand`, by `_tag`. */
 function isCommand(u: unknown): u is Command {
   if (!isRec(u)) return false
   switch (tagOf(u)) {
@@ -132,6 +154,8 @@ function isCommand(u: unknown): u is Command {
       )
     case "Read":
       return onlyFields(u, READ) && isCommandId(u["id"])
+    case "Reconfig":
+      return onlyFields(u, RECONFIG) && isCommandId(u["id"]) && isChange(u["change"])
     default:
       return false
   }
@@ -180,11 +204,38 @@ const COMMIT = ["_tag", "ballot", "commit", "quorum"] as const
 const COMMIT_ACK = ["_tag", "ballot", "applied"] as const
 const FORWARD = ["_tag", "commands"] as const
 const FORWARD_REJECT = ["_tag", "ids", "reason"] as const
-const CATCHUP_REQUEST = ["_tag", "from", "listLength"] as const
+const CATCHUP_REQUEST = ["_tag", "from", "listLength", "snapshot"] as const
 const CATCHUP_REPLY = ["_tag", "entries"] as const
-const SNAPSHOT = ["_tag", "slot", "listFrom", "values", "clients", "complete"] as const
+const SNAPSHOT = ["_tag", "slot", "listFrom", "values", "clients", "complete", "membership"] as const
+const CAMPAIGN = ["_tag", "ballot"] as const
 
-/** `Message`: one of the twelve tagged structs, by `_tag`. */
+const MEMBER = ["id", "address", "incarnation", "voter"] as const
+/** `MemberSchema`. */
+const isMember = (u: unknown): u is unknown =>
+  isStruct(u, MEMBER) &&
+  isNodeIndex(u["id"]) &&
+  isString(u["address"], 1, ADDRESS_LENGTH_MAX) &&
+  (u["incarnation"] === null || (typeof u["incarnation"] === "string" && INCARNATION_PATTERN.test(u["incarnation"]))) &&
+  isBoolean(u["voter"])
+
+const CONFIG = ["epoch", "members", "nextId"] as const
+/** `ConfigSchema`. */
+const isConfig = (u: unknown): boolean =>
+  isStruct(u, CONFIG) &&
+  isNat(u["epoch"]) &&
+  isArrayOf(u["members"], MEMBERS_MAX, isMember) &&
+  isNat(u["nextId"]) &&
+  (u["nextId"] as number) <= LIMITS.memberIdMax + 1
+
+const MEMBERSHIP = ["current", "next"] as const
+const NEXT = ["config", "from"] as const
+/** `MembershipSchema`. */
+const isMembership = (u: unknown): boolean =>
+  isStruct(u, MEMBERSHIP) &&
+  isConfig(u["current"]) &&
+  (u["next"] === null || (isStruct(u["next"], NEXT) && isConfig(u["next"]["config"]) && isNat(u["next"]["from"])))
+
+/** `Message`: one of the thirteen tagged structs, by `_tag`. */
 function isMessage(u: unknown): u is Message {
   if (!isRec(u)) return false
   switch (tagOf(u)) {
@@ -212,7 +263,7 @@ function isMessage(u: unknown): u is Message {
     case "ForwardReject":
       return onlyFields(u, FORWARD_REJECT) && isEntries(u["ids"], isCommandId) && isReason(u["reason"])
     case "CatchupRequest":
-      return onlyFields(u, CATCHUP_REQUEST) && isNat(u["from"]) && isNat(u["listLength"])
+      return onlyFields(u, CATCHUP_REQUEST) && isNat(u["from"]) && isNat(u["listLength"]) && optional(u, "snapshot", isBoolean)
     case "CatchupReply":
       return onlyFields(u, CATCHUP_REPLY) && isEntries(u["entries"], isEntry)
     case "Snapshot":
@@ -222,8 +273,11 @@ function isMessage(u: unknown): u is Message {
         isNat(u["listFrom"]) &&
         isArrayOf(u["values"], LIMITS.snapshotChunkValuesMax, isValueItem) &&
         isArrayOf(u["clients"], LIMITS.clientTableMax, isClientEntry) &&
-        isBoolean(u["complete"])
+        isBoolean(u["complete"]) &&
+        optional(u, "membership", isMembership)
       )
+    case "Campaign":
+      return onlyFields(u, CAMPAIGN) && isBallot(u["ballot"])
     default:
       return false
   }

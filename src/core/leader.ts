@@ -10,9 +10,9 @@ import * as B from "./ballot.ts"
 import type { Ballot } from "./ballot.ts"
 import { hasBug } from "./config.ts"
 import type { Ctx } from "./ctx.ts"
-import { ALPHA, configAt, configsBetween, isQuorum, isQuorumOfDistinct, quorumSize, voterSet, type Config } from "./membership.ts"
+import { ALPHA, configAt, configsBetween, isQuorum, isQuorumOfDistinct, memberById, quorumSize, voterSet, type Config } from "./membership.ts"
 import type { AcceptedEntry, Batch, Command, Entry, Message } from "./messages.ts"
-import { applyReady, decide, markSent, maybeCatchup } from "./replica.ts"
+import { applyReady, decide, markSent, maybeCatchup, newId } from "./replica.ts"
 import type { Leader, NodeState } from "./state.ts"
 
 type Promise = Extract<Message, { _tag: "Promise" }>
@@ -32,7 +32,24 @@ export function ballotOf(c: Ctx): Ballot | undefined {
 // Campaign (Phase 1)
 
 /** The configuration of `slot` (at most applied + ALPHA: docs/MEMBERSHIP.md). */
-const configOf = (c: Ctx, slot: number): Config => configAt(c.s.membership, c.s.applied, slot)
+function configOf(c: Ctx, slot: number): Config {
+  const m = c.s.membership
+  if (c.s.cfg.bugs.size > 0 && m.next !== null) {
+    // Planted bug (simulator only): a change governs the slots right after the one that decided it.
+    if (hasBug(c.s.cfg, "reconfig-too-early") && slot > m.next.from - ALPHA) return m.next.config
+    // Planted bug (simulator only): the configuration in force keeps governing until it is replaced.
+    if (hasBug(c.s.cfg, "reconfig-old-quorum")) return m.current
+  }
+  return configAt(m, c.s.applied, slot)
+}
+
+/** The configurations whose quorum a candidate needs: every one that governs a slot it may propose now. */
+function phase1Configs(c: Ctx): Config[] {
+  const s = c.s
+  const all = configsBetween(s.membership, s.applied, s.applied + 1, s.applied + ALPHA)
+  // Planted bug (simulator only): Phase 1 asks only the newest configuration.
+  return hasBug(s.cfg, "reconfig-phase1-new-only") ? all.slice(-1) : all
+}
 
 export function startElection(c: Ctx): void {
   const s = c.s
@@ -63,10 +80,10 @@ export function onPromise(c: Ctx, from: number, m: Promise): void {
   if (!HashMap.has(promises, c.id)) return
   // A quorum of every configuration that governs a slot it may propose now (one, or two while a
   // change is on its way in): docs/MEMBERSHIP.md.
-  const s = c.s
   const ids = Array.from(HashMap.keys(promises))
-  for (const cfg of configsBetween(s.membership, s.applied, s.applied + 1, s.applied + ALPHA)) if (!isQuorum(cfg, ids)) return
-  becomeLeader(c, r.ballot, promises)
+  const configs = phase1Configs(c)
+  for (const cfg of configs) if (!isQuorum(cfg, ids)) return
+  becomeLeader(c, r.ballot, promises, configs.length)
 }
 
 /** `recovered` with the entries of `reported` from slot `from` on, the highest ballot of each slot winning. */
@@ -105,7 +122,12 @@ function onLatePromise(c: Ctx, from: number, m: Promise): void {
  * node knows decided, or a no-op, all re-proposed at this ballot as the window allows
  * (`proposeQueued`).
  */
-function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, { readonly snapshot: number; readonly accepted: readonly AcceptedEntry[] }>): void {
+function becomeLeader(
+  c: Ctx,
+  ballot: Ballot,
+  promises: HashMap.HashMap<number, { readonly snapshot: number; readonly accepted: readonly AcceptedEntry[] }>,
+  configs: number
+): void {
   const s = c.s
   let maxSnap = 0
   let snapHolder: number | null = null
@@ -127,7 +149,13 @@ function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, 
   for (const slot of HashMap.keys(recovered)) if (slot > top) top = slot
   for (const slot of HashMap.keys(s.decided)) if (slot > top) top = slot
   let reproposed = 0
-  for (let slot = floor + 1; slot <= top; slot++) if (HashMap.has(recovered, slot) || HashMap.has(s.decided, slot)) reproposed++
+  let changes = 0
+  for (let slot = floor + 1; slot <= top; slot++) {
+    const value = HashMap.get(s.decided, slot).pipe(Option.orElse(() => HashMap.get(recovered, slot).pipe(Option.map((e) => e.value))))
+    if (Option.isNone(value)) continue
+    reproposed++
+    if (value.value.some((cmd) => cmd._tag === "Reconfig")) changes++
+  }
   s.role = {
     _tag: "Leader",
     ballot,
@@ -141,11 +169,13 @@ function becomeLeader(c: Ctx, ballot: Ballot, promises: HashMap.HashMap<number, 
     promisedBy: Array.from(HashMap.keys(promises)),
     recovered,
     top,
-    prepareAt: s.now
+    prepareAt: s.now,
+    promoteAt: s.now,
+    changing: false
   }
   s.leader = c.id
   s.backoff = 1
-  c.event({ _tag: "BecameLeader", ballot, reproposed, noops: top - floor - reproposed })
+  c.event({ _tag: "BecameLeader", ballot, reproposed, noops: top - floor - reproposed, changes, configs })
   proposeQueued(c)
   maybeCatchup(c, true)
 }
@@ -197,7 +227,9 @@ export function proposeQueued(c: Ctx): void {
     const recovering = next <= r.top
     if (!recovering && taken >= s.queue.length && next > padTo) break
     const config = configOf(c, next)
-    if (!isQuorumOfDistinct(config, r.promisedBy)) {
+    // Planted bug (simulator only): a slot of the older configuration needs no quorum of its promises.
+    const skipCheck = hasBug(s.cfg, "reconfig-phase1-new-only") && s.membership.next !== null && config === s.membership.current
+    if (!skipCheck && !isQuorumOfDistinct(config, r.promisedBy)) {
       needPromises = config
       break
     }
@@ -236,6 +268,7 @@ function askPromises(c: Ctx, config: Config): void {
   for (const id of voterSet(config)) {
     if (!r.promisedBy.includes(id) && id !== c.id) c.early(id, { _tag: "Prepare", ballot: r.ballot, from: r.next })
   }
+  c.event({ _tag: "PromisesAsked", epoch: config.epoch })
 }
 
 /** Phase 2b votes. A proposal with a quorum of votes is decided. */
@@ -292,9 +325,53 @@ function heardFromQuorumWithin(s: NodeState, r: Leader, window: number): boolean
   return alive >= quorumSize(config)
 }
 
-export function onCommitAck(c: Ctx, from: number, ballot: Ballot): void {
+export function onCommitAck(c: Ctx, from: number, ballot: Ballot, applied: number): void {
   const r = c.s.role
-  if (r._tag === "Leader" && B.eq(r.ballot, ballot)) c.s.role = { ...r, heardFrom: heard(r, from, c.s.now) }
+  if (r._tag !== "Leader" || !B.eq(r.ballot, ballot)) return
+  c.s.role = { ...r, heardFrom: heard(r, from, c.s.now) }
+  maybePromote(c, from, applied)
+}
+
+/**
+ * A learner that applied within ALPHA slots of this leader is promoted to voter, by a change
+ * through the log like any other (at most one proposal per two election timeouts; the log refuses
+ * it if another change is in flight). Adding a node so never counts it in a quorum before it has
+ * caught up.
+ */
+function maybePromote(c: Ctx, from: number, applied: number): void {
+  const s = c.s
+  const r = s.role
+  if (r._tag !== "Leader" || s.now < r.promoteAt || s.membership.next !== null) return
+  const m = memberById(s.membership.current, from)
+  if (m === undefined || m.voter || m.incarnation === null || applied + ALPHA < s.applied) return
+  c.s.role = { ...r, promoteAt: s.now + s.cfg.electionTicks * 2 }
+  s.queue = s.queue.push({ _tag: "Reconfig", id: newId(c), change: { _tag: "Promote", id: from } })
+  c.event({ _tag: "PromotionProposed", id: from })
+}
+
+/**
+ * A leader or candidate that is no voter of the next slot's configuration (its removal came into
+ * force) steps down; a leader asks the voter it heard from last to campaign at once, so the
+ * cluster does not wait an election timeout for a new leader.
+ */
+export function leaveIfRemoved(c: Ctx): void {
+  const s = c.s
+  const r = s.role
+  if (r._tag === "Follower" || voterSet(configOf(c, s.applied + 1)).has(c.id)) return
+  if (r._tag === "Leader") {
+    let to: number | null = null
+    let last = -1
+    for (const id of voterSet(s.membership.current)) {
+      const at = r.heardFrom[id]
+      if (at !== undefined && at > last) {
+        last = at
+        to = id
+      }
+    }
+    if (to !== null) c.early(to, { _tag: "Campaign", ballot: r.ballot })
+    c.event({ _tag: "HandedOver", to })
+  }
+  stepDown(c, null, "removed")
 }
 
 /** Commands forwarded by a follower: queued here if this node leads and has room. */
@@ -315,7 +392,7 @@ export function onForward(c: Ctx, from: number, commands: readonly Command[]): v
 // Leaving leadership
 
 /** A higher ballot exists: this candidate or leader becomes a follower, with a longer backoff. */
-export function stepDown(c: Ctx, higher: Ballot | null, reason: "preempted" | "lost-quorum" | "higher-ballot"): void {
+export function stepDown(c: Ctx, higher: Ballot | null, reason: "preempted" | "lost-quorum" | "higher-ballot" | "removed"): void {
   const s = c.s
   const mine = ballotOf(c)
   if (mine === undefined) return

@@ -10,10 +10,12 @@
  */
 import { Schema as S } from "effect"
 import { LIMITS } from "./config.ts"
+import { ADDRESS_LENGTH_MAX, INCARNATION_PATTERN, MEMBERS_MAX } from "./membership.ts"
 
 export const Slot = S.Int.pipe(S.nonNegative())
 export const Value = S.Int
-export const NodeIndex = S.Int.pipe(S.between(0, LIMITS.nodesMax - 1))
+/** A member id (docs/MEMBERSHIP.md): the initial members are 0 to n-1, added ones get the next unused id. */
+export const NodeIndex = S.Int.pipe(S.between(0, LIMITS.memberIdMax))
 export const CommandId = S.String.pipe(S.minLength(1), S.maxLength(LIMITS.commandIdLengthMax))
 export const ClientId = S.String.pipe(S.minLength(1), S.maxLength(LIMITS.clientIdLengthMax))
 export const Seq = S.Int.pipe(S.nonNegative())
@@ -27,9 +29,36 @@ export const AppendCommand = S.TaggedStruct("Append", {
   seq: S.optionalWith(Seq, { exact: true })
 })
 export const ReadCommand = S.TaggedStruct("Read", { id: CommandId })
-export const Command = S.Union(AppendCommand, ReadCommand)
+
+/** A member's address, `host:port`. */
+export const MemberAddress = S.String.pipe(S.minLength(1), S.maxLength(ADDRESS_LENGTH_MAX))
+/** An incarnation: 16 lowercase hex digits, minted by a data directory. */
+export const Incarnation = S.String.pipe(S.pattern(INCARNATION_PATTERN))
+
+/** A change of membership (membership.ts): applied in log order, with the same checks on every replica. */
+export const Change = S.Union(
+  S.TaggedStruct("Add", { address: MemberAddress }),
+  S.TaggedStruct("Promote", { id: NodeIndex }),
+  S.TaggedStruct("Remove", { id: NodeIndex }),
+  S.TaggedStruct("Bind", { id: NodeIndex, incarnation: Incarnation })
+)
+export const ReconfigCommand = S.TaggedStruct("Reconfig", { id: CommandId, change: Change })
+
+export const Command = S.Union(AppendCommand, ReadCommand, ReconfigCommand)
 export type Command = typeof Command.Type
 export type AppendCommand = typeof AppendCommand.Type
+
+export const MemberSchema = S.Struct({ id: NodeIndex, address: MemberAddress, incarnation: S.NullOr(Incarnation), voter: S.Boolean })
+export const ConfigSchema = S.Struct({
+  epoch: S.Int.pipe(S.nonNegative()),
+  members: S.Array(MemberSchema).pipe(S.maxItems(MEMBERS_MAX)),
+  nextId: S.Int.pipe(S.between(0, LIMITS.memberIdMax + 1))
+})
+/** The configuration in force and a change not yet in force, as snapshots carry them. */
+export const MembershipSchema = S.Struct({
+  current: ConfigSchema,
+  next: S.NullOr(S.Struct({ config: ConfigSchema, from: S.Int.pipe(S.nonNegative()) }))
+})
 
 /** The value of one slot: a batch of commands; an empty batch is a no-op. */
 export const Batch = S.Array(Command).pipe(S.maxItems(LIMITS.batchCommandsMax))
@@ -87,21 +116,26 @@ export const ForwardReject = S.TaggedStruct("ForwardReject", {
 /** A lagging replica asks for decided slots from `from` on; `listLength` is the length of its list. */
 export const CatchupRequest = S.TaggedStruct("CatchupRequest", {
   from: Slot,
-  listLength: S.Int.pipe(S.nonNegative())
+  listLength: S.Int.pipe(S.nonNegative()),
+  /** The requester joined with no state: it needs a snapshot (with the membership) before any entry. */
+  snapshot: S.optionalWith(S.Boolean, { exact: true })
 })
 export const CatchupReply = S.TaggedStruct("CatchupReply", { entries: entries(Entry) })
 /**
  * Part of the sender's list from `listFrom` on. The last chunk (`complete`) reaches the end of the
- * sender's list at `slot` and carries the whole client table; earlier chunks carry no clients and
- * are staged by the receiver until it has the rest.
+ * sender's list at `slot` and carries the whole client table and the membership at `slot`; earlier
+ * chunks carry neither and are staged by the receiver until it has the rest.
  */
 export const Snapshot = S.TaggedStruct("Snapshot", {
   slot: Slot,
   listFrom: S.Int.pipe(S.nonNegative()),
   values: S.Array(Value).pipe(S.maxItems(LIMITS.snapshotChunkValuesMax)),
   clients: S.Array(ClientEntry).pipe(S.maxItems(LIMITS.clientTableMax)),
-  complete: S.Boolean
+  complete: S.Boolean,
+  membership: S.optionalWith(MembershipSchema, { exact: true })
 })
+/** A leader that leaves the configuration asks a caught-up voter to campaign at once (a hand-over). */
+export const Campaign = S.TaggedStruct("Campaign", { ballot: Ballot })
 
 export const Message = S.Union(
   Prepare,
@@ -115,7 +149,8 @@ export const Message = S.Union(
   ForwardReject,
   CatchupRequest,
   CatchupReply,
-  Snapshot
+  Snapshot,
+  Campaign
 )
 export type Message = typeof Message.Type
 export type MessageTag = Message["_tag"]

@@ -17,6 +17,7 @@ import {
   ballotOf,
   announceCommit,
   leaderTick,
+  leaveIfRemoved,
   onAccepted,
   onCommitAck,
   onForward,
@@ -37,6 +38,7 @@ import {
   onCatchupReply,
   onClientAppend,
   onClientRead,
+  onClientReconfig,
   serveCatchup
 } from "./replica.ts"
 import type { Input, NodeState, StepResult } from "./state.ts"
@@ -72,6 +74,9 @@ export function stepInto(c: Ctx, input: Input): void {
     case "Read":
       onClientRead(c, input.rid)
       break
+    case "Reconfig":
+      onClientReconfig(c, input.rid, input.change)
+      break
     case "Expire":
       expireRequests(c, input.rids)
       break
@@ -104,6 +109,11 @@ function onTick(c: Ctx): void {
 }
 
 function onMessage(c: Ctx, from: number, msg: Message): void {
+  // A leader that left the configuration hands over: heard from the leader this node follows only.
+  if (msg._tag === "Campaign") {
+    if (from === c.s.leader && from !== c.id && c.s.role._tag === "Follower") startElection(c)
+    return
+  }
   // Only members are heard; a removed node (or one not yet added here) is ignored.
   if (from !== c.id && !c.s.peers.includes(from)) return
   switch (msg._tag) {
@@ -145,7 +155,7 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
       c.early(from, { _tag: "CommitAck", ballot: msg.ballot, applied: c.s.applied })
       return
     case "CommitAck":
-      return onCommitAck(c, from, msg.ballot)
+      return onCommitAck(c, from, msg.ballot, msg.applied)
     case "Forward":
       return onForward(c, from, msg.commands)
     case "ForwardReject":
@@ -200,6 +210,7 @@ function onForwardReject(c: Ctx, from: number): void {
 /** At the end of a batch and on ticks: propose (leader) or forward (follower) what waits in the queue. */
 function flush(c: Ctx): void {
   const s = c.s
+  leaveIfRemoved(c)
   if (s.role._tag === "Leader") {
     proposeQueued(c)
     announceCommit(c)

@@ -11,7 +11,7 @@ import { hasBug, LIMITS } from "./config.ts"
 import type { Ctx } from "./ctx.ts"
 import { batchKey, sameBatch } from "./acceptor.ts"
 import { invariant } from "./invariant.ts"
-import { memberIds, settle } from "./membership.ts"
+import { applyChange, configProblem, memberIds, settle, type Change, type Membership } from "./membership.ts"
 import type { Batch, ClientEntry, Command, Entry, Message } from "./messages.ts"
 
 type Snapshot = Extract<Message, { _tag: "Snapshot" }>
@@ -64,6 +64,9 @@ export function learnCommit(c: Ctx, from: number, ballot: Ballot, commit: number
 /** Applies every decided slot that directly follows `applied`, then snapshots if it is time. */
 export function applyReady(c: Ctx): void {
   const s = c.s
+  // A node that joined with no state applies nothing before its first snapshot: the slots below it
+  // were decided under configurations it does not know.
+  if (s.joining) return
   const before = s.applied
   for (;;) {
     const next = HashMap.get(s.decided, s.applied + 1)
@@ -107,6 +110,10 @@ function applyBatch(c: Ctx, batch: Batch, slot: number): void {
       answerRead(c, cmd.id, c.s.list.length)
       continue
     }
+    if (cmd._tag === "Reconfig") {
+      applyReconfig(c, cmd.id, cmd.change, slot)
+      continue
+    }
     const s = c.s
     const prior = cmd.client === undefined ? undefined : HashMap.get(s.clients, cmd.client).pipe(Option.getOrUndefined)
     if (prior !== undefined && cmd.seq !== undefined && cmd.seq <= prior.seq) {
@@ -121,6 +128,36 @@ function applyBatch(c: Ctx, batch: Batch, slot: number): void {
     }
     answerAppend(c, cmd.id, cmd.value, index)
   }
+}
+
+/**
+ * A change of membership decided in `slot`: every replica applies the same checks (membership.ts),
+ * so a change refused here is refused everywhere, and one in flight is judged from the log alone.
+ */
+function applyReconfig(c: Ctx, id: string, change: Change, slot: number): void {
+  const s = c.s
+  // Planted bug (simulator only): no in-flight check at apply; the leader's own flag stands in for it.
+  const ignoreInFlight = hasBug(s.cfg, "reconfig-concurrent")
+  let result = applyChange(s.membership, slot, change)
+  if (ignoreInFlight && "_tag" in result && result._tag === "InFlight") {
+    const pending = s.membership.next
+    result = pending === null ? result : applyChange({ current: pending.config, next: null }, slot, change)
+    if (!("_tag" in result)) result = { membership: { current: s.membership.current, next: result.membership.next } }
+  }
+  if (s.role._tag === "Leader" && change._tag !== "Bind") s.role = { ...s.role, changing: false }
+  if ("_tag" in result) {
+    const reason = result._tag === "InFlight" ? `another change of membership is in flight until slot ${result.until}; try again then` : result.message
+    c.event({ _tag: "ChangeRefused", slot, change, reason, inFlight: result._tag === "InFlight" })
+    const p = takePending(c, id)
+    if (p !== undefined) c.reply({ _tag: "Rejected", rid: p.rid, definite: true, reason: "Refused", message: reason })
+    return
+  }
+  s.membership = result.membership
+  s.peers = memberIds(s.membership)
+  const m = s.membership
+  c.event({ _tag: "MembershipChanged", slot, change, from: m.next?.from ?? slot + 1, epoch: (m.next?.config ?? m.current).epoch })
+  const p = takePending(c, id)
+  if (p !== undefined) c.reply({ _tag: "Reconfigured", rid: p.rid, slot, membership: m })
 }
 
 /** Adds to the client table; over its limit, evicts the tenth of clients least recently applied. */
@@ -179,6 +216,7 @@ const staleSeq = (rid: number, seq: number, latest: number) =>
  */
 export function onClientAppend(c: Ctx, rid: number, value: number, client?: string, seq?: number): void {
   const s = c.s
+  if (refuseIfRemoved(c, rid)) return
   if (client !== undefined && seq !== undefined) {
     const prior = HashMap.get(s.clients, client).pipe(Option.getOrUndefined)
     if (prior !== undefined && seq <= prior.seq) {
@@ -197,6 +235,7 @@ export function onClientAppend(c: Ctx, rid: number, value: number, client?: stri
 /** A linearizable read: a read marker goes through the log and is answered where it is applied. */
 export function onClientRead(c: Ctx, rid: number): void {
   // Planted bug (simulator only): a follower answers from its local, possibly stale, state.
+  if (refuseIfRemoved(c, rid)) return
   if (hasBug(c.s.cfg, "stale-read") && c.s.role._tag !== "Leader") {
     c.reply({ _tag: "ReadDone", rid, length: c.s.list.length })
     return
@@ -204,7 +243,41 @@ export function onClientRead(c: Ctx, rid: number): void {
   enqueue(c, rid, { _tag: "Read", id: newId(c) })
 }
 
-function newId(c: Ctx): string {
+/** A change of membership asked by a client: it goes through the log, and is answered where it is applied. */
+export function onClientReconfig(c: Ctx, rid: number, change: Change): void {
+  if (refuseIfRemoved(c, rid)) return
+  const r = c.s.role
+  // Planted bug (simulator only): the leader judges "a change is in flight" by its own flag.
+  if (hasBug(c.s.cfg, "reconfig-concurrent") && r._tag === "Leader" && change._tag !== "Bind") {
+    if (r.changing) {
+      c.reply({ _tag: "Rejected", rid, definite: true, reason: "Refused", message: "a change of membership is in flight" })
+      return
+    }
+    c.s.role = { ...r, changing: true }
+  }
+  enqueue(c, rid, { _tag: "Reconfig", id: newId(c), change })
+}
+
+/**
+ * A node that is no longer a member answers its clients with an error naming the members it knows
+ * of (its requests would never be decided: the members no longer hear it).
+ */
+function refuseIfRemoved(c: Ctx, rid: number): boolean {
+  if (c.s.peers.includes(c.id)) return false
+  const m = c.s.membership
+  const members = (m.next?.config ?? m.current).members.map((x) => `${x.address} (${x.voter ? "voter" : "learner"})`).join(", ")
+  c.reply({
+    _tag: "Rejected",
+    rid,
+    definite: true,
+    reason: "Removed",
+    message: `this node was removed from the cluster; its members are ${members}`
+  })
+  return true
+}
+
+/** A fresh command id: `node.boot.n`, unique across this node's restarts. */
+export function newId(c: Ctx): string {
   const id = `${c.id}.${c.s.bootId}.${c.s.nextId}`
   c.s.nextId += 1
   return id
@@ -269,7 +342,8 @@ function takeSnapshot(c: Ctx): void {
     slot,
     from: s.snapLen,
     values: s.list.slice(s.snapLen),
-    clients: Array.from(HashMap.values(s.clients))
+    clients: Array.from(HashMap.values(s.clients)),
+    membership: s.membership
   })
   compact(c, slot)
   s.snapLen = s.list.length
@@ -312,10 +386,18 @@ export function installSnapshot(c: Ctx, from: number, m: Snapshot): void {
     return
   }
   if (m.slot <= s.applied) return
+  // The membership at the snapshot's slot; a sender that sent none has the one this node has (a
+  // node that joined with no state needs it).
+  if (m.membership === undefined && s.joining) return
+  const membership = m.membership ?? s.membership
+  if (!validMembership(membership)) return
   invariant(list.length >= s.list.length, () =>
     `node ${c.id}: snapshot at slot ${m.slot} is shorter than the applied list (${list.length} < ${s.list.length})`
   )
-  c.persist({ _tag: "Snapshot", slot: m.slot, from: s.snapLen, values: list.slice(s.snapLen), clients: m.clients })
+  c.persist({ _tag: "Snapshot", slot: m.slot, from: s.snapLen, values: list.slice(s.snapLen), clients: m.clients, membership })
+  s.joining = false
+  s.membership = membership
+  s.peers = memberIds(membership)
   s.list = list
   s.staged = null
   s.snapLen = list.length
@@ -325,6 +407,11 @@ export function installSnapshot(c: Ctx, from: number, m: Snapshot): void {
   compact(c, m.slot)
   c.event({ _tag: "SnapshotInstalled", slot: m.slot })
   applyReady(c)
+}
+
+/** Whether a membership from a peer holds together (a malformed one is ignored, never fatal). */
+function validMembership(m: Membership): boolean {
+  return configProblem(m.current) === null && (m.next === null || configProblem(m.next.config) === null)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,7 +436,7 @@ export function maybeCatchup(c: Ctx, force = false, target?: number): void {
   }
   s.catchupAt = s.now + s.cfg.catchupTicks
   const listLength = (s.staged ?? s.list).length
-  c.early(to, { _tag: "CatchupRequest", from: s.applied + 1, listLength })
+  c.early(to, s.joining ? { _tag: "CatchupRequest", from: s.applied + 1, listLength, snapshot: true } : { _tag: "CatchupRequest", from: s.applied + 1, listLength })
   c.event({ _tag: "CatchupRequested", from: s.applied + 1 })
 }
 
@@ -357,7 +444,7 @@ export function maybeCatchup(c: Ctx, force = false, target?: number): void {
 export function serveCatchup(c: Ctx, from: number, m: CatchupRequest): void {
   const s = c.s
   if (m.from > s.applied && !HashMap.has(s.decided, m.from)) return
-  if (m.from <= s.snapSlot) {
+  if (m.from <= s.snapSlot || m.snapshot === true) {
     if (s.applied < m.from) return
     // One chunk per request: the requester asks again from where it got to.
     const listFrom = Math.min(m.listLength, s.list.length)
@@ -369,7 +456,8 @@ export function serveCatchup(c: Ctx, from: number, m: CatchupRequest): void {
       listFrom,
       values: s.list.slice(listFrom, end),
       clients: complete ? Array.from(HashMap.values(s.clients)) : [],
-      complete
+      complete,
+      ...(complete ? { membership: s.membership } : {})
     })
     c.event({ _tag: "SnapshotSent", to: from, values: end - listFrom })
     return

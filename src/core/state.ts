@@ -6,7 +6,7 @@ import { HashMap } from "effect"
 import * as B from "./ballot.ts"
 import type { Ballot } from "./ballot.ts"
 import type { NodeConfig } from "./config.ts"
-import { memberIds, startMembership, type Config, type Membership } from "./membership.ts"
+import { memberIds, startMembership, type Change, type Config, type Membership } from "./membership.ts"
 import type { AcceptedEntry, Batch, ClientEntry, Command, Message } from "./messages.ts"
 import { PList } from "./plist.ts"
 import { nextU32, type Rng } from "./prng.ts"
@@ -63,6 +63,10 @@ export interface Leader {
   readonly top: number
   /** When this leader may next ask members of a configuration it holds no quorum of to promise. */
   readonly prepareAt: number
+  /** When this leader may next propose to promote a caught-up learner. */
+  readonly promoteAt: number
+  /** Only with the planted bug reconfig-concurrent: this leader proposed a change not yet applied. */
+  readonly changing: boolean
 }
 
 export type Role = Follower | Candidate | Leader
@@ -106,6 +110,11 @@ export interface NodeState {
    * every list is a prefix of one order.
    */
   readonly staged: PList | null
+  /**
+   * This node joined the cluster with no state (`--join`): it applies nothing until it installed a
+   * snapshot, which brings the membership its first slots were decided under.
+   */
+  readonly joining: boolean
   /** The configuration in force for the slot after `applied`, and a change decided but not yet in force (docs/MEMBERSHIP.md). */
   readonly membership: Membership
   /** The ids of every member of either configuration, ascending: whom broadcasts go to. */
@@ -137,6 +146,8 @@ export type Input =
   | { readonly _tag: "Receive"; readonly from: number; readonly msg: Message }
   | { readonly _tag: "Append"; readonly rid: number; readonly value: number; readonly client?: string; readonly seq?: number }
   | { readonly _tag: "Read"; readonly rid: number }
+  /** A change of membership asked for by a client (`paxos member`); answered once applied. */
+  | { readonly _tag: "Reconfig"; readonly rid: number; readonly change: Change }
   /**
    * The shell's clock says the clients of these requests are about to give up: end them now, as at
    * their deadline (503 if never sent on, else 504). Requests answered already are left alone.
@@ -159,20 +170,30 @@ export type Write =
       readonly from: number
       readonly values: readonly number[]
       readonly clients: readonly ClientEntry[]
+      readonly membership: Membership
     }
 
-export type RejectReason = "NoLeader" | "Overloaded" | "Timeout" | "StaleSeq"
+/**
+ * Why a request failed. `Refused`: a change of membership the log refused (invalid, or another in
+ * flight). `Removed`: this node is no longer a member.
+ */
+export type RejectReason = "NoLeader" | "Overloaded" | "Timeout" | "StaleSeq" | "Refused" | "Removed"
 
 export type Reply =
   | { readonly _tag: "Appended"; readonly rid: number; readonly value: number; readonly index: number }
   | { readonly _tag: "ReadDone"; readonly rid: number; readonly length: number }
+  /** A change of membership applied at `slot`; the membership after it. */
+  | { readonly _tag: "Reconfigured"; readonly rid: number; readonly slot: number; readonly membership: Membership }
   | { readonly _tag: "Rejected"; readonly rid: number; readonly definite: boolean; readonly reason: RejectReason; readonly message: string }
 
 /** Things that happened, for counters, logs and the simulator's checks. */
 export type Event =
   | { readonly _tag: "ElectionStarted"; readonly ballot: Ballot }
-  | { readonly _tag: "BecameLeader"; readonly ballot: Ballot; readonly reproposed: number; readonly noops: number }
-  | { readonly _tag: "SteppedDown"; readonly ballot: Ballot; readonly reason: "preempted" | "lost-quorum" | "higher-ballot" }
+  /** `changes`: re-proposed slots that hold a change of membership; `configs`: configurations whose quorum promised. */
+  | { readonly _tag: "BecameLeader"; readonly ballot: Ballot; readonly reproposed: number; readonly noops: number; readonly changes: number; readonly configs: number }
+  /** A leader asked the voters of a configuration coming into its window to promise its ballot. */
+  | { readonly _tag: "PromisesAsked"; readonly epoch: number }
+  | { readonly _tag: "SteppedDown"; readonly ballot: Ballot; readonly reason: "preempted" | "lost-quorum" | "higher-ballot" | "removed" }
   | { readonly _tag: "Proposed"; readonly slots: number; readonly commands: number }
   | { readonly _tag: "Decided"; readonly slot: number; readonly value: Batch }
   | { readonly _tag: "Applied"; readonly slot: number }
@@ -186,6 +207,13 @@ export type Event =
   | { readonly _tag: "DuplicateApplied" }
   | { readonly _tag: "Retransmitted"; readonly slots: number }
   | { readonly _tag: "Forwarded"; readonly commands: number }
+  /** A change of membership applied at `slot` (it governs the slots from `from` on), or refused. */
+  | { readonly _tag: "MembershipChanged"; readonly slot: number; readonly change: Change; readonly from: number; readonly epoch: number }
+  | { readonly _tag: "ChangeRefused"; readonly slot: number; readonly change: Change; readonly reason: string; readonly inFlight: boolean }
+  /** The leader proposed to promote a caught-up learner on its own. */
+  | { readonly _tag: "PromotionProposed"; readonly id: number }
+  /** A leader left the configuration and asked `to` to campaign. */
+  | { readonly _tag: "HandedOver"; readonly to: number | null }
 
 export interface Output {
   readonly early: Envelope[]
@@ -251,6 +279,7 @@ export function restore(cfg: NodeConfig, durable: DurableState, seed: number): N
     source: null,
     catchupAt: 0,
     staged: null,
+    joining: snap.slot === 0 && cfg.joining === true,
     membership,
     peers: memberIds(membership),
     role: { _tag: "Follower" },

@@ -457,8 +457,9 @@ export class Node {
     }
   }
 
-  private body(r: Extract<Reply, { _tag: "Appended" | "ReadDone" }>, state: NodeState, wantList: boolean): string {
+  private body(r: Extract<Reply, { _tag: "Appended" | "ReadDone" | "Reconfigured" }>, state: NodeState, wantList: boolean): string {
     if (r._tag === "ReadDone") return `{"list":${this.listJson.json(r.length)}}`
+    if (r._tag === "Reconfigured") return JSON.stringify({ slot: r.slot, membership: r.membership })
     if (state.list.at(r.index) !== r.value) {
       throw new InvariantViolation(`${this.name}: append of ${r.value} answered with index ${r.index}, where the list holds ${state.list.at(r.index)}`)
     }

@@ -5,6 +5,7 @@
  */
 import * as B from "../core/ballot.ts"
 import type { AcceptedEntry, ClientEntry } from "../core/messages.ts"
+import type { Membership } from "../core/membership.ts"
 import type { DurableState, Write } from "../core/state.ts"
 
 export class MemStore {
@@ -13,6 +14,7 @@ export class MemStore {
   private snapSlot = 0
   private list: number[] = []
   private clients: readonly ClientEntry[] = []
+  private membership: Membership | undefined = undefined
   writes = 0
   syncs = 0
 
@@ -33,6 +35,7 @@ export class MemStore {
           this.list.length = Math.min(this.list.length, w.from)
           for (const v of w.values) this.list.push(v)
           this.clients = w.clients
+          this.membership = w.membership
           for (const slot of this.accepted.keys()) if (slot <= w.slot) this.accepted.delete(slot)
           break
       }
@@ -43,7 +46,7 @@ export class MemStore {
     return {
       promised: this.promised,
       accepted: Array.from(this.accepted.values()),
-      snapshot: { slot: this.snapSlot, list: this.list.slice(), clients: this.clients }
+      snapshot: { slot: this.snapSlot, list: this.list.slice(), clients: this.clients, ...(this.membership === undefined ? {} : { membership: this.membership }) }
     }
   }
 }

@@ -25,7 +25,9 @@ test("every peer message type round-trips through JSON", () => {
 test("peer messages that break the schema are rejected, naming what is wrong", () => {
   const bad: Array<[unknown, RegExp]> = [
     [{ _tag: "Prepare", ballot, from: -1 }, /from/],
-    [{ _tag: "Prepare", ballot: { round: 1, leader: 99 }, from: 1 }, /leader/],
+    [{ _tag: "Prepare", ballot: { round: 1, leader: 70_000 }, from: 1 }, /leader/],
+    [{ _tag: "Forward", commands: [{ _tag: "Reconfig", id: "x", change: { _tag: "Bind", id: 1, incarnation: "XYZ" } }] }, /incarnation/],
+    [{ _tag: "Forward", commands: [{ _tag: "Reconfig", id: "x", change: { _tag: "Add", address: "" } }] }, /address/],
     [{ _tag: "Accept", ballot, entries: [{ slot: 1, value: [{ _tag: "Append", id: "x", value: 1.5 }] }], commit: 0 }, /value/],
     [{ _tag: "Accept", ballot, entries: [{ slot: 1, value: [{ _tag: "Append", id: "x", value: 2 ** 53 }] }], commit: 0 }, /value/],
     [{ _tag: "Accepted", ballot, slots: Array.from({ length: 100_000 }, (_, i) => i) }, /slots|length|items/i],

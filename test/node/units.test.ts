@@ -8,6 +8,7 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { fstatSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Write } from "../../src/core/state.ts"
+import { indexedConfig, startMembership } from "../../src/core/membership.ts"
 import { PList } from "../../src/core/plist.ts"
 import { Random } from "../../src/core/prng.ts"
 import { MemStore } from "../../src/sim/store.ts"
@@ -16,6 +17,9 @@ import { ConfigError, parseConfig } from "../../src/server/cluster-config.ts"
 import { ListJson } from "../../src/server/list-json.ts"
 import { FileAtPath, SqliteStore } from "../../src/server/storage.ts"
 import { cleanup, tempDir } from "./support.ts"
+
+/** The membership snapshots carry (the store keeps it as it is given). */
+const M = startMembership(indexedConfig(3))
 
 afterAll(cleanup)
 
@@ -44,9 +48,9 @@ describe("SqliteStore", () => {
       { _tag: "Promise", promised: b(2, 1) },
       { _tag: "Accept", promised: b(2, 1), entries: [{ slot: 3, ballot: b(2, 1), value: cmd(30) }, { slot: 4, ballot: b(2, 1), value: [] }] }
     ],
-    [{ _tag: "Snapshot", slot: 2, from: 0, values: [1, 2], clients: [{ client: "c", seq: 1, value: 2, index: 1, slot: 2 }] }],
+    [{ _tag: "Snapshot", slot: 2, from: 0, values: [1, 2], clients: [{ client: "c", seq: 1, value: 2, index: 1, slot: 2 }], membership: M }],
     [{ _tag: "Accept", promised: b(1), entries: [{ slot: 1, ballot: b(1), value: cmd(99) }] }],
-    [{ _tag: "Snapshot", slot: 4, from: 1, values: [2, 30], clients: [] }]
+    [{ _tag: "Snapshot", slot: 4, from: 1, values: [2, 30], clients: [], membership: M }]
   ]
 
   test("every batch of writes loads back as the in-memory reference store holds it", () => {
@@ -88,7 +92,7 @@ describe("SqliteStore", () => {
         if (rnd(5) === 0) clients.delete(name)
         else clients.set(name, { client: name, seq: rnd(1000), value: rnd(1000), index: rnd(list.length + 1), slot })
       }
-      const ws: Write[] = [{ _tag: "Snapshot", slot, from, values, clients: [...clients.values()] }]
+      const ws: Write[] = [{ _tag: "Snapshot", slot, from, values, clients: [...clients.values()], membership: M }]
       store.persist(ws)
       mem.apply(ws)
       if (rnd(10) === 0 || slot === 300) {
