@@ -191,7 +191,7 @@ const hostPort = (addr: string, port: number): string => (addr.includes(":") ? `
 /** Opens the data file (closed when the scope ends); StartupError (exit 1) when it is refused. */
 function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
   const open = Effect.try({
-    try: () => SqliteStore.open(s.dataDir, { clusterId: s.cluster.clusterId, node: s.address.name }, { unsafeNoFsync: unsafeNoFsync === true }),
+    try: () => SqliteStore.open(s.dataDir, { clusterId: s.cluster.clusterId, node: s.address.name, nodes: s.cluster.nodes.map((n) => n.name) }, { unsafeNoFsync: unsafeNoFsync === true }),
     catch: (e) => new StartupError({ code: 1, message: e instanceof StorageRefused ? e.message : `storage: ${oneLine(e)}` })
   })
   const close = ({ store }: { store: SqliteStore }) =>
