@@ -31,9 +31,13 @@ const SERVER_USAGE = `usage: paxos server --config F --node HOST:PORT [--listen 
 Runs one node of the cluster in F: the client API and the peers on one port, its durable state in
 its data directory. Stops on SIGINT or SIGTERM.
 
+On an empty data directory, an initial member (a line of F) first learns every initial member's
+identity and says whom it waits for: a new cluster serves once each of its nodes has started. A
+data directory that holds an identity restarts as that node; F is then only whom to contact.
+
 options:
   --config F               the cluster's config file, one node a line (required)
-  --node HOST:PORT         which line of F this node is (required)
+  --node HOST:PORT         this node's address: its line of F (required)
   --listen ADDR[:PORT]     the address to listen on (default: the host of --node, localhost meaning
                            127.0.0.1, and its port)
   --data-dir D             where its state is kept (default: data/HOST_PORT)
@@ -48,8 +52,9 @@ options:
   --unsafe-no-fsync        never sync to disk: acknowledged appends die with the machine; for
                            measuring what the disk costs, never for data
 
-exit codes: 0 stopped by a signal, 1 storage refused or failed, or the port is taken, 2 bad flags
-or config, 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log)`
+exit codes: 0 stopped by a signal, 1 storage refused or failed, the port is taken, or this node's
+identity must not vote (its data dir was wiped after it voted: the message says what to do), 2 bad
+flags or config, 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log)`
 
 const DEMO_USAGE = `usage: paxos demo
 

@@ -48,7 +48,7 @@ interface Ready {
 function ready(d: ApiDeps): Ready {
   const s = d.node.state
   const r = readiness(s)
-  const name = (i: number): string => d.cluster.nodes[i]?.name ?? `node ${i}`
+  const name = d.nameOf
   const ms = (ticks: number): number => ticks * d.node.tickMs
   const timeout = `the last election timeout (${ms(s.cfg.electionTicks)} ms)`
   const q = `a quorum (${quorumSize(s.membership.current)} of ${voters(s.membership.current).length} voters)`
@@ -91,9 +91,9 @@ function status(d: ApiDeps) {
     node: nodeName(d),
     version: VERSION,
     id: d.self,
-    cluster: d.cluster.clusterId,
+    cluster: d.clusterId,
     role,
-    leader: s.leader === null ? null : (d.cluster.nodes[s.leader]?.name ?? null),
+    leader: s.leader === null ? null : d.nameOf(s.leader),
     ready: readyStatus(d),
     ballot: { round: ballot.round, leader: ballot.leader, text: B.show(ballot) },
     promised: B.show(s.promised),

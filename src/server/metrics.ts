@@ -46,6 +46,8 @@ export interface Counters {
   peerMessagesReceived: number
   peerBytesReceived: number
   peerEnvelopesRejected: number
+  /** Envelopes dropped because their sender is not a member here (docs/MEMBERSHIP.md). */
+  peerEnvelopesDropped: number
   /** Envelopes a peer refused (4xx from it). */
   peerEnvelopesRefusedByPeer: number
   /** Connections to a peer that it refused (authentication, another cluster): each logged with its cause. */
@@ -107,6 +109,7 @@ export const newCounters = (): Counters => ({
   peerMessagesReceived: 0,
   peerBytesReceived: 0,
   peerEnvelopesRejected: 0,
+  peerEnvelopesDropped: 0,
   peerEnvelopesRefusedByPeer: 0,
   peerConnectionsRefusedByPeer: 0,
   peerAuthFailures: 0,

@@ -32,7 +32,6 @@ import type { Log } from "./log.ts"
 import type { Counters } from "./metrics.ts"
 import type { Outboxes } from "./peer.ts"
 import type { SqliteStore } from "./storage.ts"
-import type { NodeAddress } from "./cluster-config.ts"
 import { oneLine } from "./storage.ts"
 
 /** Inputs waiting for the node, at most; past it client requests get 503 and messages are dropped. */
@@ -70,7 +69,8 @@ const SWEEP_EVERY_MS = 100
 
 export interface NodeDeps {
   readonly cfg: NodeConfig
-  readonly nodes: readonly NodeAddress[]
+  /** This node's address, `host:port`. */
+  readonly address: string
   readonly store: SqliteStore
   readonly outboxes: Outboxes
   readonly counters: Counters
@@ -137,7 +137,14 @@ export class Node {
   }
 
   get name(): string {
-    return (this.d.nodes[this.d.cfg.id] as NodeAddress).name
+    return this.d.address
+  }
+
+  /** The address of member `id` as this node knows it (its membership, else the one it was bound in), or `node ID`. */
+  nameOf(id: number): string {
+    const m = this.state.membership
+    const member = [m.current, m.next?.config, this.d.cfg.initial].reduce<{ address: string } | undefined>((found, c) => found ?? c?.members.find((x) => x.id === id), undefined)
+    return member?.address ?? `node ${id}`
   }
 
   // -------------------------------------------------------------------------------------------
@@ -503,13 +510,13 @@ export class Node {
           break
         case "SnapshotSent":
           c.snapshotsSent += 1
-          log("snapshot-sent", { to: this.d.nodes[e.to]?.name, values: e.values })
+          log("snapshot-sent", { to: this.nameOf(e.to), values: e.values })
           break
         case "CatchupRequested":
           c.catchupRequests += 1
           if (this.catchingUpSince === 0) {
             this.catchingUpSince = Date.now()
-            log("catch-up-started", { from: e.from, source: after.source === null ? null : this.d.nodes[after.source]?.name })
+            log("catch-up-started", { from: e.from, source: after.source === null ? null : this.nameOf(after.source) })
           }
           break
         case "CatchupServed":
@@ -535,7 +542,7 @@ export class Node {
     }
     if (before.leader !== after.leader) {
       c.leaderChanges += 1
-      log("leader-changed", { leader: after.leader === null ? null : this.d.nodes[after.leader]?.name, ballot: B.show(after.promised) })
+      log("leader-changed", { leader: after.leader === null ? null : this.nameOf(after.leader), ballot: B.show(after.promised) })
     }
   }
 

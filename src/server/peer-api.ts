@@ -10,10 +10,11 @@
  * close 1008), counted and logged.
  */
 import { Effect, Either } from "effect"
+import { LIMITS } from "../core/config.ts"
 import { AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
 import { CLIENT_GONE, readBody } from "./body.ts"
 import { BadRequest, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
-import { countClientGone, PEER_POSTS_MAX, truncateUtf8, type Answer, type ApiDeps, type Call } from "./http.ts"
+import { countClientGone, PEER_POSTS_MAX, truncateUtf8, type Answer, type ApiDeps, type Call, type PeerSide } from "./http.ts"
 import {
   acceptEnvelope,
   acceptHello,
@@ -103,7 +104,7 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
   const deliver = (text: string): void => {
     if (conn.closed) return
     const r = receiveEnvelope(d, text, from)
-    if (Either.isLeft(r)) conn.close(1008, r.left.message)
+    if (r._tag === "Rejected") conn.close(1008, r.error.message)
   }
   const auth = d.peerAuth
   if (auth === null) {
@@ -127,7 +128,7 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
 /** Closes a connection whose frames are signed, on a node without a cluster secret: counted and logged with the cause. */
 function refuseSigned(d: ApiDeps, conn: PeerConnection): void {
   d.counters.peerEnvelopesRejected += 1
-  const who = `node ${conn.from} (${d.cluster.nodes[conn.from]?.name ?? "?"})`
+  const who = `node ${conn.from} (${d.nameOf(conn.from)})`
   d.log.limited(`peer-signed-${conn.from}`, REFUSAL_LOG_MS, "peer-connection-rejected", { from: conn.from, reason: "NoSecretHere", cause: `${who} was refused: ${noSecretHereCause("this node")}` })
   conn.close(1008, CLOSE_NO_SECRET_HERE)
 }
@@ -156,7 +157,10 @@ export function postEnvelope(c: Call): Effect.Effect<Response, ApiError> {
       const bad = d.peerAuth.verifier.verify(from, signed, body.text, Date.now())
       if (bad !== null) return yield* authFailed(d, bad, "post", from, remote())
     }
-    yield* receiveEnvelope(d, body.text, from)
+    const r = receiveEnvelope(d, body.text, from)
+    // A POST from a sender that is not a member here is refused like any bad envelope.
+    if (r._tag === "Dropped") d.counters.peerEnvelopesRejected += 1
+    if (r._tag !== "Delivered") return yield* Effect.fail(r.error)
     return new Response(null, { status: 204 })
   }).pipe(limitPeerPosts(d))
 }
@@ -174,10 +178,22 @@ const limitPeerPosts =
       return Effect.ensuring(self, Effect.sync(() => (d.http.peerPosts -= 1)))
     })
 
-const envelopeCheck = (d: ApiDeps) => ({ self: d.self, n: d.cluster.nodes.length, clusterId: d.cluster.clusterId })
+const envelopeCheck = (d: PeerSide) => ({ self: d.self, n: LIMITS.memberIdMax + 1, clusterId: d.clusterId })
 
-/** One envelope's text from `from` (null: any sender): counted, checked, handed to the node. Left: why it was rejected. */
-export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.Either<void, BadRequest> {
+/**
+ * What came of one envelope: handed to the node; rejected (malformed, or not for this node: a
+ * connection is closed for it, a POST answered 400); or dropped, from a sender that is not a
+ * member here (a POST is answered 400; a connection stays open, for its sender may become one).
+ */
+export type Received =
+  | { readonly _tag: "Delivered" }
+  | { readonly _tag: "Rejected"; readonly error: BadRequest }
+  | { readonly _tag: "Dropped"; readonly error: BadRequest }
+
+const DELIVERED: Received = { _tag: "Delivered" }
+
+/** One envelope's text from `from` (null: any sender): counted, checked, handed to the node. */
+export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Received {
   d.counters.peerEnvelopesReceived += 1
   d.counters.peerBytesReceived += text.length
   const env = acceptEnvelope(text, envelopeCheck(d))
@@ -190,11 +206,18 @@ export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): 
     const e = bad ?? new BadRequest({ message: "rejected" })
     d.counters.peerEnvelopesRejected += 1
     d.log.limited(`reject-${from}-${e.message.slice(0, 40)}`, 5_000, "peer-envelope-rejected", { from: from ?? undefined, reason: e.message })
-    return Either.left(e)
+    return { _tag: "Rejected", error: e }
+  }
+  const sender = env.right.from
+  if (!d.node.state.peers.includes(sender)) {
+    d.counters.peerEnvelopesDropped += 1
+    const message = `peer envelope comes from unknown node ${sender} (not a member of this cluster as node ${d.self} knows it); dropped`
+    d.log.limited(`drop-${sender}`, REFUSAL_LOG_MS, "peer-envelope-dropped", { from: sender, reason: message })
+    return { _tag: "Dropped", error: new BadRequest({ message }) }
   }
   d.counters.peerMessagesReceived += env.right.messages.length
-  d.node.receive(env.right.from, env.right.messages)
-  return Either.right(undefined)
+  d.node.receive(sender, env.right.messages)
+  return DELIVERED
 }
 
 /**
@@ -202,7 +225,7 @@ export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): 
  * counted and logged (once per REFUSAL_LOG_MS per sender) with its cause: a node of another
  * cluster is told apart from a malformed request.
  */
-function acceptHelloFor(d: ApiDeps, url: string, remote: () => string | undefined): Either.Either<number, BadRequest> {
+export function acceptHelloFor(d: PeerSide, url: string, remote: () => string | undefined): Either.Either<number, BadRequest> {
   const hello = acceptHello(url, envelopeCheck(d))
   if (Either.isLeft(hello)) {
     d.counters.peerEnvelopesRejected += 1
@@ -210,17 +233,17 @@ function acceptHelloFor(d: ApiDeps, url: string, remote: () => string | undefine
     const cluster = params.get("cluster")
     const from = params.get("from") ?? "?"
     const who = `node ${from} of ${cluster === null ? "no cluster" : `cluster ${cluster}`} (at ${remote() ?? "an unknown address"})`
-    const why = cluster !== null && cluster !== d.cluster.clusterId ? otherClusterCause(cluster, d.cluster.clusterId, "this node") : hello.left.message
+    const why = cluster !== null && cluster !== d.clusterId ? otherClusterCause(cluster, d.clusterId, "this node") : hello.left.message
     d.log.limited(`reject-hello-${cluster}-${from}`, REFUSAL_LOG_MS, "peer-connection-rejected", { from, remote: remote(), reason: hello.left.message, cause: `${who} was refused: ${why}` })
   }
   return hello
 }
 
 /** Counts and logs (rate-limited, per sender) a peer authentication failure with its cause; the 401 to answer with. */
-function authFailed(d: ApiDeps, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
+export function authFailed(d: PeerSide, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
   d.counters.peerAuthFailures += 1
   d.peerAuthFailures[reason] += 1
-  const who = from === null ? `a peer at ${remote ?? "an unknown address"}` : `node ${from} (${d.cluster.nodes[from]?.name ?? "?"}${remote === undefined ? "" : `, at ${remote}`})`
+  const who = from === null ? `a peer at ${remote ?? "an unknown address"}` : `node ${from} (${d.nameOf(from)}${remote === undefined ? "" : `, at ${remote}`})`
   d.log.limited(`peer-auth-${reason}-${via}-${from}`, REFUSAL_LOG_MS, "peer-auth-failed", {
     via,
     reason,
@@ -240,15 +263,15 @@ const AUTH_REASONS: Record<AuthFailure, string> = {
 }
 
 /** The authenticated sender named by a request's headers (POST) or query (upgrade): its signature, or why not. */
-function authHeaders(d: ApiDeps, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
+export function authHeaders(d: PeerSide, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
   const signed = Verifier.parse(get)
   if (typeof signed === "string") return signed
   const fromText = get(AUTH_HEADERS.from)
   if (from === null) {
     if (fromText === null) return "Missing"
-    if (!/^\d{1,2}$/.test(fromText)) return "Malformed"
+    if (!/^\d{1,5}$/.test(fromText)) return "Malformed"
     from = Number(fromText)
   } else if (fromText !== null && fromText !== String(from)) return "Malformed"
-  if (from >= d.cluster.nodes.length || from === d.self) return "Malformed"
+  if (from > LIMITS.memberIdMax || from === d.self) return "Malformed"
   return { from, signed }
 }

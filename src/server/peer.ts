@@ -152,7 +152,8 @@ class Link {
 
 export interface OutboxOptions {
   readonly self: number
-  readonly nodes: readonly NodeAddress[]
+  /** The members to send to (this node left out), by member id. */
+  readonly peers: ReadonlyArray<{ readonly id: number; readonly address: NodeAddress }>
   readonly clusterId: string
   readonly counters: Counters
   readonly log: Log
@@ -167,9 +168,10 @@ export class Outboxes {
 
   constructor(private readonly o: OutboxOptions) {
     const hello = `?cluster=${encodeURIComponent(o.clusterId)}&from=${o.self}`
-    this.links = o.nodes.map((a, i) =>
-      i === o.self ? undefined : new Link(i, a, `ws://${dialName(a)}${PEER_WS_PATH}${hello}`, `http://${dialName(a)}${PEER_PATH}`, `http://${dialName(a)}/status`)
-    )
+    this.links = []
+    for (const { id, address: a } of o.peers) {
+      if (id !== o.self) this.links[id] = new Link(id, a, `ws://${dialName(a)}${PEER_WS_PATH}${hello}`, `http://${dialName(a)}${PEER_PATH}`, `http://${dialName(a)}/status`)
+    }
     this.header = `{"cluster":${JSON.stringify(o.clusterId)},"from":${o.self},"to":`
   }
 

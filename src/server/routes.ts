@@ -16,7 +16,8 @@
 import { Cause, Chunk, Effect, Either } from "effect"
 import { append, list } from "./client-api.ts"
 import { InternalError, MethodNotAllowed, NotFound, type ApiError } from "./errors.ts"
-import { clientAuthError, countClientError, countClientGone, errorResponse, takeClientSlot, type Answer, type ApiDeps, type Call } from "./http.ts"
+import { answerIdentity, IDENTITY_PATH } from "./bootstrap.ts"
+import { clientAuthError, countClientError, countClientGone, errorResponse, pathOf, takeClientSlot, type Answer, type ApiDeps, type Call } from "./http.ts"
 import { getHealth, getMetrics, getReady, getStatus } from "./info-api.ts"
 import { postEnvelope, upgrade } from "./peer-api.ts"
 import { PEER_PATH, PEER_WS_PATH } from "./peer.ts"
@@ -49,6 +50,7 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/list", who: "client", hot: true, handler: list },
   { method: "GET", path: PEER_WS_PATH, who: "peer", hot: true, handler: upgrade },
   { method: "POST", path: PEER_PATH, who: "peer", hot: false, handler: postEnvelope },
+  { method: "GET", path: IDENTITY_PATH, who: "peer", hot: false, handler: (c) => answerIdentity(c.d, c.req, c.url, () => c.server.requestIP(c.req)?.address) },
   { method: "GET", path: "/status", who: "open", hot: false, handler: getStatus },
   { method: "GET", path: "/health", who: "open", hot: false, handler: getHealth },
   { method: "GET", path: "/ready", who: "open", hot: false, handler: getReady },
@@ -74,9 +76,7 @@ export function makeRouter(d: ApiDeps, watch: Watch, routes: readonly Route[] = 
   const paths = [...byPath.keys()].join(", ")
   return (req, server) => {
     const url = req.url
-    const start = url.indexOf("/", url.indexOf("//") + 2)
-    const q = url.indexOf("?", start)
-    const path = q === -1 ? url.slice(start) : url.slice(start, q)
+    const path = pathOf(url)
     const methods = byPath.get(path)
     const route = methods?.get(req.method)
     if (route === undefined) {

@@ -91,6 +91,12 @@ export interface NodeIdentity {
   readonly joined: boolean
 }
 
+/** Whether `dir` holds a data file (one with something in it). */
+export const holdsData = (dir: string): boolean => {
+  const file = join(dir, DATA_FILE)
+  return existsSync(file) && statSync(file).size > 0
+}
+
 /** A new incarnation: 64 random bits as 16 lowercase hex digits. */
 export const mintIncarnation = (): string => randomBytes(8).toString("hex")
 
@@ -703,7 +709,12 @@ const refusedBusy = (file: string): StorageRefused =>
   new StorageRefused(`data file ${file} is in use by another process (is another paxos server running on this data dir?); refusing to start`)
 
 const refusedCorrupt = (file: string, e: unknown): StorageRefused =>
-  isBusy(e) ? refusedBusy(file) : new StorageRefused(`data file ${file} is unreadable or corrupt (${oneLine(e)}); refusing to start. Move it away to start this node empty (it then catches up from its peers)`)
+  isBusy(e)
+    ? refusedBusy(file)
+    : new StorageRefused(
+        `data file ${file} is unreadable or corrupt (${oneLine(e)}); refusing to start. Keep it for inspection; to replace the node, ` +
+          "remove it from the cluster (paxos member remove ADDR), add it again (paxos member add ADDR) and start it on an empty data dir with --join"
+      )
 
 /** An error's message on one line. */
 export function oneLine(e: unknown): string {

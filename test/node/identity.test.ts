@@ -1,0 +1,100 @@
+/**
+ * Identities on real processes (docs/MEMBERSHIP.md, "Identities"): an initial member on an empty
+ * data dir waits until it knows every initial member's incarnation, says whom it waits for, and
+ * serves nothing meanwhile; a wiped member restarted with its old command is refused (exit 1, a
+ * message saying what to do) and never votes, while the others serve on; a member whose data dir
+ * holds its identity restarts whatever the config file says now, as long as its address is the
+ * same.
+ */
+import { afterAll, expect, test } from "bun:test"
+import { readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { append, readList, status } from "../../src/client/http.ts"
+import { cleanup, ensureBinary, makeCluster, startCluster, tempDir, waitFor } from "./support.ts"
+
+afterAll(cleanup)
+
+const logOf = (file: string): string => readFileSync(file, "utf8")
+
+test("a lone initial member waits for the others, says whom, serves nothing; with all of them up, the cluster serves", async () => {
+  const c = await makeCluster(3)
+  c.start(0)
+  const n0 = c.names[0] as string
+  await waitFor("node 0 to answer /status", async () => (await status(n0, 500)) !== null, 10_000)
+  // It does not serve yet: /health says so.
+  expect((await fetch(`http://${n0}/health`)).status).toBe(503)
+  await waitFor("node 0 to log whom it waits for", () => /bootstrap-waiting for=\S+/.test(logOf(c.nodes[0]?.logFile as string)), 10_000)
+  const line = logOf(c.nodes[0]?.logFile as string).split("\n").find((l) => l.includes("bootstrap-waiting")) as string
+  expect(line).toContain(`for=${c.names[1]},${c.names[2]}`)
+  const st = (await status(n0, 2_000)) as unknown as { role: string; waitingFor: string[]; ready: { ok: boolean; reason: string } }
+  expect(st.role).toBe("bootstrapping")
+  expect(st.waitingFor).toEqual(c.names.slice(1))
+  expect(st.ready).toEqual({ ok: false, reason: "Bootstrapping" })
+  const ready = await fetch(`http://${n0}/ready`)
+  expect(ready.status).toBe(503)
+  expect(((await ready.json()) as { reason: string }).reason).toBe("Bootstrapping")
+  const r = await append(n0, { value: 1 }, { timeoutMs: 2_000 })
+  expect(r.type === "fail" ? [r.status, r.error] : r.type).toEqual([503, "Unavailable"])
+  // The others start: every member binds the same three incarnations, and the cluster serves.
+  c.start(1)
+  c.start(2)
+  await c.waitAllReady()
+  expect((await append(n0, { value: 1 }, { timeoutMs: 5_000 })).type).toBe("ok")
+  const ids = await Promise.all(c.names.map(async (n) => (await (await fetch(`http://${n}/peer/identity?cluster=${(await status(n, 2_000))?.cluster}&from=9`)).json()) as { id: number; incarnation: string; initial: { members: Array<{ incarnation: string }> } }))
+  expect(ids.map((a) => a.id)).toEqual([0, 1, 2])
+  for (const a of ids) expect(a.initial.members.map((m) => m.incarnation)).toEqual(ids.map((x) => x.incarnation))
+  expect(new Set(ids.map((a) => a.incarnation)).size).toBe(3)
+  for (const a of ids) expect(a.incarnation).toMatch(/^[0-9a-f]{16}$/)
+}, 60_000)
+
+test("a wiped member restarted with its old command is refused and never votes; the others serve on", async () => {
+  const { cluster: c, leader } = await startCluster(3)
+  for (let v = 1; v <= 5; v++) expect((await append(c.names[leader] as string, { value: v }, { timeoutMs: 5_000 })).type).toBe("ok")
+  const victim = (leader + 1) % 3
+  const name = c.names[victim] as string
+  await c.kill(victim)
+  c.wipe(victim)
+  const proc = Bun.spawn([ensureBinary(), "server", "--config", c.configFile, "--node", name, "--data-dir", c.nodes[victim]?.dataDir as string], { stdout: "pipe", stderr: "pipe" })
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000)
+  const code = await proc.exited
+  clearTimeout(timer)
+  const stderr = await new Response(proc.stderr).text()
+  expect(code).toBe(1)
+  const error = stderr.split("\n").find((l) => l.startsWith("paxos server:")) as string
+  for (const part of ["voted before under another data directory", `paxos member remove ${name}`, `paxos member add ${name}`, "--join"]) expect(error).toContain(part)
+  expect(stderr).not.toContain(" serving ")
+  expect(stderr).not.toContain("election-started")
+  console.log(`refused: ${error}`)
+  // The two others still make a quorum.
+  const other = [0, 1, 2].find((i) => i !== leader && i !== victim) as number
+  expect((await append(c.names[other] as string, { value: 6 }, { timeoutMs: 5_000 })).type).toBe("ok")
+  const l = await readList(c.names[leader] as string, 5_000)
+  expect(l.type === "ok" ? l.value : null).toEqual([1, 2, 3, 4, 5, 6])
+}, 60_000)
+
+test("a member restarts from its data dir with a changed config file: its identity is in its data dir", async () => {
+  const { cluster: c } = await startCluster(3)
+  expect((await append(c.names[0] as string, { value: 7 }, { timeoutMs: 5_000 })).type).toBe("ok")
+  const before = await status(c.names[1] as string, 2_000)
+  await c.kill(1)
+  // Other lines in another order, and one more: once, another cluster; now only addresses to contact.
+  const changed = join(tempDir(), "config")
+  writeFileSync(changed, [...c.names].reverse().join("\n") + "\n127.0.0.1:1\n")
+  c.start(1, { config: changed })
+  await c.waitHealthy(1)
+  await waitFor("node 1 to apply the list", async () => (await status(c.names[1] as string, 2_000))?.listLength === 1, 10_000)
+  const after = await status(c.names[1] as string, 2_000)
+  expect([after?.id, after?.cluster]).toEqual([before?.id, before?.cluster])
+  expect((await append(c.names[1] as string, { value: 8 }, { timeoutMs: 5_000 })).type).toBe("ok")
+}, 60_000)
+
+test("a node that is no line of the config and holds no data is refused at once, saying how to add it", async () => {
+  const c = await makeCluster(3)
+  const proc = Bun.spawn([ensureBinary(), "server", "--config", c.configFile, "--node", "127.0.0.1:1", "--data-dir", join(tempDir(), "d")], { stdout: "pipe", stderr: "pipe" })
+  const code = await proc.exited
+  const stderr = await new Response(proc.stderr).text()
+  expect(code).toBe(2)
+  expect(stderr).toContain("127.0.0.1:1 is not a node of the config")
+  expect(stderr).toContain("paxos member add 127.0.0.1:1")
+  expect(stderr).toContain("--join")
+}, 20_000)
