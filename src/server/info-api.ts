@@ -92,6 +92,8 @@ function status(d: ApiDeps) {
     version: VERSION,
     id: d.self,
     cluster: d.clusterId,
+    // The data dir that speaks for this member id (docs/MEMBERSHIP.md): not a secret.
+    incarnation: d.who().incarnation,
     role,
     leader: s.leader === null ? null : d.nameOf(s.leader),
     ready: readyStatus(d),

@@ -20,7 +20,7 @@ import { parseToken } from "../auth/client-token.ts"
 import { importSecret, newBootId, SECRET_MIN_BYTES, Signer, Verifier, type PeerKey } from "../auth/peer-auth.ts"
 import { defaultConfig, type NodeConfig } from "../core/config.ts"
 import * as B from "../core/ballot.ts"
-import { memberById, memberIds, type Config, type Membership } from "../core/membership.ts"
+import { memberIds, type Config } from "../core/membership.ts"
 import { restore, type DurableState } from "../core/state.ts"
 import { PEER_BODY_MAX_BYTES } from "./body.ts"
 import { bootstrap, startingRouter, type Starting } from "./bootstrap.ts"
@@ -320,7 +320,7 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       const cfg = defaultConfig(self, initial.members.length, { ...s.overrides, initial, joining: who.joined })
       const seed = randomBytes(4).readUInt32LE(0)
       const state = restore(cfg, durable, seed)
-      const outboxes = new Outboxes({ self, peers: peersOf(state.membership), clusterId, counters, log: s.log, signer: peerAuth?.signer ?? null })
+      const outboxes = new Outboxes({ self, incarnation: who.incarnation, membership: state.membership, clusterId, counters, log: s.log, signer: peerAuth?.signer ?? null })
       const node = new Node(state, { cfg, address: s.address.name, store, outboxes, counters, log: s.log, tickMs: TICK_MS, syncLanes: s.syncLanes })
       const http = new HttpState(o.maxClientRequests ?? CLIENT_REQUESTS_MAX, o.clientBodyTimeoutMs ?? CLIENT_BODY_TIMEOUT_MS)
       const deps: ApiDeps = {
@@ -354,17 +354,6 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       return yield* node.run()
     })
   )
-}
-
-/** The members of both configurations of `m`, with their addresses, to send to. */
-function peersOf(m: Membership): Array<{ id: number; address: NodeAddress }> {
-  const out: Array<{ id: number; address: NodeAddress }> = []
-  for (const id of memberIds(m)) {
-    const member = memberById(m.next?.config ?? m.current, id) ?? memberById(m.current, id)
-    const address = member === undefined ? "" : parseAddress(member.address)
-    if (typeof address !== "string") out.push({ id, address })
-  }
-  return out
 }
 
 /**

@@ -48,6 +48,8 @@ export interface Counters {
   peerEnvelopesRejected: number
   /** Envelopes dropped because their sender is not a member here (docs/MEMBERSHIP.md). */
   peerEnvelopesDropped: number
+  /** Envelopes dropped because their sender speaks as another incarnation than its id is bound to (or is not bound yet). */
+  peerEnvelopesWrongIncarnation: number
   /** Envelopes a peer refused (4xx from it). */
   peerEnvelopesRefusedByPeer: number
   /** Connections to a peer that it refused (authentication, another cluster): each logged with its cause. */
@@ -110,6 +112,7 @@ export const newCounters = (): Counters => ({
   peerBytesReceived: 0,
   peerEnvelopesRejected: 0,
   peerEnvelopesDropped: 0,
+  peerEnvelopesWrongIncarnation: 0,
   peerEnvelopesRefusedByPeer: 0,
   peerConnectionsRefusedByPeer: 0,
   peerAuthFailures: 0,

@@ -349,6 +349,8 @@ export class Node {
     this.d.counters.batchMicros += Math.round((performance.now() - t0) * 1000)
     if (Exit.isFailure(exit)) return this.fatal(exit.cause)
     this.state = exit.value.state
+    // The outboxes follow the membership: a member added gets one, a member gone loses its own.
+    if (this.state.membership !== before.membership) this.d.outboxes.follow(this.state.membership)
     this.d.counters.batches += 1
     this.d.counters.batchInputs += inputs.length
     this.observe(before, exit.value.state, exit.value.events)

@@ -11,6 +11,7 @@
  */
 import { Effect, Either } from "effect"
 import { LIMITS } from "../core/config.ts"
+import { derivedIncarnation, INCARNATION_PATTERN, memberById, type Membership } from "../core/membership.ts"
 import { AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
 import { CLIENT_GONE, readBody } from "./body.ts"
 import { BadRequest, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
@@ -21,6 +22,7 @@ import {
   AUTH_CAUSES,
   CLOSE_NO_SECRET_HERE,
   CLOSE_REPLACED,
+  INCARNATION_HEADER,
   noSecretHereCause,
   otherClusterCause,
   PEER_WS_PATH,
@@ -34,10 +36,16 @@ export class PeerConnection implements InboundConnection {
   closed = false
   private closing: { code: number; reason: string } | null = null
   onFrame: (data: string | Buffer) => void = () => undefined
+  /** The membership `refusal` was judged under: judged again only when the membership changes. */
+  checkedFor: Membership | null = null
+  /** Why the sender may not be heard under that membership (null: it may). */
+  refusal: Unheard | null = null
 
   constructor(
     readonly d: ApiDeps,
-    readonly from: number
+    readonly from: number,
+    /** The incarnation the sender speaks as (its hello's). */
+    readonly incarnation: string
   ) {}
 
   close(code: number, reason: string): void {
@@ -89,7 +97,9 @@ export function upgrade(c: Call): Answer {
     const bad = auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now())
     if (bad !== null) return authFailed(d, bad, "upgrade", from, remote())
   }
-  const conn = new PeerConnection(d, from)
+  const incarnation = claimedIncarnation(from, new URLSearchParams(c.url.slice(c.url.indexOf("?") + 1)).get("incarnation"))
+  if (incarnation instanceof BadRequest) return incarnation
+  const conn = new PeerConnection(d, from, incarnation)
   conn.onFrame = frameHandler(d, conn)
   if (!(c.server as Bun.Server<PeerConnection>).upgrade(req, { data: conn })) return new BadRequest({ message: `${PEER_WS_PATH} needs a WebSocket upgrade` })
   d.http.inbound.adopt(from, conn)
@@ -103,7 +113,7 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
   const from = conn.from
   const deliver = (text: string): void => {
     if (conn.closed) return
-    const r = receiveEnvelope(d, text, from)
+    const r = receiveEnvelope(d, text, from, conn)
     if (r._tag === "Rejected") conn.close(1008, r.error.message)
   }
   const auth = d.peerAuth
@@ -157,7 +167,7 @@ export function postEnvelope(c: Call): Effect.Effect<Response, ApiError> {
       const bad = d.peerAuth.verifier.verify(from, signed, body.text, Date.now())
       if (bad !== null) return yield* authFailed(d, bad, "post", from, remote())
     }
-    const r = receiveEnvelope(d, body.text, from)
+    const r = receiveEnvelope(d, body.text, from, { incarnation: req.headers.get(INCARNATION_HEADER) })
     // A POST from a sender that is not a member here is refused like any bad envelope.
     if (r._tag === "Dropped") d.counters.peerEnvelopesRejected += 1
     if (r._tag !== "Delivered") return yield* Effect.fail(r.error)
@@ -192,8 +202,12 @@ export type Received =
 
 const DELIVERED: Received = { _tag: "Delivered" }
 
-/** One envelope's text from `from` (null: any sender): counted, checked, handed to the node. */
-export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Received {
+/**
+ * One envelope's text from `from` (null: any sender), from a sender that speaks as `claim`'s
+ * incarnation: counted, checked, handed to the node. A connection (`claim` is its PeerConnection)
+ * keeps the verdict on its sender until the membership changes: one comparison per envelope.
+ */
+export function receiveEnvelope(d: ApiDeps, text: string, from: number | null, claim: PeerConnection | { readonly incarnation: string | null }): Received {
   d.counters.peerEnvelopesReceived += 1
   d.counters.peerBytesReceived += text.length
   const env = acceptEnvelope(text, envelopeCheck(d))
@@ -209,15 +223,63 @@ export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): 
     return { _tag: "Rejected", error: e }
   }
   const sender = env.right.from
-  if (!d.node.state.peers.includes(sender)) {
-    d.counters.peerEnvelopesDropped += 1
-    const message = `peer envelope comes from unknown node ${sender} (not a member of this cluster as node ${d.self} knows it); dropped`
-    d.log.limited(`drop-${sender}`, REFUSAL_LOG_MS, "peer-envelope-dropped", { from: sender, reason: message })
-    return { _tag: "Dropped", error: new BadRequest({ message }) }
+  const membership = d.node.state.membership
+  let refusal: Unheard | null
+  if (claim instanceof PeerConnection) {
+    if (claim.checkedFor !== membership) {
+      claim.refusal = speaksFor(d, membership, sender, claim.incarnation)
+      claim.checkedFor = membership
+    }
+    refusal = claim.refusal
+  } else {
+    const incarnation = claimedIncarnation(sender, claim.incarnation)
+    refusal = incarnation instanceof BadRequest ? { unknown: false, message: incarnation.message } : speaksFor(d, membership, sender, incarnation)
+  }
+  if (refusal !== null) {
+    if (refusal.unknown) d.counters.peerEnvelopesDropped += 1
+    else d.counters.peerEnvelopesWrongIncarnation += 1
+    d.log.limited(`drop-${sender}`, REFUSAL_LOG_MS, "peer-envelope-dropped", { from: sender, reason: refusal.message })
+    return { _tag: "Dropped", error: new BadRequest({ message: refusal.message }) }
   }
   d.counters.peerMessagesReceived += env.right.messages.length
   d.node.receive(sender, env.right.messages)
   return DELIVERED
+}
+
+/**
+ * The incarnation a sender speaks as: the one it names (a connection's `incarnation=`, a POST's
+ * INCARNATION_HEADER); a sender that names none (a binary of the format before incarnations) speaks
+ * as the one derived from its id, which is what a cluster upgraded from that format is bound to.
+ */
+export function claimedIncarnation(from: number, named: string | null): string | BadRequest {
+  if (named === null) return derivedIncarnation(from)
+  if (!INCARNATION_PATTERN.test(named)) return new BadRequest({ message: `the incarnation of node ${from} must be 16 lowercase hex digits, got ${JSON.stringify(named.slice(0, 40))}` })
+  return named
+}
+
+/**
+ * Why member `from`, speaking as `incarnation`, may not be heard under `m` (null: it may): it must
+ * be a member of the configuration in force or of the one pending, bound to that incarnation. A
+ * data dir that lost what it promised and voted (a wiped disk) has another incarnation, so its
+ * messages never count (docs/MEMBERSHIP.md, "Identities").
+ */
+function speaksFor(d: ApiDeps, m: Membership, from: number, incarnation: string): Unheard | null {
+  const member = memberById(m.next?.config ?? m.current, from) ?? memberById(m.current, from)
+  if (member === undefined) return { unknown: true, message: `peer envelope comes from unknown node ${from} (not a member of this cluster as node ${d.self} knows it); dropped` }
+  if (member.incarnation === incarnation) return null
+  if (member.incarnation === null) return { unknown: false, message: `peer envelope from node ${from} (${member.address}), which has not joined yet here (no incarnation bound to it); dropped` }
+  return {
+    unknown: false,
+    message:
+      `peer envelope from node ${from} (${member.address}) speaks as incarnation ${incarnation}, but node ${from} is bound to ${member.incarnation}: ` +
+      `another data directory speaks for it (wiped and restarted?); dropped. Replace it: paxos member remove, paxos member add, then --join`
+  }
+}
+
+/** Why a sender is not heard: it is no member here (`unknown`), or not as the incarnation it names. */
+interface Unheard {
+  readonly unknown: boolean
+  readonly message: string
 }
 
 /**

@@ -28,6 +28,7 @@ let before: number[]
 
 interface Status {
   cluster: string
+  incarnation: string
   peerAuth: boolean
   clientAuth: boolean
   peerAuthFailures: Record<string, number>
@@ -95,9 +96,10 @@ describe("a cluster with a secret", () => {
       const r = await postEnvelope(body, headers)
       expect({ name, status: r.status, error: r.json.error, reason: r.json.reason }).toEqual({ name, status: 401, error: "Unauthorized", reason })
     }
-    // The valid one is accepted once; its replay is refused.
-    expect((await postEnvelope(body, valid)).status).toBe(204)
-    const replay = await postEnvelope(body, valid)
+    // The valid one (naming node 1's incarnation) is accepted once; its replay is refused.
+    const incarnation = { "x-paxos-incarnation": (await st(cluster.names[1] as string)).incarnation }
+    expect((await postEnvelope(body, { ...valid, ...incarnation })).status).toBe(204)
+    const replay = await postEnvelope(body, { ...valid, ...incarnation })
     expect([replay.status, replay.json.reason]).toEqual([401, "Replayed"])
     // An altered body under a valid signature.
     const altered = await postEnvelope(body.replace('"commit":0', '"commit":1'), await s1.headers(0, body, Date.now()))

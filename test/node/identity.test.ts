@@ -98,3 +98,56 @@ test("a node that is no line of the config and holds no data is refused at once,
   expect(stderr).toContain("paxos member add 127.0.0.1:1")
   expect(stderr).toContain("--join")
 }, 20_000)
+
+test("peer envelopes count only from the incarnation their member id is bound to: others are dropped, counted and logged", async () => {
+  const { cluster: c, leader } = await startCluster(3)
+  const target = leader
+  const from = (leader + 1) % 3
+  const node = c.names[target] as string
+  const st = (await status(node, 2_000)) as unknown as { cluster: string }
+  const bound = ((await status(c.names[from] as string, 2_000)) as unknown as { incarnation: string }).incarnation
+  const wrong = bound === "00000000000000ff" ? "00000000000000fe" : "00000000000000ff"
+  const counter = async (name: string) => (await status(node, 2_000))?.counters[name] ?? 0
+  // A heartbeat of ballot 0: below anything promised, it changes nothing wherever it lands.
+  const body = JSON.stringify({ cluster: st.cluster, from, to: target, messages: [{ _tag: "Commit", ballot: { round: 0, leader: from }, commit: 0 }] })
+  const post = (headers: Record<string, string>) => fetch(`http://${node}/peer/envelope`, { method: "POST", body, headers })
+  const dropped0 = await counter("peerEnvelopesWrongIncarnation")
+  const refused = await post({ "x-paxos-incarnation": wrong })
+  expect(refused.status).toBe(400)
+  expect(((await refused.json()) as { message: string }).message).toContain(`speaks as incarnation ${wrong}, but node ${from} is bound to ${bound}`)
+  // Naming none is naming the one derived from the id (a cluster upgraded from format 2): not this one.
+  expect((await post({})).status).toBe(400)
+  expect((await post({ "x-paxos-incarnation": "NOT-HEX" })).status).toBe(400)
+  expect((await post({ "x-paxos-incarnation": bound })).status).toBe(204)
+  expect((await counter("peerEnvelopesWrongIncarnation")) - dropped0).toBe(3)
+  // A connection as `from` (stopped meanwhile: its own connection would replace this one) naming another incarnation stays open, and what it sends is dropped.
+  await c.kill(from)
+  const open = async (incarnation: string) => {
+    const ws = new WebSocket(`ws://${node}/peer/ws?cluster=${st.cluster}&from=${from}&incarnation=${incarnation}`)
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve()
+      ws.onerror = () => reject(new Error("no connection"))
+    })
+    let closed = false
+    ws.onclose = () => (closed = true)
+    return { ws, closed: () => closed }
+  }
+  const impostor = await open(wrong)
+  const before = await counter("peerEnvelopesWrongIncarnation")
+  for (let i = 0; i < 5; i++) impostor.ws.send(body)
+  await waitFor("the impostor's envelopes to be dropped", async () => (await counter("peerEnvelopesWrongIncarnation")) - before === 5)
+  expect(impostor.closed()).toBe(false)
+  impostor.ws.close()
+  const real = await open(bound)
+  const after = await counter("peerEnvelopesWrongIncarnation")
+  const received = await counter("peerEnvelopesReceived")
+  real.ws.send(body)
+  await waitFor("the envelope to arrive", async () => (await counter("peerEnvelopesReceived")) > received)
+  expect(await counter("peerEnvelopesWrongIncarnation")).toBe(after)
+  real.ws.close()
+  const metrics = await (await fetch(`http://${node}/metrics`)).text()
+  expect(metrics).toMatch(/paxos_peer_envelopes_wrong_incarnation_total\{node="[^"]+"\} 8/)
+  expect(readFileSync(c.nodes[target]?.logFile as string, "utf8")).toContain("peer-envelope-dropped")
+  c.start(from)
+  await c.waitHealthy(from)
+}, 60_000)

@@ -15,6 +15,9 @@ import { MemStore } from "../../src/sim/store.ts"
 import { closest, parseFlags, wantsHelp } from "../../src/cli/args.ts"
 import { ConfigError, parseConfig } from "../../src/server/cluster-config.ts"
 import { ListJson } from "../../src/server/list-json.ts"
+import { makeLog } from "../../src/server/log.ts"
+import { newCounters } from "../../src/server/metrics.ts"
+import { Outboxes } from "../../src/server/peer.ts"
 import { FileAtPath, SqliteStore } from "../../src/server/storage.ts"
 import { cleanup, tempDir } from "./support.ts"
 
@@ -279,6 +282,35 @@ describe("SqliteStore", () => {
     const { store } = SqliteStore.open(dir, id)
     expect(() => SqliteStore.open(dir, id)).toThrow("in use by another process")
     store.close()
+  })
+})
+
+describe("Outboxes", () => {
+  test("follow the membership: an outbox for every member of either configuration, opened when added, closed when gone", () => {
+    const lines: string[] = []
+    const log = makeLog("n0", (l) => lines.push(l))
+    const first = initialConfig(["h:1", "h:2", "h:3"], ["00000000000000a1", "00000000000000a2", "00000000000000a3"])
+    const o = new Outboxes({ self: 0, incarnation: "00000000000000a1", membership: startMembership(first), clusterId: "c", counters: newCounters(), log, signer: null })
+    const ids = () => o.status().map((p) => `${p.id}=${p.node}`)
+    expect(ids()).toEqual(["1=h:2", "2=h:3"])
+    const added = applyChange(startMembership(first), 10, { _tag: "Add", address: "h:4" })
+    if ("_tag" in added) throw new Error("refused")
+    o.follow(added.membership)
+    // The member added is in the pending configuration only: it gets an outbox at once.
+    expect(ids()).toEqual(["1=h:2", "2=h:3", "3=h:4"])
+    o.enqueue(1, '{"_tag":"Commit"}')
+    const settled = { current: added.membership.next?.config ?? first, next: null }
+    const removed = applyChange(settled, 100, { _tag: "Remove", id: 1 })
+    if ("_tag" in removed) throw new Error("refused")
+    o.follow(removed.membership)
+    // Still a member of the configuration in force until the removal comes into force.
+    expect(ids()).toEqual(["1=h:2", "2=h:3", "3=h:4"])
+    o.follow({ current: removed.membership.next?.config ?? first, next: null })
+    expect(ids()).toEqual(["2=h:3", "3=h:4"])
+    // Messages for a member gone go nowhere.
+    o.enqueue(1, '{"_tag":"Commit"}')
+    expect(lines.some((l) => l.includes("peer-added peer=h:4 id=3"))).toBe(true)
+    expect(lines.some((l) => l.includes("peer-removed peer=h:2 id=1"))).toBe(true)
   })
 })
 
