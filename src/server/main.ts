@@ -34,6 +34,7 @@ import { Fatal, Node, SYNC_LANES, SYNC_LANES_MAX } from "./node.ts"
 import { Outboxes } from "./peer.ts"
 import { makeRouter, type Router } from "./routes.ts"
 import { holdsData, oneLine, SqliteStore, StorageRefused } from "./storage.ts"
+import { JOIN_TIMEOUT_MS, joinCluster } from "./join.ts"
 import type { Watch } from "./watch.ts"
 
 export const TICK_MS = 10
@@ -64,6 +65,10 @@ export interface ServerOptions {
    * firewall); the port defaults to the config line's.
    */
   readonly listen?: string | undefined
+  /** Join a running cluster as the learner at --node (once added with `paxos member add`), through the members F lists. */
+  readonly join?: boolean | undefined
+  /** How long --join tries, in milliseconds (default JOIN_TIMEOUT_MS). */
+  readonly joinTimeoutMs?: number | undefined
 }
 
 /** The server cannot start: one line on stderr, exit `code`. */
@@ -93,7 +98,7 @@ function setup(o: ServerOptions): Effect.Effect<Setup, StartupError> {
       const index = cluster.nodes.findIndex((n) => n.name === address.name)
       const dataDir = o.dataDir ?? defaultDataDir(address)
       // A node with an identity in its data dir needs no line: the config file only says whom to contact.
-      if (index === -1 && !holdsData(dataDir)) {
+      if (index === -1 && o.join !== true && !holdsData(dataDir)) {
         throw new ConfigError(
           `--node ${o.node}: ${address.name} is not a node of the config (nodes: ${cluster.nodes.map((n) => n.name).join(", ")}), and ${dataDir} holds no data; ` +
             `to add it to a running cluster: paxos member add ${address.name} --config ${o.configFile}, then paxos server ... --join`
@@ -205,8 +210,8 @@ function bindAddress(s: Setup): Effect.Effect<string, StartupError> {
 const hostPort = (addr: string, port: number): string => (addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`)
 
 /** Opens the data file (closed when the scope ends); StartupError (exit 1) when it is refused. */
-function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
-  const given = { clusterId: s.cluster.clusterId, node: s.address.name, nodes: s.cluster.nodes.map((n) => n.name) }
+function openStore(s: Setup, unsafeNoFsync: boolean | undefined, joining: boolean): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
+  const given = { clusterId: s.cluster.clusterId, node: s.address.name, nodes: s.cluster.nodes.map((n) => n.name), joining }
   const open = Effect.try({
     try: () => SqliteStore.open(s.dataDir, given, { unsafeNoFsync: unsafeNoFsync === true }),
     catch: (e) => new StartupError({ code: 1, message: e instanceof StorageRefused ? e.message : `storage: ${oneLine(e)}` })
@@ -261,6 +266,32 @@ function bindFirst(s: Setup, store: SqliteStore, side: PeerSide, starting: Start
   })
 }
 
+/**
+ * A node started with --join on a data dir that has not joined: asks the members of the config
+ * file to bind its incarnation, and records what they answered, durably; fails (exit 1, or 2 for
+ * a token they refuse) when no member lets it join within `timeoutMs`.
+ */
+function joinFirst(s: Setup, store: SqliteStore, token: string | null, timeoutMs: number, starting: Starting): Effect.Effect<void, StartupError> {
+  return Effect.gen(function* () {
+    const who = store.identity
+    s.log("joining", { through: s.cluster.nodes.map((n) => n.name).join(","), incarnation: who.incarnation, timeoutMs })
+    const r = yield* Effect.promise(() =>
+      joinCluster({
+        members: s.cluster.nodes,
+        address: s.address.name,
+        incarnation: who.incarnation,
+        token: token ?? undefined,
+        timeoutMs,
+        log: s.log,
+        asking: (names) => (starting.waitingFor = names)
+      })
+    )
+    if (r._tag === "Failed") return yield* new StartupError({ code: r.code, message: r.message })
+    yield* Effect.try({ try: () => store.joinedAs(r.cluster, r.id, r.initial), catch: (e) => new StartupError({ code: 1, message: `storage: cannot record the join: ${oneLine(e)}` }) })
+    s.log("joined", { via: r.via, cluster: r.cluster, member: r.id, members: r.initial.members.map((m) => `${m.id}=${m.address}`).join(",") })
+  })
+}
+
 /** Listens on `bind` and the node's port and serves with `first`'s router (until the scope ends); StartupError when the port is taken. */
 function listen(s: Setup, bind: string, first: (watch: Watch) => Router): Effect.Effect<Front, StartupError, Scope.Scope> {
   const options = {
@@ -300,16 +331,24 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
       const bind = yield* bindAddress(s)
       const key = yield* loadSecret(o.secretFile, s.log)
       const clientToken = yield* loadClientToken(o.clientTokenFile, s.log)
-      const { store, durable } = yield* openStore(s, o.unsafeNoFsync)
+      const { store, durable } = yield* openStore(s, o.unsafeNoFsync, o.join === true)
       const counters = newCounters()
       const peerAuthFailures = newPeerAuthCounters()
       const startedAt = Date.now()
       const starting: Starting = { address: s.address.name, phase: "Bootstrapping", waitingFor: [], side: null, counters, peerAuthFailures, startedAt }
       const front = yield* listen(s, bind, () => startingRouter(starting))
       let who = store.identity
-      if (who.clusterId === null || who.memberId === null) {
-        return yield* new StartupError({ code: 1, message: `data dir ${s.dataDir} was made for a node that joins and holds no cluster identity; remove it` })
+      if (who.initial !== null && o.join === true) s.log("join-ignored", { reason: `this data dir holds the identity of member ${who.memberId}: it restarts as that member` })
+      // An initial member's data dir that never bound (so never voted) may join instead.
+      if (who.initial === null && (o.join === true || who.memberId === null)) {
+        if (o.join !== true) {
+          return yield* new StartupError({ code: 1, message: `data dir ${s.dataDir} was made by --join and has not joined yet: start it with --join again` })
+        }
+        starting.phase = "Joining"
+        yield* joinFirst(s, store, clientToken, o.joinTimeoutMs ?? JOIN_TIMEOUT_MS, starting)
+        who = store.identity
       }
+      if (who.clusterId === null || who.memberId === null) return yield* new StartupError({ code: 1, message: `data dir ${s.dataDir} holds no member id` })
       const self = who.memberId
       const clusterId = who.clusterId
       const peerAuth = peerKeys(key, clusterId, self, s.log)

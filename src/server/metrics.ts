@@ -12,6 +12,8 @@ export function processCpuSeconds(): number {
 export interface Counters {
   clientAppends: number
   clientReads: number
+  /** Changes of membership asked of this node (paxos member, --join). */
+  membershipRequests: number
   clientOk: number
   clientBadRequests: number
   clientUnavailable: number
@@ -81,6 +83,7 @@ export interface Counters {
 export const newCounters = (): Counters => ({
   clientAppends: 0,
   clientReads: 0,
+  membershipRequests: 0,
   clientOk: 0,
   clientBadRequests: 0,
   clientUnavailable: 0,

@@ -23,10 +23,11 @@ import * as B from "../core/ballot.ts"
 import type { NodeConfig } from "../core/config.ts"
 import { DurableOrder } from "../core/durable-order.ts"
 import { InvariantViolation, MARKER } from "../core/invariant.ts"
+import type { Change } from "../core/membership.ts"
 import type { Message } from "../core/messages.ts"
 import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
 import type { Envelope, Event, Input, NodeState, Reply, Write } from "../core/state.ts"
-import { OutcomeUnknown, Unavailable, type ApiError } from "./errors.ts"
+import { Conflict, OutcomeUnknown, Unavailable, type ApiError } from "./errors.ts"
 import { ListJson } from "./list-json.ts"
 import type { Log } from "./log.ts"
 import type { Counters } from "./metrics.ts"
@@ -52,8 +53,8 @@ export const BATCH_INPUTS_MAX = 2_048
 /** The node cannot go on: the process must stop with `code` after logging `line`. */
 export class Fatal extends Data.TaggedError("Fatal")<{ readonly code: number; readonly line: string }> {}
 
-/** How a client request ends: a 200 body, or an API error. Called exactly once. */
-export type Done = (body: string | null, error: ApiError | null) => void
+/** How a client request ends: a 200 body (and the core's reply it was made of), or an API error. Called exactly once. */
+export type Done = (body: string | null, error: ApiError | null, reply?: Reply) => void
 
 interface Waiter {
   readonly done: Done
@@ -171,6 +172,16 @@ export class Node {
   }
 
   /**
+   * Submits a change of membership (it goes through the log, docs/MEMBERSHIP.md), as `appendWith`:
+   * `done` gets the core's Reconfigured reply once it is applied here, or the error (409 when the
+   * log refused it).
+   */
+  reconfigWith(change: Change, done: Done, timeoutMs?: number): number {
+    this.d.counters.membershipRequests += 1
+    return this.submit({ _tag: "Reconfig", rid: this.nextRid, change }, false, done, timeoutMs)
+  }
+
+  /**
    * The client of `rid` went away: its answer is no longer awaited (the command itself may still
    * be applied; nobody is told). False when it was answered already.
    */
@@ -240,12 +251,12 @@ export class Node {
   }
 
   /** Answers a request and counts how it ended. */
-  private finish(done: Done, body: string | null, error: ApiError | null): void {
+  private finish(done: Done, body: string | null, error: ApiError | null, reply?: Reply): void {
     const c = this.d.counters
     if (error === null) c.clientOk += 1
     else if (error._tag === "OutcomeUnknown") c.clientUnknown += 1
-    else if (error._tag === "Unavailable") c.clientUnavailable += 1
-    done(body, error)
+    else if (error._tag === "Unavailable" || error._tag === "Conflict") c.clientUnavailable += 1
+    done(body, error, reply)
   }
 
   /**
@@ -455,14 +466,14 @@ export class Node {
       this.waiting.delete(r.rid)
       if (r._tag === "Rejected") {
         const fields = { message: r.message, reason: r.reason }
-        this.finish(w.done, null, r.definite ? new Unavailable(fields) : new OutcomeUnknown(fields))
+        this.finish(w.done, null, r.reason === "Refused" ? new Conflict(fields) : r.definite ? new Unavailable(fields) : new OutcomeUnknown(fields))
         continue
       }
       if (!synced) {
         this.listJson.sync(state.list)
         synced = true
       }
-      this.finish(w.done, this.body(r, state, w.wantList), null)
+      this.finish(w.done, this.body(r, state, w.wantList), null, r)
     }
   }
 

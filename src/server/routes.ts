@@ -19,6 +19,7 @@ import { InternalError, MethodNotAllowed, NotFound, type ApiError } from "./erro
 import { answerIdentity, IDENTITY_PATH } from "./bootstrap.ts"
 import { clientAuthError, countClientError, countClientGone, errorResponse, pathOf, takeClientSlot, type Answer, type ApiDeps, type Call } from "./http.ts"
 import { getHealth, getMetrics, getReady, getStatus } from "./info-api.ts"
+import { postJoin } from "./members-api.ts"
 import { postEnvelope, upgrade } from "./peer-api.ts"
 import { PEER_PATH, PEER_WS_PATH } from "./peer.ts"
 import type { Watch } from "./watch.ts"
@@ -48,6 +49,7 @@ export type Route = HotRoute | ColdRoute
 export const ROUTES: readonly Route[] = [
   { method: "POST", path: "/append", who: "client", hot: true, handler: append },
   { method: "GET", path: "/list", who: "client", hot: true, handler: list },
+  { method: "POST", path: "/members/join", who: "client", hot: false, handler: postJoin },
   { method: "GET", path: PEER_WS_PATH, who: "peer", hot: true, handler: upgrade },
   { method: "POST", path: PEER_PATH, who: "peer", hot: false, handler: postEnvelope },
   { method: "GET", path: IDENTITY_PATH, who: "peer", hot: false, handler: (c) => answerIdentity(c.d, c.req, c.url, () => c.server.requestIP(c.req)?.address) },

@@ -10,11 +10,21 @@ import { afterAll, expect, test } from "bun:test"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { append, readList, status } from "../../src/client/http.ts"
+import { freePorts } from "../../src/cli/local-cluster.ts"
 import { cleanup, ensureBinary, makeCluster, startCluster, tempDir, waitFor } from "./support.ts"
 
 afterAll(cleanup)
 
 const logOf = (file: string): string => readFileSync(file, "utf8")
+
+/** Runs `paxos server ARGS` until it exits (at most `ms`); its exit code and stderr. */
+async function serverRun(args: string[], ms = 40_000): Promise<{ code: number; stderr: string }> {
+  const proc = Bun.spawn([ensureBinary(), "server", ...args], { stdout: "pipe", stderr: "pipe" })
+  const timer = setTimeout(() => proc.kill("SIGKILL"), ms)
+  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()])
+  clearTimeout(timer)
+  return { code, stderr }
+}
 
 test("a lone initial member waits for the others, says whom, serves nothing; with all of them up, the cluster serves", async () => {
   const c = await makeCluster(3)
@@ -54,11 +64,7 @@ test("a wiped member restarted with its old command is refused and never votes; 
   const name = c.names[victim] as string
   await c.kill(victim)
   c.wipe(victim)
-  const proc = Bun.spawn([ensureBinary(), "server", "--config", c.configFile, "--node", name, "--data-dir", c.nodes[victim]?.dataDir as string], { stdout: "pipe", stderr: "pipe" })
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000)
-  const code = await proc.exited
-  clearTimeout(timer)
-  const stderr = await new Response(proc.stderr).text()
+  const { code, stderr } = await serverRun(["--config", c.configFile, "--node", name, "--data-dir", c.nodes[victim]?.dataDir as string], 20_000)
   expect(code).toBe(1)
   const error = stderr.split("\n").find((l) => l.startsWith("paxos server:")) as string
   for (const part of ["voted before under another data directory", `paxos member remove ${name}`, `paxos member add ${name}`, "--join"]) expect(error).toContain(part)
@@ -90,9 +96,7 @@ test("a member restarts from its data dir with a changed config file: its identi
 
 test("a node that is no line of the config and holds no data is refused at once, saying how to add it", async () => {
   const c = await makeCluster(3)
-  const proc = Bun.spawn([ensureBinary(), "server", "--config", c.configFile, "--node", "127.0.0.1:1", "--data-dir", join(tempDir(), "d")], { stdout: "pipe", stderr: "pipe" })
-  const code = await proc.exited
-  const stderr = await new Response(proc.stderr).text()
+  const { code, stderr } = await serverRun(["--config", c.configFile, "--node", "127.0.0.1:1", "--data-dir", join(tempDir(), "d")])
   expect(code).toBe(2)
   expect(stderr).toContain("127.0.0.1:1 is not a node of the config")
   expect(stderr).toContain("paxos member add 127.0.0.1:1")
@@ -150,4 +154,49 @@ test("peer envelopes count only from the incarnation their member id is bound to
   expect(readFileSync(c.nodes[target]?.logFile as string, "utf8")).toContain("peer-envelope-dropped")
   c.start(from)
   await c.waitHealthy(from)
+}, 60_000)
+
+test("--join of an address that is no learner of the cluster: exit 1, saying to add it first", async () => {
+  const { cluster: c } = await startCluster(3)
+  const [port] = await freePorts(1)
+  const r = await serverRun(["--config", c.configFile, "--node", `127.0.0.1:${port}`, "--data-dir", join(tempDir(), "d"), "--join"])
+  expect(r.code).toBe(1)
+  const error = r.stderr.split("\n").find((l) => l.startsWith("paxos server:")) as string
+  expect(error).toContain(`127.0.0.1:${port} is not a member of the cluster`)
+  expect(error).toContain(`run paxos member add 127.0.0.1:${port} first`)
+  expect(r.stderr).not.toContain(" serving ")
+}, 60_000)
+
+test("--join that reaches no member within its bound: exit 1, nothing started; the data dir then needs --join again", async () => {
+  const ports = await freePorts(3)
+  const dir = tempDir()
+  const config = join(dir, "config")
+  writeFileSync(config, ports.slice(0, 2).map((p) => `127.0.0.1:${p}`).join("\n") + "\n")
+  const data = join(dir, "d")
+  const node = `127.0.0.1:${ports[2]}`
+  const t0 = Date.now()
+  const r = await serverRun(["--config", config, "--node", node, "--data-dir", data, "--join", "--join-timeout", "2000"])
+  expect(r.code).toBe(1)
+  expect(Date.now() - t0).toBeLessThan(15_000)
+  const error = r.stderr.split("\n").find((l) => l.startsWith("paxos server:")) as string
+  expect(error).toContain(`no member of the cluster let ${node} join within 2 s`)
+  expect(error).toContain("never starts a cluster of its own")
+  expect(r.stderr).not.toContain(" serving ")
+  // Its data dir holds an incarnation and nothing else: without --join it is refused.
+  const again = await serverRun(["--config", config, "--node", node, "--data-dir", data])
+  expect(again.code).toBe(1)
+  expect(again.stderr).toContain("was made by --join and has not joined yet: start it with --join again")
+}, 60_000)
+
+test("--join on a data dir that holds an identity restarts that member", async () => {
+  const { cluster: c } = await startCluster(3)
+  expect((await append(c.names[0] as string, { value: 3 }, { timeoutMs: 5_000 })).type).toBe("ok")
+  const before = await status(c.names[2] as string, 2_000)
+  await c.kill(2)
+  c.start(2, { flags: ["--join"] })
+  await c.waitHealthy(2)
+  const after = await status(c.names[2] as string, 2_000)
+  expect([after?.id, after?.cluster, (after as unknown as { incarnation: string }).incarnation]).toEqual([before?.id, before?.cluster, (before as unknown as { incarnation: string }).incarnation])
+  expect(logOf(c.nodes[2]?.logFile as string)).toContain("join-ignored")
+  await waitFor("node 2 to apply the list", async () => (await status(c.names[2] as string, 2_000))?.listLength === 1, 10_000)
 }, 60_000)
