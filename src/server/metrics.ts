@@ -48,8 +48,8 @@ export interface Counters {
   peerMessagesReceived: number
   peerBytesReceived: number
   peerEnvelopesRejected: number
-  /** Envelopes dropped because their sender is not a member here (docs/MEMBERSHIP.md). */
-  peerEnvelopesDropped: number
+  /** Envelopes from an id that is no member here (removed, or not added here yet): the core ignores them but for a hand-over. */
+  peerEnvelopesFromNonMembers: number
   /** Envelopes dropped because their sender speaks as another incarnation than its id is bound to (or is not bound yet). */
   peerEnvelopesWrongIncarnation: number
   /** Envelopes a peer refused (4xx from it). */
@@ -114,7 +114,7 @@ export const newCounters = (): Counters => ({
   peerMessagesReceived: 0,
   peerBytesReceived: 0,
   peerEnvelopesRejected: 0,
-  peerEnvelopesDropped: 0,
+  peerEnvelopesFromNonMembers: 0,
   peerEnvelopesWrongIncarnation: 0,
   peerEnvelopesRefusedByPeer: 0,
   peerConnectionsRefusedByPeer: 0,

@@ -361,7 +361,10 @@ export class Node {
     if (Exit.isFailure(exit)) return this.fatal(exit.cause)
     this.state = exit.value.state
     // The outboxes follow the membership: a member added gets one, a member gone loses its own.
-    if (this.state.membership !== before.membership) this.d.outboxes.follow(this.state.membership)
+    if (this.state.membership !== before.membership) {
+      this.farewell(before, this.state)
+      this.d.outboxes.follow(this.state.membership)
+    }
     this.d.counters.batches += 1
     this.d.counters.batchInputs += inputs.length
     this.observe(before, exit.value.state, exit.value.events)
@@ -436,6 +439,22 @@ export class Node {
     for (const envelopes of released) this.send(envelopes)
     this.sync()
     if (this.inbox.length + this.loopback.length > 0) this.schedule()
+  }
+
+  /**
+   * The members a leader's batch removed (their removal came into force) hear one last heartbeat
+   * before their outboxes close: the leader's commit point, which covers the slots up to their
+   * removal, so that they apply it and answer their clients Removed. The core sends nothing more
+   * to a member gone; this is the heartbeat it would have sent a moment earlier (a Commit claims
+   * only what the leader's watermark holds, whoever reads it).
+   */
+  private farewell(before: NodeState, after: NodeState): void {
+    const r = after.role
+    if (r._tag !== "Leader") return
+    const gone = before.peers.filter((id) => id !== this.d.cfg.id && !after.peers.includes(id))
+    if (gone.length === 0) return
+    const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: r.committed }
+    this.send(gone.map((to) => ({ to, msg })))
   }
 
   private sendWhenDurable(envelopes: readonly Envelope[]): void {

@@ -38,8 +38,8 @@ export class PeerConnection implements InboundConnection {
   onFrame: (data: string | Buffer) => void = () => undefined
   /** The membership `refusal` was judged under: judged again only when the membership changes. */
   checkedFor: Membership | null = null
-  /** Why the sender may not be heard under that membership (null: it may). */
-  refusal: Unheard | null = null
+  /** Whether the sender is heard under that membership. */
+  verdict: Verdict = NON_MEMBER
 
   constructor(
     readonly d: ApiDeps,
@@ -168,7 +168,7 @@ export function postEnvelope(c: Call): Effect.Effect<Response, ApiError> {
       if (bad !== null) return yield* authFailed(d, bad, "post", from, remote())
     }
     const r = receiveEnvelope(d, body.text, from, { incarnation: req.headers.get(INCARNATION_HEADER) })
-    // A POST from a sender that is not a member here is refused like any bad envelope.
+    // A POST from a member that speaks as another incarnation is refused like any bad envelope.
     if (r._tag === "Dropped") d.counters.peerEnvelopesRejected += 1
     if (r._tag !== "Delivered") return yield* Effect.fail(r.error)
     return new Response(null, { status: 204 })
@@ -192,8 +192,9 @@ const envelopeCheck = (d: PeerSide) => ({ self: d.self, n: LIMITS.memberIdMax + 
 
 /**
  * What came of one envelope: handed to the node; rejected (malformed, or not for this node: a
- * connection is closed for it, a POST answered 400); or dropped, from a sender that is not a
- * member here (a POST is answered 400; a connection stays open, for its sender may become one).
+ * connection is closed for it, a POST answered 400); or dropped, from a member id that is bound to
+ * another incarnation or to none yet (a POST is answered 400; a connection stays open, for its
+ * sender may be bound a moment later).
  */
 export type Received =
   | { readonly _tag: "Delivered" }
@@ -224,22 +225,27 @@ export function receiveEnvelope(d: ApiDeps, text: string, from: number | null, c
   }
   const sender = env.right.from
   const membership = d.node.state.membership
-  let refusal: Unheard | null
+  let verdict: Verdict
   if (claim instanceof PeerConnection) {
     if (claim.checkedFor !== membership) {
-      claim.refusal = speaksFor(d, membership, sender, claim.incarnation)
+      claim.verdict = speaksFor(membership, sender, claim.incarnation)
       claim.checkedFor = membership
     }
-    refusal = claim.refusal
+    verdict = claim.verdict
   } else {
     const incarnation = claimedIncarnation(sender, claim.incarnation)
-    refusal = incarnation instanceof BadRequest ? { unknown: false, message: incarnation.message } : speaksFor(d, membership, sender, incarnation)
+    verdict = incarnation instanceof BadRequest ? { heard: false, message: incarnation.message } : speaksFor(membership, sender, incarnation)
   }
-  if (refusal !== null) {
-    if (refusal.unknown) d.counters.peerEnvelopesDropped += 1
-    else d.counters.peerEnvelopesWrongIncarnation += 1
-    d.log.limited(`drop-${sender}`, REFUSAL_LOG_MS, "peer-envelope-dropped", { from: sender, reason: refusal.message })
-    return { _tag: "Dropped", error: new BadRequest({ message: refusal.message }) }
+  if (!verdict.heard) {
+    d.counters.peerEnvelopesWrongIncarnation += 1
+    d.log.limited(`drop-${sender}`, REFUSAL_LOG_MS, "peer-envelope-dropped", { from: sender, reason: verdict.message })
+    return { _tag: "Dropped", error: new BadRequest({ message: verdict.message }) }
+  }
+  if (!verdict.member) {
+    // No member here (removed, or added where this node has not applied it yet): the core hears
+    // nothing from it but a leader's hand-over, and decides that itself.
+    d.counters.peerEnvelopesFromNonMembers += 1
+    d.log.limited(`non-member-${sender}`, REFUSAL_LOG_MS, "peer-envelope-from-non-member", { from: sender, note: `node ${sender} is no member of this cluster as node ${d.self} knows it` })
   }
   d.counters.peerMessagesReceived += env.right.messages.length
   d.node.receive(sender, env.right.messages)
@@ -258,29 +264,29 @@ export function claimedIncarnation(from: number, named: string | null): string |
 }
 
 /**
- * Why member `from`, speaking as `incarnation`, may not be heard under `m` (null: it may): it must
- * be a member of the configuration in force or of the one pending, bound to that incarnation. A
- * data dir that lost what it promised and voted (a wiped disk) has another incarnation, so its
- * messages never count (docs/MEMBERSHIP.md, "Identities").
+ * Whether member `from`, speaking as `incarnation`, is heard under `m`: a member of the
+ * configuration in force or of the one pending is heard only from the incarnation it is bound to;
+ * a data dir that lost what it promised and voted (a wiped disk) has another incarnation, so its
+ * messages never count (docs/MEMBERSHIP.md, "Identities"). An id that is no member is heard (the
+ * core ignores it but for a hand-over).
  */
-function speaksFor(d: ApiDeps, m: Membership, from: number, incarnation: string): Unheard | null {
+function speaksFor(m: Membership, from: number, incarnation: string): Verdict {
   const member = memberById(m.next?.config ?? m.current, from) ?? memberById(m.current, from)
-  if (member === undefined) return { unknown: true, message: `peer envelope comes from unknown node ${from} (not a member of this cluster as node ${d.self} knows it); dropped` }
-  if (member.incarnation === incarnation) return null
-  if (member.incarnation === null) return { unknown: false, message: `peer envelope from node ${from} (${member.address}), which has not joined yet here (no incarnation bound to it); dropped` }
+  if (member === undefined) return NON_MEMBER
+  if (member.incarnation === incarnation) return MEMBER
+  if (member.incarnation === null) return { heard: false, message: `peer envelope from node ${from} (${member.address}), which has not joined yet here (no incarnation bound to it); dropped` }
   return {
-    unknown: false,
+    heard: false,
     message:
       `peer envelope from node ${from} (${member.address}) speaks as incarnation ${incarnation}, but node ${from} is bound to ${member.incarnation}: ` +
       `another data directory speaks for it (wiped and restarted?); dropped. Replace it: paxos member remove, paxos member add, then --join`
   }
 }
 
-/** Why a sender is not heard: it is no member here (`unknown`), or not as the incarnation it names. */
-interface Unheard {
-  readonly unknown: boolean
-  readonly message: string
-}
+/** Whether a sender is heard (and is a member), or why not. */
+type Verdict = { readonly heard: true; readonly member: boolean } | { readonly heard: false; readonly message: string }
+const MEMBER: Verdict = { heard: true, member: true }
+const NON_MEMBER: Verdict = { heard: true, member: false }
 
 /**
  * The sender named by a connection request's query (`?cluster=...&from=N`); a rejection is

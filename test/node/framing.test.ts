@@ -185,7 +185,7 @@ describe("a cluster without a secret or token", () => {
       env({ sneaky: true }),
       env({ cluster: "0000000000000000" }),
       env({ to: (self + 1) % 3 }),
-      env({ from: 7 }),
+      env({ from: 70_000 }),
       env({ from: self }),
       "{",
       ""
