@@ -1,14 +1,25 @@
 /**
  * The membership endpoints of the client API (docs/MEMBERSHIP.md, "Interface"), cold paths:
+ *   - GET /members: the members in force as this node knows them, `{"epoch","leader","members":
+ *     [{"id","address","voter","leader","joined"}],"pending"}`, `pending` being the change decided
+ *     but not yet in force (`{"from": slot, "epoch", "members"}`) or null;
+ *   - POST /members/add {"address"}: adds a learner at `address` (it joins with --join and is
+ *     promoted once caught up);
+ *   - POST /members/remove {"address"};
+ *   - POST /members/promote {"address","force"?}: makes a learner a voter now; without `force`,
+ *     refused (409) while the learner is more than PROMOTE_BEHIND_MAX slots behind this node's
+ *     commit point, as its /status says;
  *   - POST /members/join {"address","incarnation"}: what a node started with --join asks. The
  *     member at `address` (a learner that `paxos member add` made) gets bound to the joining data
  *     dir's incarnation, by a Bind through the log; the answer, once applied here, says the
  *     cluster id, the member id and the membership. A retry is safe: a member bound to the same
  *     incarnation answers at once, as joined.
  *
- * A change goes through the log like an append, and is answered once applied at this node: 200,
- * 409 when the log refused it (`Conflict`, definite), 503 when it was not proposed, 504 when its
- * outcome is unknown. Bodies are JSON, decoded strictly (extra fields are 400).
+ * A change goes through the log like an append, and is answered once applied at this node: 200
+ * with `{"slot"}` and the membership after it (as GET /members shows it), 409 when the log refused
+ * it (`Conflict`, definite: adding a member twice, removing the last voter, another change in
+ * flight), 503 when it was not proposed, 504 when its outcome is unknown. Bodies are JSON, decoded
+ * strictly (extra fields are 400).
  */
 import { Effect, Either, Schema as S } from "effect"
 import { memberByAddress, type Change, type Config, type Membership } from "../core/membership.ts"
@@ -17,17 +28,26 @@ import { strict } from "../core/messages.ts"
 import type { Reply } from "../core/state.ts"
 import { CLIENT_GONE, describeIssues, parseJson, readBody } from "./body.ts"
 import { clientTimeout } from "./client-api.ts"
-import { parseAddress } from "./cluster-config.ts"
+import { dialName, parseAddress } from "./cluster-config.ts"
 import { BadRequest, Conflict, type ApiError } from "./errors.ts"
 import { countClientGone, okJson, type ApiDeps, type Call } from "./http.ts"
 
 type Reconfigured = Extract<Reply, { _tag: "Reconfigured" }>
 
+/** A learner more than this many slots behind this node's commit point is not promoted without `force`. */
+export const PROMOTE_BEHIND_MAX = 64
+/** How long promote waits for the learner's /status. */
+const PROMOTE_STATUS_MS = 2_000
+
 /** An address as a member has it, `host:port`. */
 const AddressField = S.String.pipe(S.minLength(1), S.maxLength(300))
+const AddressBody = S.Struct({ address: AddressField })
+const PromoteBody = S.Struct({ address: AddressField, force: S.optionalWith(S.Boolean, { exact: true }) })
 const JoinBody = S.Struct({ address: AddressField, incarnation: Incarnation })
 
 const ADDRESS_HINT = "a node's address, host:port"
+const ADDRESS_EXAMPLE = '{"address": "10.0.0.4:5000"}'
+const PROMOTE_EXAMPLE = '{"address": "10.0.0.4:5000", "force": false}'
 const JOIN_EXAMPLE = '{"address": "10.0.0.4:5000", "incarnation": "<16 hex digits>"}'
 
 /** The newest configuration a membership holds: the pending one, else the one in force. */
@@ -68,6 +88,96 @@ export function submitChange(d: ApiDeps, c: Call, change: Change): Effect.Effect
       return Effect.sync(() => void (rid !== 0 && d.node.abandon(rid)))
     })
   })
+}
+
+/** One member as GET /members shows it. */
+function memberView(c: Config, leader: number | null) {
+  return c.members.map((m) => ({ id: m.id, address: m.address, voter: m.voter, leader: m.id === leader, joined: m.incarnation !== null }))
+}
+
+/** The body of GET /members for `m` (and of a change's answer). */
+export function membersView(d: ApiDeps, m: Membership) {
+  const leader = d.node.state.leader
+  return {
+    node: d.who().address,
+    epoch: m.current.epoch,
+    leader: leader === null ? null : d.nameOf(leader),
+    members: memberView(m.current, leader),
+    pending: m.next === null ? null : { from: m.next.from, epoch: m.next.config.epoch, members: memberView(m.next.config, leader) }
+  }
+}
+
+/** GET /members (see the top of this file). */
+export const getMembers = (c: Call): Effect.Effect<Response> => Effect.sync(() => okJson(JSON.stringify(membersView(c.d, c.d.node.state.membership))))
+
+/** The answer to a change applied at `r.slot`. */
+const changed = (d: ApiDeps, r: Reconfigured): Response => okJson(JSON.stringify({ slot: r.slot, ...membersView(d, r.membership) }))
+
+/** The member at `address` in the newest configuration this node knows, or a 409 naming the members. */
+function memberAt(d: ApiDeps, address: string) {
+  const c = newest(d.node.state.membership)
+  const m = memberByAddress(c, address)
+  if (m !== undefined) return Effect.succeed(m)
+  return Effect.fail(new Conflict({ reason: "NotAMember", message: `${address} is not a member (members: ${c.members.map((x) => x.address).join(", ")})` }))
+}
+
+/** POST /members/add {"address"}: a learner at `address`, with the next member id. */
+export function postAdd(c: Call): Effect.Effect<Response, ApiError> {
+  return Effect.gen(function* () {
+    const body = yield* readJson(c, AddressBody, ADDRESS_EXAMPLE, { address: ADDRESS_HINT })
+    if (body === CLIENT_GONE) return countClientGone(c.d)
+    const address = yield* memberAddress(body.address)
+    return changed(c.d, yield* submitChange(c.d, c, { _tag: "Add", address }))
+  })
+}
+
+/** POST /members/remove {"address"}. */
+export function postRemove(c: Call): Effect.Effect<Response, ApiError> {
+  return Effect.gen(function* () {
+    const body = yield* readJson(c, AddressBody, ADDRESS_EXAMPLE, { address: ADDRESS_HINT })
+    if (body === CLIENT_GONE) return countClientGone(c.d)
+    const m = yield* memberAt(c.d, yield* memberAddress(body.address))
+    return changed(c.d, yield* submitChange(c.d, c, { _tag: "Remove", id: m.id }))
+  })
+}
+
+/** POST /members/promote {"address","force"?}: a learner that caught up (or any, with force) becomes a voter. */
+export function postPromote(c: Call): Effect.Effect<Response, ApiError> {
+  const { d } = c
+  return Effect.gen(function* () {
+    const body = yield* readJson(c, PromoteBody, PROMOTE_EXAMPLE, { address: ADDRESS_HINT, force: "true or false" })
+    if (body === CLIENT_GONE) return countClientGone(d)
+    const m = yield* memberAt(d, yield* memberAddress(body.address))
+    // A voter or a learner that has not joined: the log refuses it with its reason.
+    if (body.force !== true && !m.voter && m.incarnation !== null) yield* caughtUp(d, m.address)
+    return changed(d, yield* submitChange(d, c, { _tag: "Promote", id: m.id }))
+  })
+}
+
+/** Fails with a 409 unless the node at `address` applied within PROMOTE_BEHIND_MAX slots of this node's commit point. */
+function caughtUp(d: ApiDeps, address: string): Effect.Effect<void, Conflict> {
+  const committed = Math.max(d.node.state.applied, d.node.state.knownDecided)
+  const force = "promote it with --force to skip this check"
+  return Effect.tryPromise(async () => {
+    const a = parseAddress(address)
+    if (typeof a === "string") throw new Error(a)
+    const res = await fetch(`http://${dialName(a)}/status`, { signal: AbortSignal.timeout(PROMOTE_STATUS_MS) })
+    const st = (await res.json()) as { applied?: unknown }
+    if (typeof st.applied !== "number") throw new Error(`its /status answered ${res.status} without an applied slot`)
+    return st.applied
+  }).pipe(
+    Effect.mapError((e) => new Conflict({ reason: "Behind", message: `cannot tell whether ${address} caught up: its /status did not answer (${e.message.slice(0, 200)}); ${force}` })),
+    Effect.flatMap((applied) =>
+      applied + PROMOTE_BEHIND_MAX < committed
+        ? Effect.fail(
+            new Conflict({
+              reason: "Behind",
+              message: `${address} is behind: it applied up to slot ${applied}, and the cluster committed up to slot ${committed} (more than ${PROMOTE_BEHIND_MAX} behind); wait for it to catch up (the leader promotes it then on its own), or ${force}`
+            })
+          )
+        : Effect.void
+    )
+  )
 }
 
 /** What a joining node is told: its cluster, its member id, and the membership that binds it. */

@@ -152,8 +152,19 @@ export interface Labeled {
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
-/** Prometheus text format (version 0.0.4): counters as `paxos_<name>_total`, gauges as `paxos_<name>`. */
-export function renderPrometheus(node: string, counters: Counters, gauges: Record<string, number>, labeled: readonly Labeled[] = [], version?: string): string {
+/**
+ * Prometheus text format (version 0.0.4): counters as `paxos_<name>_total`, gauges as
+ * `paxos_<name>`, labeled counters as `paxos_<name>_total{label=...}` and labeled gauges as
+ * `paxos_<name>{label=...}`.
+ */
+export function renderPrometheus(
+  node: string,
+  counters: Counters,
+  gauges: Record<string, number>,
+  labeled: readonly Labeled[] = [],
+  version?: string,
+  labeledGauges: readonly Labeled[] = []
+): string {
   const nodeLabel = `node="${node.replace(/["\\]/g, "")}"`
   const label = `{${nodeLabel}}`
   const lines: string[] = []
@@ -167,9 +178,9 @@ export function renderPrometheus(node: string, counters: Counters, gauges: Recor
     const name = `paxos_${snake(k)}`
     lines.push(`# TYPE ${name} gauge`, `${name}${label} ${v}`)
   }
-  for (const l of labeled) {
-    const name = `paxos_${snake(l.name)}_total`
-    lines.push(`# TYPE ${name} counter`)
+  for (const [l, type] of [...labeled.map((l) => [l, "counter"] as const), ...labeledGauges.map((l) => [l, "gauge"] as const)]) {
+    const name = `paxos_${snake(l.name)}${type === "counter" ? "_total" : ""}`
+    lines.push(`# TYPE ${name} ${type}`)
     for (const [k, v] of Object.entries(l.values)) lines.push(`${name}{${nodeLabel},${l.label}="${k}"} ${v}`)
   }
   return lines.join("\n") + "\n"

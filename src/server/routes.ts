@@ -19,7 +19,7 @@ import { InternalError, MethodNotAllowed, NotFound, type ApiError } from "./erro
 import { answerIdentity, IDENTITY_PATH } from "./bootstrap.ts"
 import { clientAuthError, countClientError, countClientGone, errorResponse, pathOf, takeClientSlot, type Answer, type ApiDeps, type Call } from "./http.ts"
 import { getHealth, getMetrics, getReady, getStatus } from "./info-api.ts"
-import { postJoin } from "./members-api.ts"
+import { getMembers, postAdd, postJoin, postPromote, postRemove } from "./members-api.ts"
 import { postEnvelope, upgrade } from "./peer-api.ts"
 import { PEER_PATH, PEER_WS_PATH } from "./peer.ts"
 import type { Watch } from "./watch.ts"
@@ -49,6 +49,10 @@ export type Route = HotRoute | ColdRoute
 export const ROUTES: readonly Route[] = [
   { method: "POST", path: "/append", who: "client", hot: true, handler: append },
   { method: "GET", path: "/list", who: "client", hot: true, handler: list },
+  { method: "GET", path: "/members", who: "client", hot: false, handler: getMembers },
+  { method: "POST", path: "/members/add", who: "client", hot: false, handler: postAdd },
+  { method: "POST", path: "/members/remove", who: "client", hot: false, handler: postRemove },
+  { method: "POST", path: "/members/promote", who: "client", hot: false, handler: postPromote },
   { method: "POST", path: "/members/join", who: "client", hot: false, handler: postJoin },
   { method: "GET", path: PEER_WS_PATH, who: "peer", hot: true, handler: upgrade },
   { method: "POST", path: PEER_PATH, who: "peer", hot: false, handler: postEnvelope },
