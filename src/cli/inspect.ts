@@ -8,7 +8,7 @@
 import { readList, status, type NodeStatus } from "../client/http.ts"
 import { MEMBERS_MAX } from "../core/membership.ts"
 import { ConfigError, readConfig } from "../server/cluster-config.ts"
-import { parseFlags, positiveInt, readTokenFile, shortUsage, str } from "./args.ts"
+import { parseFlags, positiveInt, shortUsage, str, tokenOf } from "./args.ts"
 
 const DEFAULT_CONFIG = "example-config"
 const STATUS_TIMEOUT_MS = 2_000
@@ -153,13 +153,8 @@ export function listCommand(argv: string[]): Promise<number> {
     const timeout = positiveInt(p, "timeout")
     if (typeof tail === "string") throw new Usage(tail)
     if (typeof timeout === "string") throw new Usage(timeout)
-    const tokenFile = str(p, "token-file") ?? (process.env.PAXOS_CLIENT_TOKEN_FILE || undefined)
-    let token: string | undefined
-    try {
-      token = tokenFile === undefined ? undefined : readTokenFile(tokenFile)
-    } catch (e) {
-      throw new Usage((e as Error).message)
-    }
+    const token = tokenOf(p)
+    if (token instanceof Error) throw new Usage(token.message)
     const nodes = readConfig(str(p, "config") ?? DEFAULT_CONFIG).nodes.map((n) => n.name)
     const deadline = performance.now() + (timeout ?? LIST_TIMEOUT_MS)
     const why: string[] = []

@@ -12,6 +12,7 @@ import { closest, parseFlags, positiveInt, shortUsage, str, wantsHelp } from "./
 import { CLIENT_FLAGS, CLIENT_USAGE, clientCommand } from "./client.ts"
 import { demoCommand } from "./demo.ts"
 import { LIST_FLAGS, LIST_USAGE, listCommand, STATUS_FLAGS, STATUS_USAGE, statusCommand } from "./inspect.ts"
+import { MEMBER_FLAGS, MEMBER_USAGE, memberCommand } from "./member.ts"
 import { START_USAGE, startServersCommand } from "./start-servers.ts"
 import { versionLine } from "./version.ts"
 
@@ -93,7 +94,8 @@ export const COMMANDS: Record<string, Subcommand> = {
   server: { run: serverCommand, summary: "run one node of a cluster", help: SERVER_USAGE, flags: Object.keys(SERVER_FLAGS) },
   client: { run: clientCommand, summary: "append VALUE and print the list right after it", help: CLIENT_USAGE, flags: Object.keys(CLIENT_FLAGS) },
   list: { run: listCommand, summary: "read the whole list (a linearizable read) and print it", help: LIST_USAGE, flags: Object.keys(LIST_FLAGS) },
-  status: { run: statusCommand, summary: "one line per node: role, leader, ballot, slots, lag, ready", help: STATUS_USAGE, flags: Object.keys(STATUS_FLAGS) },
+  status: { run: statusCommand, summary: "one line per node: role, leader, ballot, slots, lag, epoch, ready", help: STATUS_USAGE, flags: Object.keys(STATUS_FLAGS) },
+  member: { run: memberCommand, summary: "list, add, remove or promote the members of a running cluster", help: MEMBER_USAGE, flags: Object.keys(MEMBER_FLAGS) },
   "start-servers": { run: startServersCommand, summary: "run every node of CONFIG on this machine; Ctrl-C stops them", help: START_USAGE, flags: [] },
   check: { run: checkCommand, summary: "check a Jepsen list-append history for linearizability", help: CHECK_USAGE, flags: CHECK_FLAGS },
   sim: { run: simCommand, summary: "the deterministic simulator: the real core under seeded faults", help: SIM_USAGE, flags: SIM_FLAGS },
