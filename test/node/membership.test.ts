@@ -13,23 +13,11 @@ import { History } from "../../src/client/history.ts"
 import { append, getJson, readList } from "../../src/client/http.ts"
 import { runWorkload } from "../../src/client/workload.ts"
 import type { LocalCluster } from "../../src/cli/local-cluster.ts"
+import type { MembersView } from "../../src/server/members-api.ts"
 import { cleanup, ensureBinary, startCluster, waitFor } from "./support.ts"
 
 afterAll(cleanup)
 
-interface MemberView {
-  id: number
-  address: string
-  voter: boolean
-  leader: boolean
-  joined: boolean
-}
-interface MembersView {
-  epoch: number
-  leader: string | null
-  members: MemberView[]
-  pending: { from: number } | null
-}
 
 /** `paxos member ARGS --config F`: exit code and output. */
 async function member(c: LocalCluster, args: string[]): Promise<{ code: number; out: string; err: string }> {
