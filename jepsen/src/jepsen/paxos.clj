@@ -63,6 +63,9 @@
                       (gen/time-limit (:time-limit opts)))]
     (merge tests/noop-test
            opts
+           ; :members and :joined, atoms the member nemesis keeps and the DB
+           ; reads when it starts a node.
+           (db/membership-state (:nodes opts))
            {:name            (test-name opts)
             :pure-generators true
             :os              (oses (:os opts))

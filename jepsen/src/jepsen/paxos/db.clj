@@ -150,22 +150,71 @@
       (c/upload secret (secret-file node))
       (c/exec :chmod "0600" (secret-file node)))))
 
+;; Membership. The test map holds two atoms (membership-state), kept by the
+;; member nemesis (jepsen.paxos.nemesis) and read whenever a node is started:
+;;
+;;   :members  the nodes that are members of the cluster, as far as we know
+;;   :joined   the nodes whose data dir was wiped, when they were removed or
+;;             added back: from then on they only ever start with --join (a
+;;             wiped node started without it would be refused, or worse, boot
+;;             from the config as an initial member with no memory of its
+;;             votes)
+;;
+;; Every node of the test starts as a member that has not joined.
+
+(defn membership-state
+  "The membership atoms for a test of these nodes, to merge into the test
+  map."
+  [nodes]
+  {:members (atom (into (sorted-set) nodes))
+   :joined  (atom (sorted-set))})
+
+(defn member?
+  "Is node a member of the cluster, as far as the test knows? Every node is,
+  in a test map without membership-state."
+  [test node]
+  (if-let [known (:members test)]
+    (contains? @known node)
+    true))
+
+(defn joined?
+  "Must node be started with --join?"
+  [test node]
+  (boolean (some-> (:joined test) deref (contains? node))))
+
+(defn server-args
+  "The arguments of `paxos` that run this node's server, with --join for a node
+  that joined the cluster (joined?). A node that already joined just restarts
+  with --join."
+  [test node]
+  (cond-> [:server
+           :--config      (config-file node)
+           :--node        (pc/node-address node)
+           :--data-dir    (data-dir node)
+           :--secret-file (secret-file node)]
+    (joined? test node) (conj :--join)))
+
 (defn start-node!
   "Starts this node's process with start-stop-daemon, unless its pidfile names
   a live process running this node's binary. Returns :started or
   :already-running."
   [test node]
   (c/su
-    (cu/start-daemon!
-      {:logfile (logfile node)
-       :pidfile (pidfile node)
-       :chdir   (node-dir node)}
-      (binary node)
-      :server
-      :--config      (config-file node)
-      :--node        (pc/node-address node)
-      :--data-dir    (data-dir node)
-      :--secret-file (secret-file node))))
+    (apply cu/start-daemon!
+           {:logfile (logfile node)
+            :pidfile (pidfile node)
+            :chdir   (node-dir node)}
+           (binary node)
+           (server-args test node))))
+
+(defn start-member!
+  "Starts this node if it is a member (member?), as start-node!; returns
+  :not-a-member otherwise. A removed node stays down until it is added back,
+  whatever restarts the kill nemesis asks for."
+  [test node]
+  (if (member? test node)
+    (start-node! test node)
+    :not-a-member))
 
 (defn pid
   "The process id in this node's pidfile, as a string, or nil when there is no
@@ -284,7 +333,7 @@
 
   db/Kill
   (start! [this test node]
-    (start-node! test node))
+    (start-member! test node))
 
   (kill! [this test node]
     (kill-node! node))
