@@ -111,7 +111,7 @@
     :default "../dist/paxos"]
 
    [nil "--nemesis FAULTS"
-    "Comma-separated faults: partition, kill, pause; or all, or none."
+    "Comma-separated faults: partition, kill, pause, member; or all, or none."
     :default  []
     :parse-fn nemesis/parse-faults
     :validate [(partial every? nemesis/fault-names)

@@ -115,7 +115,8 @@
 
 (deftest parse-faults-test
   (is (= [:partition :kill] (nemesis/parse-faults "partition,kill")))
-  (is (= [:partition :kill :pause] (nemesis/parse-faults "all")))
+  (is (= [:partition :kill :pause :member] (nemesis/parse-faults "all")))
+  (is (= [:member :kill] (nemesis/parse-faults "member,kill")))
   (is (= [] (nemesis/parse-faults "none")))
   (is (= [:pause :kill] (nemesis/parse-faults "pause, kill,pause"))))
 
@@ -225,7 +226,7 @@
 (deftest test-map-membership-test
   (testing "the test map holds the member nemesis's atoms: every node a member,
            none joined, fresh for each test"
-    (let [t (paxos/paxos-test test-opts)]
+    (let [t (paxos/paxos-test (assoc test-opts :nemesis [:member]))]
       (is (= (set (:nodes test-opts)) @(:members t)))
       (is (= #{} @(:joined t)))
       (is (not (identical? (:members t)
