@@ -462,6 +462,9 @@ export class World {
         case "PromotionProposed":
           this.count("member.promotions-proposed")
           break
+        case "FormerMemberAnswered":
+          this.count("member.former-answered")
+          break
         case "SteppedDown":
           this.count(`path.stepped-down.${e.reason}`)
           break
