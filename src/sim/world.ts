@@ -808,7 +808,8 @@ export class World {
       x.wiped = true
       return
     }
-    const learners = latest.members.filter((m) => !m.voter && m.incarnation !== null)
+    // Never a learner whose data directory is gone (refused): no operator promotes a dead machine.
+    const learners = latest.members.filter((m) => !m.voter && m.incarnation !== null && this.nodes[m.id]?.refused !== true)
     if (learners.length === 0) return
     const learner = this.rng.pick(learners).id
     if (this.rng.chance(0.5)) {
