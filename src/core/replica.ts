@@ -98,7 +98,7 @@ function settleMembership(c: Ctx): void {
 function noteOrigins(c: Ctx, batch: Batch): void {
   for (const cmd of batch) {
     const dot = cmd.id.indexOf(".")
-    if (dot < 1 || dot > 2) continue
+    if (dot < 1 || dot > 5) continue // member ids have at most 5 digits (LIMITS.memberIdMax)
     const origin = Number(cmd.id.slice(0, dot))
     if (origin !== c.id && c.s.peers.includes(origin) && !c.awaitingCommit.includes(origin)) c.awaitingCommit.push(origin)
   }
@@ -424,7 +424,8 @@ function validMembership(m: Membership): boolean {
  */
 export function maybeCatchup(c: Ctx, force = false, target?: number): void {
   const s = c.s
-  if (s.knownDecided <= s.applied || HashMap.has(s.decided, s.applied + 1)) return
+  // A node that joined needs a snapshot first, whatever it holds decided above it.
+  if (s.knownDecided <= s.applied || (HashMap.has(s.decided, s.applied + 1) && !s.joining)) return
   if (!force && s.now < s.catchupAt) return
   let to = target ?? s.source
   if (to === null || to === c.id || (!force && c.random(0, 2) === 0)) {
