@@ -19,6 +19,7 @@ import assert from "node:assert/strict"
 import { Arbitrary, Either, FastCheck as fc, Option, Schema as S, SchemaAST as AST } from "effect"
 import { LIMITS } from "../../src/core/config.ts"
 import { fastDecodeAppend, fastDecodeEnvelope } from "../../src/core/fast-decode.ts"
+import { ADDRESS_LENGTH_MAX, INCARNATION_PATTERN, MEMBERS_MAX } from "../../src/core/membership.ts"
 import {
   Accept,
   AppendRequest,
@@ -377,8 +378,12 @@ test("rule: every required field of every struct, and of every message type, mus
   cases("accept", SAMPLES.map((m) => [m["_tag"] as string, env(m)] as const))
   const dropped: Array<readonly [string, unknown]> = []
   for (const k of Object.keys(env())) dropped.push([`envelope without ${k}`, without(env(), k)])
-  // Commit.quorum is optional (its own rule below).
-  for (const m of SAMPLES) for (const k of Object.keys(m)) if (k !== "quorum") dropped.push([`${m["_tag"]} without ${k}`, env(without(m, k))])
+  // Commit.quorum, CatchupRequest.snapshot and Snapshot.membership are optional (their own rules below);
+  // Promise.snapshot is required.
+  const optional: Readonly<Record<string, string>> = { Commit: "quorum", CatchupRequest: "snapshot", Snapshot: "membership" }
+  for (const m of SAMPLES) {
+    for (const k of Object.keys(m)) if (optional[m["_tag"] as string] !== k) dropped.push([`${m["_tag"]} without ${k}`, env(without(m, k))])
+  }
   for (const k of Object.keys(ballot)) {
     dropped.push([`ballot without ${k}`, withBallot(without(ballot, k))], [`ballot with ${k} undefined`, withBallot({ ...ballot, [k]: undefined })])
   }
@@ -487,12 +492,15 @@ test("rule: nonNegative (slots, seq, index, listLength, listFrom) admits 0 and -
   ])
 })
 
-test("rule: NodeIndex is between(0, nodesMax - 1) for from, to and ballot leaders", () => {
-  const top = LIMITS.nodesMax - 1
+test("rule: NodeIndex (a member id) is between(0, memberIdMax) for from, to and ballot leaders", () => {
+  const top = LIMITS.memberIdMax
+  assert.equal(top, 65_535)
   cases("accept", [
     ["from and to at the top", { ...env(), from: top, to: top }],
     ["to -0", { ...env(), to: -0 }],
-    ["leader at the top", withBallot({ round: 1, leader: top })]
+    ["leader at the top", withBallot({ round: 1, leader: top })],
+    // The old limit, nodesMax - 1, no longer applies: ids are not reused, so they outgrow the cluster.
+    ["from nodesMax", { ...env(), from: LIMITS.nodesMax }]
   ])
   cases("reject", [
     ["from above", { ...env(), from: top + 1 }],
@@ -733,8 +741,13 @@ function describe(ast: AST.AST): string {
       return ast._tag.replace("Keyword", "").toLowerCase()
     case "Literal":
       return JSON.stringify(ast.literal)
-    case "Refinement":
-      return `${describe(ast.from)} & ${Option.getOrElse(AST.getTitleAnnotation(ast), () => "?")}`
+    case "Refinement": {
+      // S.pattern has no title (a long pattern would make a long one): its regex is the rule.
+      const pattern = ast.annotations[S.PatternSchemaId] as { regex: RegExp } | undefined
+      const rule = pattern !== undefined ? `pattern(${String(pattern.regex)})` : Option.getOrUndefined(AST.getTitleAnnotation(ast))
+      if (rule !== undefined) return `${describe(ast.from)} & ${rule}`
+      break
+    }
     case "Union":
       return ast.types.map(describe).join(" | ")
     case "TupleType": {
@@ -756,14 +769,29 @@ test("the Schema transforms nothing, and its rules are the ones fast-decode.ts i
   assert.equal(AST.typeAST(PeerEnvelopeSchema.ast), PeerEnvelopeSchema.ast, "decoding transforms nothing")
   const int = "number & int"
   const nat = `${int} & nonNegative`
-  const node = `${int} & between(0, ${LIMITS.nodesMax - 1})`
+  const node = `${int} & between(0, ${LIMITS.memberIdMax})`
   const str = (min: number, max: number) => `string${min > 0 ? ` & minLength(${min})` : ""} & maxLength(${max})`
   const id = str(1, LIMITS.commandIdLengthMax)
   const clientId = str(1, LIMITS.clientIdLengthMax)
+  const address = str(1, ADDRESS_LENGTH_MAX)
+  const incarnation = `string & pattern(${String(INCARNATION_PATTERN)})`
   const arr = (item: string, max: number) => `Array<${item}> & maxItems(${max})`
   const b = `{ round: ${nat}, leader: ${node} }`
-  const command =
-    `{ _tag: "Append", id: ${id}, value: ${int}, client?: ${clientId}, seq?: ${nat} } | { _tag: "Read", id: ${id} }`
+  const change = [
+    `{ _tag: "Add", address: ${address} }`,
+    `{ _tag: "Promote", id: ${node} }`,
+    `{ _tag: "Remove", id: ${node} }`,
+    `{ _tag: "Replace", remove: ${node}, promote: ${node} }`,
+    `{ _tag: "Bind", id: ${node}, incarnation: ${incarnation} }`
+  ].join(" | ")
+  const command = [
+    `{ _tag: "Append", id: ${id}, value: ${int}, client?: ${clientId}, seq?: ${nat} }`,
+    `{ _tag: "Read", id: ${id} }`,
+    `{ _tag: "Reconfig", id: ${id}, change: ${change} }`
+  ].join(" | ")
+  const member = `{ id: ${node}, address: ${address}, incarnation: ${incarnation} | null, voter: boolean }`
+  const config = `{ epoch: ${nat}, members: ${arr(member, MEMBERS_MAX)}, nextId: ${int} & between(0, ${LIMITS.memberIdMax + 1}) }`
+  const membership = `{ current: ${config}, next: { config: ${config}, from: ${nat} } | null }`
   const batch = arr(command, LIMITS.batchCommandsMax)
   const entry = `{ slot: ${nat}, value: ${batch} }`
   const n = LIMITS.messageEntriesMax
@@ -777,10 +805,12 @@ test("the Schema transforms nothing, and its rules are the ones fast-decode.ts i
     `{ _tag: "CommitAck", ballot: ${b}, applied: ${nat} }`,
     `{ _tag: "Forward", commands: ${arr(command, n)} }`,
     `{ _tag: "ForwardReject", ids: ${arr(id, n)}, reason: string & maxLength(${LIMITS.reasonLengthMax}) }`,
-    `{ _tag: "CatchupRequest", from: ${nat}, listLength: ${nat} }`,
+    `{ _tag: "CatchupRequest", from: ${nat}, listLength: ${nat}, snapshot?: boolean }`,
     `{ _tag: "CatchupReply", entries: ${arr(entry, n)} }`,
     `{ _tag: "Snapshot", slot: ${nat}, listFrom: ${nat}, values: ${arr(int, LIMITS.snapshotChunkValuesMax)}, ` +
-      `clients: ${arr(`{ client: ${clientId}, seq: ${nat}, value: ${int}, index: ${nat}, slot: ${nat} }`, LIMITS.clientTableMax)}, complete: boolean }`
+      `clients: ${arr(`{ client: ${clientId}, seq: ${nat}, value: ${int}, index: ${nat}, slot: ${nat} }`, LIMITS.clientTableMax)}, ` +
+      `complete: boolean, membership?: ${membership} }`,
+    `{ _tag: "Campaign", ballot: ${b} }`
   ]
   const expected =
     `{ cluster: string & maxLength(128), from: ${node}, to: ${node}, ` +
