@@ -8,7 +8,10 @@
  *    envelopes mutated at random depths (fields dropped, added or set to undefined, tags swapped,
  *    numbers and strings pushed across every limit, arrays grown past their maxItems, subtrees
  *    moved elsewhere, nulls, arrays in place of objects), each both as built and after a JSON round
- *    trip, which is what the server decodes.
+ *    trip, which is what the server decodes. The valid envelopes take every shape the Schema allows
+ *    (every command, change and message; optional fields present and absent; null and not null),
+ *    and the mutations change every field and array item of it: both are checked against the
+ *    Schema's AST, so a new field that the generators miss fails a test.
  * 2. One table of hand-written cases per Schema rule, each stating the Schema's verdict.
  * 3. Weakened validators (the real one with one check removed) are caught by the same property in
  *    the same run budget, so a passing property means something.
@@ -23,10 +26,14 @@ import { ADDRESS_LENGTH_MAX, INCARNATION_PATTERN, MEMBERS_MAX } from "../../src/
 import {
   Accept,
   AppendRequest,
+  Campaign,
+  CatchupRequest,
   Forward,
+  Message,
   type PeerEnvelope,
   PeerEnvelope as PeerEnvelopeSchema,
   Promise as PromiseMessage,
+  Snapshot,
   strict
 } from "../../src/core/messages.ts"
 import { test } from "../portable.ts"
@@ -70,27 +77,46 @@ const agreement = (decode: Decoder) => (x: unknown): void => {
 // ---------------------------------------------------------------------------------------------
 // Generators
 
+/** Envelopes of the messages of `message`, a schema of some of the messages. */
+const envelopeOf = (message: S.Schema.AnyNoContext): fc.Arbitrary<PeerEnvelope> =>
+  Arbitrary.make(S.Struct({ ...PeerEnvelopeSchema.fields, messages: S.Array(message) })) as fc.Arbitrary<PeerEnvelope>
+
 /**
- * Valid envelopes: of every message type, and half of the time of the messages that carry
- * commands, the traffic of a follower.
+ * Valid envelopes, a quarter of the time each: of every message type at once; of one type
+ * (each type as likely, so that a mutation of a rare type's fields is not lost among those of
+ * twelve others); of the messages that carry commands, the traffic of a follower; and of the
+ * messages of a change of membership (snapshots that carry it, catch-up requests that ask for it,
+ * hand-overs, and the Reconfig commands forwarded to the leader). The properties check that these
+ * reach every place of the Schema: every command and change, every optional field present and
+ * absent, null and not null.
  */
 const validEnvelope: fc.Arbitrary<PeerEnvelope> = fc.oneof(
   Arbitrary.make(PeerEnvelopeSchema),
-  Arbitrary.make(S.Struct({ ...PeerEnvelopeSchema.fields, messages: S.Array(S.Union(Accept, Forward, PromiseMessage)) }))
+  fc.oneof(...Message.members.map(envelopeOf)),
+  envelopeOf(S.Union(Accept, Forward, PromiseMessage)),
+  envelopeOf(S.Union(Snapshot, CatchupRequest, Campaign, Forward))
 )
 
 const TAGS = [
   "Prepare", "Promise", "Accept", "Accepted", "Nack", "Commit", "CommitAck", "Forward",
-  "ForwardReject", "CatchupRequest", "CatchupReply", "Snapshot", "Append", "Read"
+  "ForwardReject", "CatchupRequest", "CatchupReply", "Snapshot", "Campaign", "Append", "Read", "Reconfig",
+  "Add", "Promote", "Remove", "Replace", "Bind"
 ] as const
-const BAD_TAGS = ["Nope", "prepare", "", "Append ", "_tag"] as const
+const BAD_TAGS = ["Nope", "prepare", "", "Append ", "_tag", "bind"] as const
+
+/** A valid incarnation, and ones that miss the pattern by case, by length or by a trailing newline. */
+const INCARNATION = "0123456789abcdef"
+const BAD_INCARNATIONS = [INCARNATION.toUpperCase(), INCARNATION.slice(1), `${INCARNATION}0`, `${INCARNATION}\n`] as const
 
 /** Values that break (or just pass) a rule somewhere: type confusion and every numeric edge. */
 const NASTY: readonly unknown[] = [
   null, undefined, true, false, 0, -0, 1, -1, 8, 9, 0.5, -1.5,
+  LIMITS.memberIdMax, LIMITS.memberIdMax + 1, LIMITS.memberIdMax + 2,
   2 ** 53 - 1, 2 ** 53, -(2 ** 53 - 1), -(2 ** 53), 2 ** 60, 1e300, Number.NaN, Infinity, -Infinity,
-  "", "x", "c1", "0", "Append", "Read", "Prepare", "Accept",
-  [], {}, [0], [[]], { round: 0, leader: 0 }, { _tag: "Read", id: "r" }, { slot: 0, value: [] }
+  "", "x", "c1", "0", "Append", "Read", "Prepare", "Accept", "Bind", INCARNATION, ...BAD_INCARNATIONS,
+  [], {}, [0], [[]], { round: 0, leader: 0 }, { _tag: "Read", id: "r" }, { slot: 0, value: [] },
+  { _tag: "Remove", id: 1 }, { id: 1, address: "a:1", incarnation: null, voter: true },
+  { epoch: 0, members: [], nextId: 0 }, { current: { epoch: 0, members: [], nextId: 0 }, next: null }
 ]
 const nasty = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...NASTY) },
@@ -101,7 +127,9 @@ const nasty = fc.oneof(
 /** Keys added to objects: strangers, JSON.parse's own `__proto__`, and fields of other structs. */
 const EXTRA_KEYS = [
   "extra", "__proto__", "constructor", "toString", "0", "length", "_tag", "round", "leader", "slot",
-  "value", "ballot", "client", "seq", "id", "from", "to", "commit", "quorum", "entries", "index", "cluster", "messages"
+  "value", "ballot", "client", "seq", "id", "from", "to", "commit", "quorum", "entries", "index", "cluster", "messages",
+  "snapshot", "membership", "change", "address", "incarnation", "voter", "epoch", "members", "nextId", "current",
+  "next", "config"
 ] as const
 
 /** The length limits of strings by field name (an item of `ids` is a command id too). */
@@ -109,7 +137,9 @@ const STRING_LIMITS: Readonly<Record<string, number>> = {
   cluster: 128,
   id: LIMITS.commandIdLengthMax,
   client: LIMITS.clientIdLengthMax,
-  reason: LIMITS.reasonLengthMax
+  reason: LIMITS.reasonLengthMax,
+  address: ADDRESS_LENGTH_MAX,
+  incarnation: INCARNATION.length
 }
 /** A length for a string in field `key`: empty, one, or around its limit (in UTF-16 code units). */
 function stringLength(key: string | number, n: number): number {
@@ -124,7 +154,8 @@ const ARRAY_LIMITS: Readonly<Record<string, number>> = {
   entries: LIMITS.messageEntriesMax,
   slots: LIMITS.messageEntriesMax,
   commands: LIMITS.messageEntriesMax,
-  ids: LIMITS.messageEntriesMax
+  ids: LIMITS.messageEntriesMax,
+  members: MEMBERS_MAX
 }
 /** A length for an array in field `key`: short, or at or just over its limit (the batch's if unknown). */
 function arrayLength(key: string | number, n: number): number {
@@ -136,7 +167,8 @@ function arrayLength(key: string | number, n: number): number {
 const NUMBER_TWEAKS: ReadonlyArray<(n: number) => unknown> = [
   (n) => n + 1, (n) => n - 1, (n) => -n, (n) => n + 0.5, (n) => n * 2 ** 31, (n) => String(n),
   () => 2 ** 53 - 1, () => 2 ** 53, () => -(2 ** 53 - 1), () => -(2 ** 53), () => 2 ** 60, () => -(2 ** 60),
-  () => -0, () => 0, () => 8, () => 9, () => -1, () => Number.NaN, () => Infinity, () => 1e300
+  () => -0, () => 0, () => 8, () => 9, () => -1, () => Number.NaN, () => Infinity, () => 1e300,
+  () => LIMITS.memberIdMax, () => LIMITS.memberIdMax + 1, () => LIMITS.memberIdMax + 2
 ]
 
 /** One random change somewhere in the tree: `where` and `pick` choose the place, `how` the change. */
@@ -158,15 +190,20 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
   value: nasty,
   key: fc.constantFrom(...EXTRA_KEYS),
   tag: fc.constantFrom(...TAGS, ...BAD_TAGS),
-  fill: fc.constantFrom("x", "é", "😀")
+  // "f" makes a valid incarnation at its length, "F" one that is valid but for its case.
+  fill: fc.constantFrom("x", "é", "😀", "f", "F")
 })
 
 type Container = Record<string, unknown> | unknown[]
-/** A place in the tree: `parent[key]`, `depth` levels below the box that holds the envelope. */
+/**
+ * A place in the tree: `parent[key]`, `depth` levels below the box that holds the envelope, and
+ * `label`, the place in the Schema's terms (`shapesOfSchema` names the Schema's places the same way).
+ */
 interface Site {
   readonly parent: Container
   readonly key: string | number
   readonly depth: number
+  readonly label: string
 }
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
@@ -186,18 +223,80 @@ function clone(u: unknown): unknown {
   return out
 }
 
+/** The label of the envelope itself. */
+const ROOT = "envelope"
+
+/**
+ * The label of a field `k` of the object `v` at a place labelled `label`: a tagged struct starts
+ * a new label (`Bind.incarnation`, wherever the Bind is), an untagged one continues its place's
+ * (`Snapshot.membership.next.config`). Items of an array labelled `L` are labelled `L[]`.
+ */
+const fieldLabel = (v: Record<string, unknown>, label: string, k: string): string => `${labelPrefix(v, label)}.${k}`
+/** What the labels of the fields of `v` (at a place labelled `label`) start with: its tag, or `label`. */
+const labelPrefix = (v: Record<string, unknown>, label: string): string =>
+  Object.hasOwn(v, "_tag") && typeof v["_tag"] === "string" ? v["_tag"] : label
+
 /** Every place in the tree under `box.root`, by depth (at most 32 children of an array each). */
 function sitesByDepth(box: Container): Site[][] {
   const byDepth: Site[][] = []
-  const visit = (parent: Container, key: string | number, depth: number): void => {
-    ;(byDepth[depth] ??= []).push({ parent, key, depth })
+  const visit = (parent: Container, key: string | number, depth: number, label: string): void => {
+    ;(byDepth[depth] ??= []).push({ parent, key, depth, label })
     const v = (parent as Record<string | number, unknown>)[key]
-    if (Array.isArray(v)) for (let i = 0; i < Math.min(v.length, 32); i++) visit(v, i, depth + 1)
-    else if (isObject(v)) for (const k of Object.keys(v)) visit(v, k, depth + 1)
+    if (Array.isArray(v)) for (let i = 0; i < Math.min(v.length, 32); i++) visit(v, i, depth + 1, `${label}[]`)
+    else if (isObject(v)) for (const k of Object.keys(v)) visit(v, k, depth + 1, fieldLabel(v, label, k))
   }
-  visit(box, "root", 0)
+  visit(box, "root", 0, ROOT)
   return byDepth
 }
+
+/**
+ * Every shape a valid envelope can take, by place of the Schema (labelled as `Site.label`):
+ * `L` a value other than null at L, `L null` null at L (an `S.NullOr`), `L absent` an optional
+ * field left out; and the optional fields of each struct, by the prefix of their labels.
+ */
+interface Shapes {
+  readonly shapes: Set<string>
+  readonly optional: Map<string, string[]>
+}
+
+/** The shapes of `ast` at the place `label`, added to `into`. */
+function shapesOfSchema(ast: AST.AST, label: string, into: Shapes): Shapes {
+  switch (ast._tag) {
+    case "Refinement":
+      return shapesOfSchema(ast.from, label, into)
+    case "Literal":
+      if (ast.literal === null) into.shapes.add(`${label} null`)
+      return into
+    case "Union":
+      for (const member of ast.types) shapesOfSchema(member, label, into)
+      return into
+    case "TupleType":
+      for (const rest of ast.rest) {
+        into.shapes.add(`${label}[]`)
+        shapesOfSchema(rest.type, `${label}[]`, into)
+      }
+      return into
+    case "TypeLiteral": {
+      const tag = ast.propertySignatures.find((p) => p.name === "_tag")?.type
+      const prefix = tag !== undefined && AST.isLiteral(tag) ? String(tag.literal) : label
+      for (const p of ast.propertySignatures) {
+        const at = `${prefix}.${String(p.name)}`
+        into.shapes.add(at)
+        if (p.isOptional) {
+          into.shapes.add(`${at} absent`)
+          into.optional.set(prefix, [...(into.optional.get(prefix) ?? []), String(p.name)])
+        }
+        shapesOfSchema(p.type, at, into)
+      }
+      return into
+    }
+    default:
+      return into
+  }
+}
+
+/** Every shape of a PeerEnvelope. */
+const ENVELOPE_SHAPES = shapesOfSchema(PeerEnvelopeSchema.ast, ROOT, { shapes: new Set([ROOT]), optional: new Map() })
 
 /** The value at a site. */
 const valueAt = (site: Site): unknown => (site.parent as Record<string | number, unknown>)[site.key]
@@ -205,7 +304,9 @@ const valueAt = (site: Site): unknown => (site.parent as Record<string | number,
 /**
  * Where a mutation goes, a quarter of the time each: any object (a struct, where fields are dropped
  * or added), any array (where lengths cross limits), any string, number or other leaf, or any
- * place at a random depth.
+ * place at a random depth. Among those, every place of the Schema (a label) is as likely as any
+ * other, however many copies of it the envelope holds: a deep field of the membership in a
+ * Snapshot gets as many mutations as an item of a long array of values.
  */
 function pickSite(byDepth: Site[][], all: Site[], m: Mutation): Site | undefined {
   const kinds = [
@@ -216,7 +317,10 @@ function pickSite(byDepth: Site[][], all: Site[], m: Mutation): Site | undefined
   const kind = kinds[m.where % 4] // the fourth quarter: undefined, so by depth
   const pool = kind === undefined ? [] : all.filter((s) => kind(valueAt(s)))
   const at = pool.length > 0 ? pool : (byDepth[(m.where >> 2) % byDepth.length] ?? [])
-  return at[m.pick % at.length]
+  const labels = [...new Set(at.map((s) => s.label))]
+  const label = labels[m.pick % labels.length]
+  const copies = at.filter((s) => s.label === label)
+  return copies[Math.floor(m.pick / labels.length) % copies.length]
 }
 
 /** An item to grow an array with, by the array's field name (a valid one where possible). */
@@ -228,6 +332,7 @@ function filler(key: string | number): unknown {
     case "value": case "commands": return { _tag: "Read", id: "r" }
     case "clients": return { client: "c", seq: 0, value: 0, index: 0, slot: 0 }
     case "ids": return "i"
+    case "members": return { id: 1, address: "a:1", incarnation: null, voter: true }
     default: return 0
   }
 }
@@ -236,80 +341,135 @@ function filler(key: string | number): unknown {
 const stringOfLength = (fill: string, length: number): string =>
   fill.repeat(Math.floor(length / fill.length)) + "x".repeat(length % fill.length)
 
-/** Applies one mutation to the tree under `box.root`, in place. */
-function mutate(box: Container, m: Mutation): void {
+/**
+ * Applies one mutation to the tree under `box.root`, in place. Returns the label of the place it
+ * changed (a field it dropped, added or set, else the place it picked), or undefined if it
+ * changed nothing.
+ */
+function mutate(box: Container, m: Mutation): string | undefined {
   const byDepth = sitesByDepth(box)
   const all = byDepth.flat()
   const site = pickSite(byDepth, all, m)
-  if (site === undefined) return
-  const { parent, key } = site
+  if (site === undefined) return undefined
+  const { parent, key, label } = site
   const v = valueAt(site)
   const transplant = (): unknown => {
     const from = all[m.n % all.length]
     return from === undefined ? undefined : clone(valueAt(from))
   }
-  const generic: Array<() => void> = [
-    () => put(parent, key, clone(m.value)),
-    () => put(parent, key, transplant()),
-    () => put(parent, key, [v])
-  ]
-  const specific: Array<() => void> = []
+  /** Sets `parent[key]`, the place picked. */
+  const set = (value: unknown) => (): string => {
+    put(parent, key, value)
+    return label
+  }
+  const generic: Array<() => string | undefined> = [set(clone(m.value)), () => set(transplant())(), set([v])]
+  const specific: Array<() => string | undefined> = []
   if (typeof v === "number") {
-    specific.push(() => put(parent, key, NUMBER_TWEAKS[m.n % NUMBER_TWEAKS.length]?.(v)))
+    specific.push(set(NUMBER_TWEAKS[m.n % NUMBER_TWEAKS.length]?.(v)))
   } else if (typeof v === "string") {
-    specific.push(() => put(parent, key, stringOfLength(m.fill, stringLength(key, m.n))))
+    // A length around its limit, the other case (of a tag, an incarnation), or one code unit more
+    // or less (than a valid incarnation's 16).
+    specific.push(
+      set(stringOfLength(m.fill, stringLength(key, m.n))),
+      set(v === v.toLowerCase() ? v.toUpperCase() : v.toLowerCase()),
+      set(m.n % 2 === 0 ? v.slice(1) : v + v.slice(-1))
+    )
   } else if (Array.isArray(v)) {
     const length = arrayLength(key, m.n)
     // Kept items first, then small valid ones (copies of large items would make huge envelopes).
-    const resize = () => put(parent, key, Array.from({ length }, (_, i) => clone(i < v.length ? v[i] : filler(key))))
+    const resize = () => set(Array.from({ length }, (_, i) => clone(i < v.length ? v[i] : filler(key))))()
     specific.push(
       resize,
       resize,
-      () => v.push(clone(m.value)),
-      () => put(parent, key, { ...v })
+      () => {
+        v.push(clone(m.value))
+        return label
+      },
+      () => set({ ...v })()
     )
   } else if (isObject(v)) {
     const keys = Object.keys(v)
     const existing = keys[m.n % Math.max(1, keys.length)]
+    const optional = ENVELOPE_SHAPES.optional.get(labelPrefix(v, label)) ?? []
+    /** Changes the field `k` of `v` (labelled before the change, as its tag was). */
+    const field = (k: string | undefined, change: (k: string) => void) => (): string | undefined => {
+      if (k === undefined) return undefined
+      const at = fieldLabel(v, label, k)
+      change(k)
+      return at
+    }
     specific.push(
-      () => existing !== undefined && delete v[existing],
-      () => put(v, m.key, [clone(m.value), transplant(), undefined][m.n % 3]),
-      // Twice as likely: undefined in a required field, or in an exact optional one.
-      () => existing !== undefined && put(v, existing, undefined),
-      () => existing !== undefined && put(v, existing, undefined),
-      () => put(v, "_tag", m.tag),
-      () => put(parent, key, Object.values(v))
+      field(existing, (k) => delete v[k]),
+      field(m.key, (k) => put(v, k, [clone(m.value), transplant(), undefined][m.n % 3])),
+      // Twice as likely: undefined in a field, or in one of the struct's exact optional fields
+      // (present or not) where it has any.
+      field(existing, (k) => put(v, k, undefined)),
+      field(optional[m.n % Math.max(1, optional.length)] ?? existing, (k) => put(v, k, undefined)),
+      field("_tag", (k) => put(v, k, m.tag)),
+      () => set(Object.values(v))()
     )
   }
   // Mostly a change that fits the value's type (often still valid), else a generic one.
   const ops = specific.length > 0 && m.how % 4 < 3 ? specific : generic
-  ops[Math.floor(m.how / 4) % ops.length]?.()
+  return ops[Math.floor(m.how / 4) % ops.length]?.()
 }
 
 /**
  * Valid envelopes with one mutation each, or two (less often: a second mutation mostly hides the
- * effect of the first behind a second reason to reject).
+ * effect of the first behind a second reason to reject), and the places the mutations changed.
  */
 const mutations = fc.oneof({ weight: 3, arbitrary: fc.tuple(mutation) }, { weight: 1, arbitrary: fc.tuple(mutation, mutation) })
-const mutatedEnvelope = fc
+const mutatedCase = fc
   .tuple(validEnvelope, mutations)
   .map(([env, ms]) => {
     const box: Record<string, unknown> = { root: clone(env) }
-    for (const m of ms) mutate(box, m)
-    return box["root"]
+    const places: string[] = []
+    for (const m of ms) {
+      const at = mutate(box, m)
+      if (at !== undefined) places.push(at)
+    }
+    return { input: box["root"], places }
   })
+const mutatedEnvelope = mutatedCase.map((c) => c.input)
+
+// ---------------------------------------------------------------------------------------------
+// What the generators reach
+
+/** Counts the shapes that `v`, at the place `label`, takes (in the terms of `ENVELOPE_SHAPES`). */
+function countShapes(v: unknown, label: string, counts: Map<string, number>): void {
+  const seen = v === null ? `${label} null` : label
+  counts.set(seen, (counts.get(seen) ?? 0) + 1)
+  if (Array.isArray(v)) for (const item of v) countShapes(item, `${label}[]`, counts)
+  else if (isObject(v)) {
+    for (const k of Object.keys(v)) countShapes(v[k], fieldLabel(v, label, k), counts)
+    const prefix = labelPrefix(v, label)
+    for (const k of ENVELOPE_SHAPES.optional.get(prefix) ?? []) {
+      if (!Object.hasOwn(v, k)) counts.set(`${prefix}.${k} absent`, (counts.get(`${prefix}.${k} absent`) ?? 0) + 1)
+    }
+  }
+}
+
+/** Asserts that every shape of `ENVELOPE_SHAPES` (of those `which` keeps) was counted. */
+function assertReached(counts: ReadonlyMap<string, number>, what: string, which: (shape: string) => boolean = () => true): void {
+  const missed = [...ENVELOPE_SHAPES.shapes].filter((shape) => which(shape) && !counts.has(shape))
+  assert.deepEqual(missed, [], `${what} never reached these places of the Schema in ${RUNS} runs`)
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Properties
 
 test("property: every envelope the Schema can generate is accepted, as the very same object", () => {
+  const counts = new Map<string, number>()
   fc.assert(
     fc.property(validEnvelope, (env) => {
+      countShapes(env, ROOT, counts)
       assert.equal(agreeOn(fastDecodeEnvelope, env), true)
       assert.equal(agreeOn(fastDecodeEnvelope, viaJson(env)), true)
     }),
     { numRuns: RUNS }
   )
+  // Every command and change, every field with and without its optional ones, null and not null.
+  assertReached(counts, "the valid envelopes")
 }, SLOW_MS)
 
 test("property: on mutated envelopes the fast validator and the Schema give the same verdict", () => {
@@ -326,6 +486,18 @@ test("property: on mutated envelopes the fast validator and the Schema give the 
   // Both verdicts are well represented, so neither side of the equivalence goes untested.
   assert.ok(accepted > RUNS / 20, `only ${accepted} mutated envelopes were still valid`)
   assert.ok(rejected > RUNS / 2, `only ${rejected} mutated envelopes were rejected`)
+}, SLOW_MS)
+
+test("the mutations of the property reach every field and array item of the Schema within its run budget", () => {
+  // Some places are changed only a few times in a budget (there are hundreds of places), so this
+  // looks at one fixed sample where the properties draw a new one every time: a place that the
+  // generators cannot reach fails it whatever the seed, one they reach too rarely for most seeds.
+  const counts = new Map<string, number>()
+  for (const { places } of fc.sample(mutatedCase, { numRuns: RUNS, seed: 1 })) {
+    for (const at of places) counts.set(at, (counts.get(at) ?? 0) + 1)
+  }
+  // An optional field where absent is reached by being added, and so counts as its place.
+  assertReached(counts, "the mutations", (shape) => !shape.endsWith(" null") && !shape.endsWith(" absent"))
 }, SLOW_MS)
 
 // ---------------------------------------------------------------------------------------------
