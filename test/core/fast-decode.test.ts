@@ -37,7 +37,7 @@ import {
   strict
 } from "../../src/core/messages.ts"
 import { test } from "../portable.ts"
-import { append, ballot, client, read, SAMPLE_MESSAGES } from "./samples.ts"
+import { append, ballot, bind, client, membership, read, reconfig, SAMPLE_MESSAGES } from "./samples.ts"
 
 /** Property runs per property (each run checks the input as built and after a JSON round trip). */
 const RUNS = 4_000
@@ -508,6 +508,17 @@ const withBallot = (b: unknown) => env({ _tag: "Commit", ballot: b, commit: 6 })
 const withCommand = (c: unknown) => env({ _tag: "Accept", ballot, entries: [{ slot: 5, value: [c] }], commit: 4 })
 const withClient = (c: unknown) =>
   env({ _tag: "Snapshot", slot: 9, listFrom: 1, values: [], clients: [c], complete: true })
+const withChange = (c: unknown) => withCommand({ _tag: "Reconfig", id: "r", change: c })
+/** A complete Snapshot that carries `m` as its membership. */
+const withMembership = (m: unknown) => env({ ...SAMPLE_MESSAGES[11], membership: m })
+const { current, next } = membership
+/** A membership whose configuration in force is `c`. */
+const withConfig = (c: unknown) => withMembership({ ...membership, current: c })
+/** A membership whose configuration in force has the one member `m`. */
+const withMember = (m: unknown) => withConfig({ ...current, members: [m] })
+const replace = { _tag: "Replace", remove: 0, promote: 3 }
+const member: { id: number; address: string; incarnation: string | null; voter: boolean } =
+  current.members[0] ?? assert.fail("the sample membership has a member")
 /** A copy of `o` without the key `k`. */
 const without = (o: object, k: string): Record<string, unknown> => {
   const out: Record<string, unknown> = { ...o }
@@ -565,7 +576,51 @@ test("rule: every required field of every struct, and of every message type, mus
   dropped.push(["entry without slot", env({ _tag: "CatchupReply", entries: [{ value: [] }] })])
   dropped.push(["entry without value", env({ _tag: "CatchupReply", entries: [{ slot: 1 }] })])
   dropped.push(["accepted entry without ballot", env({ ...SAMPLES[1], accepted: [{ slot: 4, value: [] }] })])
+  // Reconfig, each kind of Change, and the membership a Snapshot carries, at every level.
+  for (const k of Object.keys(reconfig)) dropped.push([`Reconfig without ${k}`, withCommand(without(reconfig, k))])
+  const changes = [reconfig.change, { _tag: "Promote", id: 1 }, { _tag: "Remove", id: 1 }, replace, bind.change]
+  for (const c of changes) for (const k of Object.keys(c)) dropped.push([`${c._tag} without ${k}`, withChange(without(c, k))])
+  for (const k of Object.keys(membership)) {
+    dropped.push([`membership without ${k}`, withMembership(without(membership, k))], [`membership with ${k} undefined`, withMembership({ ...membership, [k]: undefined })])
+  }
+  for (const k of Object.keys(next)) {
+    dropped.push([`next without ${k}`, withMembership({ ...membership, next: without(next, k) })])
+  }
+  for (const k of Object.keys(current)) {
+    dropped.push([`config without ${k}`, withConfig(without(current, k))])
+    dropped.push([`next config without ${k}`, withMembership({ ...membership, next: { ...next, config: without(next.config, k) } })])
+  }
+  for (const k of Object.keys(member)) {
+    // incarnation may be null, not absent or undefined.
+    dropped.push([`member without ${k}`, withMember(without(member, k))], [`member with ${k} undefined`, withMember({ ...member, [k]: undefined })])
+  }
   cases("reject", dropped)
+})
+
+test("rule: CatchupRequest.snapshot and Snapshot.membership may be absent, but not present as undefined", () => {
+  const request = (v: unknown) => env({ ...SAMPLES[9], snapshot: v })
+  cases("accept", [
+    ["snapshot true", request(true)],
+    ["snapshot false", request(false)],
+    ["snapshot absent", env(without(SAMPLES[9] as object, "snapshot"))],
+    ["membership present", withMembership(membership)],
+    ["membership absent", env(without(SAMPLES[11] as object, "membership"))],
+    ["membership absent from an earlier chunk", env({ ...without(SAMPLES[11] as object, "membership"), complete: false })],
+    ["membership on an earlier chunk (the Schema does not tie it to complete)", env({ ...SAMPLES[11], complete: false })],
+    ["both in one envelope", env(SAMPLES[9], SAMPLES[11])]
+  ])
+  cases("reject", [
+    ["snapshot undefined", request(undefined)],
+    ["snapshot null", request(null)],
+    ["snapshot 1", request(1)],
+    ["snapshot 'true'", request("true")],
+    ["snapshot a Boolean object", request(new Boolean(true))],
+    ["membership undefined", withMembership(undefined)],
+    ["membership null", withMembership(null)],
+    ["membership empty", withMembership({})],
+    ["membership an array", withMembership([current, null])],
+    ["membership a bare config", withMembership(current)]
+  ])
 })
 
 test("rule: optionalWith exact: client and seq may be absent, but not present as undefined", () => {
@@ -595,11 +650,39 @@ test("rule: onExcessProperty error: an extra key fails at every level, __proto__
     ["client entry", withClient({ ...client, extra: 1 })],
     ["envelope, __proto__", JSON.parse('{"cluster":"c","from":0,"to":1,"messages":[],"__proto__":{}}')],
     ["ballot, __proto__", JSON.parse('{"cluster":"c","from":0,"to":1,"messages":[{"_tag":"Commit","ballot":{"round":1,"leader":0,"__proto__":null},"commit":1}]}')],
-    ["Append, constructor", withCommand({ ...append, constructor: "x" })]
+    ["Append, constructor", withCommand({ ...append, constructor: "x" })],
+    ["Reconfig", withCommand({ ...reconfig, extra: 1 })],
+    ["Reconfig with a value", withCommand({ ...reconfig, value: 1 })],
+    ["Add", withChange({ ...reconfig.change, extra: 1 })],
+    ["Add with an id", withChange({ ...reconfig.change, id: 1 })],
+    ["Promote", withChange({ _tag: "Promote", id: 1, extra: 1 })],
+    ["Promote with an incarnation", withChange({ _tag: "Promote", id: 1, incarnation: INCARNATION })],
+    ["Remove with an address", withChange({ _tag: "Remove", id: 1, address: "a:1" })],
+    ["Replace", withChange({ ...replace, extra: 1 })],
+    ["Replace with an id", withChange({ ...replace, id: 1 })],
+    ["Bind", withChange({ ...bind.change, extra: 1 })],
+    ["Bind with a voter", withChange({ ...bind.change, voter: true })],
+    ["Change, __proto__", withChange(JSON.parse('{"_tag":"Promote","id":1,"__proto__":{}}'))],
+    ["member", withMember({ ...member, extra: 1 })],
+    ["member with a _tag", withMember({ ...member, _tag: "Add" })],
+    ["member of the next config", withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, extra: 1 }] } } })],
+    ["config", withConfig({ ...current, extra: 1 })],
+    ["config with a from", withConfig({ ...current, from: 1 })],
+    ["next config", withMembership({ ...membership, next: { ...next, config: { ...next.config, extra: 1 } } })],
+    ["next", withMembership({ ...membership, next: { ...next, extra: 1 } })],
+    ["next with an epoch", withMembership({ ...membership, next: { ...next, epoch: 1 } })],
+    ["membership", withMembership({ ...membership, extra: 1 })],
+    ["membership, __proto__", withMembership(JSON.parse(`{"current":${JSON.stringify(current)},"next":null,"__proto__":null}`))]
   ]
   for (const m of SAMPLES) extra.push([`${m["_tag"]} + extra`, env({ ...m, extra: null })])
   // Fields of one message type are strangers to another.
-  extra.push(["Prepare + commit", env({ ...SAMPLES[0], commit: 1 })], ["Commit + from", env({ ...SAMPLES[5], from: 1 })])
+  extra.push(
+    ["Prepare + commit", env({ ...SAMPLES[0], commit: 1 })],
+    ["Commit + from", env({ ...SAMPLES[5], from: 1 })],
+    ["Commit + snapshot", env({ ...SAMPLES[5], snapshot: true })],
+    ["Campaign + commit", env({ ...SAMPLES[12], commit: 1 })],
+    ["CatchupReply + membership", env({ _tag: "CatchupReply", entries: [], membership })]
+  )
   cases("reject", extra)
 })
 
@@ -614,7 +697,31 @@ test("rule: unions pick their member by an own _tag, and the member checks the l
     ["a message's tag on a command", withCommand({ ...read, _tag: "Commit" })],
     ["tag null", env({ _tag: null, ballot, commit: 6 })],
     ["an array as a message", env([SAMPLES[5]])],
-    ["an array as a command", withCommand([read])]
+    ["an array as a command", withCommand([read])],
+    ["a change without _tag", withChange({ id: 1 })],
+    ["an unknown change", withChange({ _tag: "Demote", id: 1 })],
+    ["a change's tag in lower case", withChange({ _tag: "promote", id: 1 })],
+    ["a change's tag on a command", withCommand({ _tag: "Promote", id: 1 })],
+    ["a change as a command (not inside a Reconfig)", withCommand(bind.change)],
+    ["a command's tag on a change", withChange({ _tag: "Read", id: "r" })],
+    ["a command as a change", withChange(read)],
+    ["Bind's tag on an Add", withChange({ ...reconfig.change, _tag: "Bind" })],
+    ["Replace's tag on a Promote", withChange({ _tag: "Replace", id: 1 })],
+    ["Promote's tag on a Replace", withChange({ ...replace, _tag: "Promote" })],
+    ["a message's tag on a change", withChange({ _tag: "Campaign", ballot })],
+    ["a change in an array", withChange([{ _tag: "Promote", id: 1 }])],
+    ["a null change", withChange(null)],
+    ["next an array", withMembership({ ...membership, next: [next.config, next.from] })],
+    ["next false", withMembership({ ...membership, next: false })],
+    ["next a bare config", withMembership({ ...membership, next: next.config })],
+    ["a member null", withConfig({ ...current, members: [null] })],
+    ["a member an array", withConfig({ ...current, members: [Object.values(member)] })]
+  ])
+  cases("accept", [
+    ["each kind of change", env({ _tag: "Forward", commands: [reconfig, bind, ...["Promote", "Remove"].map((t) => ({ _tag: "Reconfig", id: t, change: { _tag: t, id: 2 } })), { _tag: "Reconfig", id: "x", change: replace }] })],
+    ["Promote and Remove differ only by the tag", withChange({ _tag: "Remove", id: 1 })],
+    ["next null", withMembership({ ...membership, next: null })],
+    ["a Campaign", env(SAMPLES[12])]
   ])
 })
 
@@ -664,23 +771,103 @@ test("rule: nonNegative (slots, seq, index, listLength, listFrom) admits 0 and -
   ])
 })
 
-test("rule: NodeIndex (a member id) is between(0, memberIdMax) for from, to and ballot leaders", () => {
+test("rule: NodeIndex (a member id) is between(0, memberIdMax) for from, to, ballot leaders, changes and members", () => {
   const top = LIMITS.memberIdMax
   assert.equal(top, 65_535)
+  const ids = (id: unknown): Array<readonly [string, unknown]> => [
+    [`from and to ${id}`, { ...env(), from: id, to: id }],
+    [`leader ${id}`, withBallot({ round: 1, leader: id })],
+    [`Nack promised leader ${id}`, env({ ...SAMPLES[4], promised: { round: 1, leader: id } })],
+    [`Promote ${id}`, withChange({ _tag: "Promote", id })],
+    [`Remove ${id}`, withChange({ _tag: "Remove", id })],
+    [`Replace remove ${id}`, withChange({ ...replace, remove: id })],
+    [`Replace promote ${id}`, withChange({ ...replace, promote: id })],
+    [`Bind ${id}`, withChange({ ...bind.change, id })],
+    [`member ${id}`, withMember({ ...member, id })],
+    [`member ${id} of the next config`, withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, id }] } } })]
+  ]
   cases("accept", [
-    ["from and to at the top", { ...env(), from: top, to: top }],
-    ["to -0", { ...env(), to: -0 }],
-    ["leader at the top", withBallot({ round: 1, leader: top })],
+    ...ids(top),
+    ...ids(0),
+    ...ids(-0),
     // The old limit, nodesMax - 1, no longer applies: ids are not reused, so they outgrow the cluster.
-    ["from nodesMax", { ...env(), from: LIMITS.nodesMax }]
+    ...ids(LIMITS.nodesMax)
   ])
   cases("reject", [
-    ["from above", { ...env(), from: top + 1 }],
-    ["to below", { ...env(), to: -1 }],
-    ["from 0.5", { ...env(), from: 0.5 }],
-    ["to as a string", { ...env(), to: "1" }],
-    ["leader above", withBallot({ round: 1, leader: top + 1 })],
-    ["Nack promised leader above", env({ ...SAMPLES[4], promised: { round: 1, leader: top + 1 } })]
+    ...ids(top + 1),
+    ...ids(-1),
+    ...ids(0.5),
+    ...ids("1"),
+    ...ids(null)
+  ])
+})
+
+test("rule: a Config's nextId is between(0, memberIdMax + 1), its epoch and next.from are nonNegative", () => {
+  const nextId = (v: unknown) => withConfig({ ...current, nextId: v })
+  const nextConfig = (c: object) => withMembership({ ...membership, next: { ...next, config: { ...next.config, ...c } } })
+  cases("accept", [
+    ["nextId 0", nextId(0)],
+    ["nextId -0", nextId(-0)],
+    ["nextId memberIdMax + 1 (65536: every id is used)", nextId(LIMITS.memberIdMax + 1)],
+    ["next config's nextId 65536", nextConfig({ nextId: LIMITS.memberIdMax + 1 })],
+    ["epoch 0", withConfig({ ...current, epoch: 0 })],
+    ["epoch 2^53 - 1", withConfig({ ...current, epoch: 2 ** 53 - 1 })],
+    ["next from 0", withMembership({ ...membership, next: { ...next, from: 0 } })]
+  ])
+  cases("reject", [
+    ["nextId memberIdMax + 2 (65537)", nextId(LIMITS.memberIdMax + 2)],
+    ["next config's nextId 65537", nextConfig({ nextId: LIMITS.memberIdMax + 2 })],
+    ["nextId -1", nextId(-1)],
+    ["nextId 0.5", nextId(0.5)],
+    ["nextId as a string", nextId("4")],
+    ["nextId null", nextId(null)],
+    ["epoch -1", withConfig({ ...current, epoch: -1 })],
+    ["epoch 2^53", withConfig({ ...current, epoch: 2 ** 53 })],
+    ["next config's epoch -1", nextConfig({ epoch: -1 })],
+    ["next from -1", withMembership({ ...membership, next: { ...next, from: -1 } })],
+    ["next from 1.5", withMembership({ ...membership, next: { ...next, from: 1.5 } })]
+  ])
+})
+
+test("rule: an incarnation matches /^[0-9a-f]{16}$/: 16 lowercase hex digits, null only in a member", () => {
+  assert.equal(String(INCARNATION_PATTERN), "/^[0-9a-f]{16}$/")
+  const places = (i: unknown): Array<readonly [string, unknown]> => [
+    [`Bind ${JSON.stringify(i)}`, withChange({ ...bind.change, incarnation: i })],
+    [`member ${JSON.stringify(i)}`, withMember({ ...member, incarnation: i })],
+    [`next config's member ${JSON.stringify(i)}`, withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, incarnation: i }] } } })]
+  ]
+  cases("accept", [
+    ...places(INCARNATION),
+    ...places("0000000000000000"),
+    ...places("ffffffffffffffff"),
+    ["member null", withMember({ ...member, incarnation: null })],
+    ["next config's member null", withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, incarnation: null }] } } })]
+  ])
+  cases("reject", [
+    ...places("0123456789ABCDEF"), // upper case
+    ...places("0123456789abcdeF"), // one letter in upper case
+    ...places(INCARNATION.slice(1)), // 15 digits
+    ...places(`${INCARNATION}0`), // 17 digits
+    ...places(""),
+    ...places(`${INCARNATION}\n`), // $ is the end of the string, not of a line
+    ...places(`\n${INCARNATION}`),
+    ...places(` ${INCARNATION.slice(1)}`),
+    ...places("0123456789abcdeg"), // not hex
+    ...places("0x0123456789abcd"),
+    ...places("０123456789abcdef"), // a full-width digit
+    ...places(1234567890123456), // 16 digits, but a number
+    ...places(undefined),
+    ["Bind null (only a member may have none)", withChange({ ...bind.change, incarnation: null })]
+  ])
+})
+
+test("rule: a member's voter, like Snapshot.complete, is a boolean", () => {
+  cases("accept", [["voter true", withMember({ ...member, voter: true })], ["voter false", withMember({ ...member, voter: false })]])
+  cases("reject", [
+    ["voter 1", withMember({ ...member, voter: 1 })],
+    ["voter 'true'", withMember({ ...member, voter: "true" })],
+    ["voter null", withMember({ ...member, voter: null })],
+    ["voter a Boolean object", withMember({ ...member, voter: new Boolean(false) })]
   ])
 })
 
@@ -688,6 +875,7 @@ test("rule: string lengths are UTF-16 .length, within minLength and maxLength", 
   const s = (n: number) => "x".repeat(n)
   const emoji = (n: number) => "😀".repeat(n)
   const { commandIdLengthMax: id, clientIdLengthMax: cl, reasonLengthMax: re } = LIMITS
+  assert.equal(ADDRESS_LENGTH_MAX, 255)
   const reason = (r: unknown) => env({ ...SAMPLES[8], reason: r })
   cases("accept", [
     ["empty cluster (no minLength)", { ...env(), cluster: "" }],
@@ -701,7 +889,13 @@ test("rule: string lengths are UTF-16 .length, within minLength and maxLength", 
     ["client entry's client at the limit", withClient({ ...client, client: s(cl) })],
     ["ForwardReject id at the limit", env({ ...SAMPLES[8], ids: [s(id)] })],
     ["empty reason", reason("")],
-    ["reason at the limit", reason(s(re))]
+    ["reason at the limit", reason(s(re))],
+    ["Add address of 1", withChange({ _tag: "Add", address: "a" })],
+    ["Add address at the limit (255)", withChange({ _tag: "Add", address: s(ADDRESS_LENGTH_MAX) })],
+    ["Add address of emoji at the limit (127 and a unit)", withChange({ _tag: "Add", address: `${emoji(127)}x` })],
+    ["member address of 1", withMember({ ...member, address: "a" })],
+    ["member address at the limit", withMember({ ...member, address: s(ADDRESS_LENGTH_MAX) })],
+    ["Reconfig id at the limit", withCommand({ ...reconfig, id: s(id) })]
   ])
   cases("reject", [
     ["cluster of 129", { ...env(), cluster: s(129) }],
@@ -719,7 +913,16 @@ test("rule: string lengths are UTF-16 .length, within minLength and maxLength", 
     ["ForwardReject id over", env({ ...SAMPLES[8], ids: [s(id + 1)] })],
     ["reason over", reason(s(re + 1))],
     ["reason null", reason(null)],
-    ["id as a number", withCommand({ ...read, id: 7 })]
+    ["id as a number", withCommand({ ...read, id: 7 })],
+    ["empty Add address", withChange({ _tag: "Add", address: "" })],
+    ["Add address over (256)", withChange({ _tag: "Add", address: s(ADDRESS_LENGTH_MAX + 1) })],
+    ["Add address of 128 emoji (.length 256)", withChange({ _tag: "Add", address: emoji(128) })],
+    ["Add address as a number", withChange({ _tag: "Add", address: 5000 })],
+    ["empty member address", withMember({ ...member, address: "" })],
+    ["member address over", withMember({ ...member, address: s(ADDRESS_LENGTH_MAX + 1) })],
+    ["next config's member address over", withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, address: s(ADDRESS_LENGTH_MAX + 1) }] } } })],
+    ["empty Reconfig id", withCommand({ ...reconfig, id: "" })],
+    ["Reconfig id over", withCommand({ ...reconfig, id: s(id + 1) })]
   ])
 })
 
@@ -740,6 +943,12 @@ test("rule: maxItems of every array, at the limit and one over", () => {
   // The large limits: Snapshot values and clients through both validators.
   const snap = (values: number, clients: number) => env({ ...SAMPLES[11], values: many(values, 7), clients: many(clients, client) })
   cases("accept", [["snapshot at both limits", snap(LIMITS.snapshotChunkValuesMax, LIMITS.clientTableMax)]])
+  // The members of a configuration, in force or next.
+  assert.equal(MEMBERS_MAX, 9)
+  const members = (n: number) => withConfig({ ...current, members: many(n, member) })
+  const nextMembers = (n: number) => withMembership({ ...membership, next: { ...next, config: { ...next.config, members: many(n, member) } } })
+  cases("accept", [["no members", members(0)], ["9 members", members(MEMBERS_MAX)], ["9 next members", nextMembers(MEMBERS_MAX)]])
+  cases("reject", [["10 members", members(MEMBERS_MAX + 1)], ["10 next members", nextMembers(MEMBERS_MAX + 1)]])
   cases("reject", [
     ["snapshot values over", snap(LIMITS.snapshotChunkValuesMax + 1, 0)],
     ["snapshot clients over", snap(0, LIMITS.clientTableMax + 1)]
@@ -761,7 +970,11 @@ test("rule: arrays are arrays (not objects with a length), elements are read by 
     ["slots as a string", env({ ...SAMPLES[3], slots: "12" })],
     ["a null in a batch", withCommand(null)],
     ["a hole in slots (not from JSON)", env({ ...SAMPLES[3], slots: [1, , 2] })],
-    ["a nested array in values", env({ ...SAMPLES[11], values: [[1]] })]
+    ["a nested array in values", env({ ...SAMPLES[11], values: [[1]] })],
+    ["members as an object", withConfig({ ...current, members: { 0: member } })],
+    ["members as an array-like", withConfig({ ...current, members: { 0: member, length: 1 } })],
+    ["members null", withConfig({ ...current, members: null })],
+    ["a hole in members (not from JSON)", withConfig({ ...current, members: [member, , member] })]
   ])
 })
 
@@ -812,13 +1025,17 @@ test("non-JSON inputs get the Schema's verdict: keys are Reflect.ownKeys, requir
     ["a symbol key", { ...env(), [sym]: 1 }],
     ["a non-enumerable extra key", hidden],
     ["an inherited _tag", env(Object.assign(Object.create({ _tag: "Commit" }), { ballot, commit: 1 }))],
-    ["an own undefined seq", withCommand(Object.assign(Object.create({ seq: 1 }), { ...append, seq: undefined }))]
+    ["an own undefined seq", withCommand(Object.assign(Object.create({ seq: 1 }), { ...append, seq: undefined }))],
+    ["an inherited change _tag", withChange(Object.assign(Object.create({ _tag: "Promote" }), { id: 1 }))],
+    ["an own undefined membership", env(Object.assign(Object.create({ membership }), { ...SAMPLES[11], membership: undefined }))]
   ])
   cases(
     "accept",
     [
       ["an inherited required field", withBallot(Object.create(ballot))],
       ["an inherited optional field is ignored", withCommand(Object.assign(Object.create({ client: "" }), read))],
+      ["an inherited bad membership is ignored", env(Object.assign(Object.create({ membership: null }), without(SAMPLES[11] as object, "membership")))],
+      ["an inherited incarnation", withMember(Object.assign(Object.create({ incarnation: null }), without(member, "incarnation")))],
       ["a null-prototype envelope", Object.assign(Object.create(null), env(SAMPLES[5]))],
       ["a class instance", withBallot(new (class { round = 1; leader = 0 })())],
       ["an array with an extra property", { ...env(), messages: Object.assign([], { extra: 1 }) }]
