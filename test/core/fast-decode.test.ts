@@ -1100,6 +1100,51 @@ const MUTANTS: ReadonlyArray<readonly [string, Decoder, unknown]> = [
     "CommandId without minLength(1)",
     weakened((v, p) => (v === "" && (p.at(-1) === "id" || p.at(-2) === "ids") ? "x" : v)),
     withCommand({ ...read, id: "" })
+  ],
+  [
+    "NodeIndex up to memberIdMax + 1",
+    weakened((v) => (v === LIMITS.memberIdMax + 1 ? LIMITS.memberIdMax : v)),
+    { ...env(), from: LIMITS.memberIdMax + 1 }
+  ],
+  [
+    "Config.members without maxItems",
+    weakened((v, p) => (p.at(-1) === "members" && Array.isArray(v) && v.length === MEMBERS_MAX + 1 ? v.slice(1) : v)),
+    withConfig({ ...current, members: many(MEMBERS_MAX + 1, member) })
+  ],
+  [
+    "Incarnation whatever its case",
+    weakened((v, p) => (p.at(-1) === "incarnation" && typeof v === "string" && /^[0-9a-f]{16}$/i.test(v) ? v.toLowerCase() : v)),
+    withChange({ ...bind.change, incarnation: INCARNATION.toUpperCase() })
+  ],
+  [
+    "Incarnation of any length",
+    weakened((v, p) => (p.at(-1) === "incarnation" && typeof v === "string" && /^[0-9a-f]+$/.test(v) ? INCARNATION : v)),
+    withChange({ ...bind.change, incarnation: INCARNATION.slice(1) })
+  ],
+  [
+    "Change without the excess-property check",
+    weakened((v, p) => {
+      if (p.at(-1) !== "change" || !isObject(v)) return v
+      const fields: Record<string, readonly string[]> = { Add: ["_tag", "address"], Promote: ["_tag", "id"], Remove: ["_tag", "id"], Replace: ["_tag", "remove", "promote"], Bind: ["_tag", "id", "incarnation"] }
+      const keep = fields[v["_tag"] as string]
+      return keep === undefined ? v : Object.fromEntries(Object.entries(v).filter(([k]) => keep.includes(k)))
+    }),
+    withChange({ _tag: "Promote", id: 1, extra: 1 })
+  ],
+  [
+    "Member without the excess-property check",
+    weakened((v, p) => (p.at(-2) === "members" && isObject(v) ? { id: v["id"], address: v["address"], incarnation: v["incarnation"], voter: v["voter"] } : v)),
+    withMember({ ...member, extra: 1 })
+  ],
+  [
+    "CatchupRequest.snapshot and Snapshot.membership that accept undefined",
+    weakened((v) => {
+      if (!hasTag(v, "CatchupRequest", "Snapshot")) return v
+      const out = { ...v }
+      for (const k of ["snapshot", "membership"]) if (Object.hasOwn(out, k) && out[k] === undefined) delete out[k]
+      return out
+    }),
+    env({ ...SAMPLES[9], snapshot: undefined })
   ]
 ]
 
