@@ -8,7 +8,10 @@
  *    envelopes mutated at random depths (fields dropped, added or set to undefined, tags swapped,
  *    numbers and strings pushed across every limit, arrays grown past their maxItems, subtrees
  *    moved elsewhere, nulls, arrays in place of objects), each both as built and after a JSON round
- *    trip, which is what the server decodes.
+ *    trip, which is what the server decodes. The valid envelopes take every shape the Schema allows
+ *    (every command, change and message; optional fields present and absent; null and not null),
+ *    and the mutations change every field and array item of it: both are checked against the
+ *    Schema's AST, so a new field that the generators miss fails a test.
  * 2. One table of hand-written cases per Schema rule, each stating the Schema's verdict.
  * 3. Weakened validators (the real one with one check removed) are caught by the same property in
  *    the same run budget, so a passing property means something.
@@ -19,17 +22,22 @@ import assert from "node:assert/strict"
 import { Arbitrary, Either, FastCheck as fc, Option, Schema as S, SchemaAST as AST } from "effect"
 import { LIMITS } from "../../src/core/config.ts"
 import { fastDecodeAppend, fastDecodeEnvelope } from "../../src/core/fast-decode.ts"
+import { ADDRESS_LENGTH_MAX, INCARNATION_PATTERN, MEMBERS_MAX } from "../../src/core/membership.ts"
 import {
   Accept,
   AppendRequest,
+  Campaign,
+  CatchupRequest,
   Forward,
+  Message,
   type PeerEnvelope,
   PeerEnvelope as PeerEnvelopeSchema,
   Promise as PromiseMessage,
+  Snapshot,
   strict
 } from "../../src/core/messages.ts"
 import { test } from "../portable.ts"
-import { append, ballot, client, read, SAMPLE_MESSAGES } from "./samples.ts"
+import { append, ballot, bind, client, membership, read, reconfig, SAMPLE_MESSAGES } from "./samples.ts"
 
 /** Property runs per property (each run checks the input as built and after a JSON round trip). */
 const RUNS = 4_000
@@ -69,27 +77,46 @@ const agreement = (decode: Decoder) => (x: unknown): void => {
 // ---------------------------------------------------------------------------------------------
 // Generators
 
+/** Envelopes of the messages of `message`, a schema of some of the messages. */
+const envelopeOf = (message: S.Schema.AnyNoContext): fc.Arbitrary<PeerEnvelope> =>
+  Arbitrary.make(S.Struct({ ...PeerEnvelopeSchema.fields, messages: S.Array(message) })) as fc.Arbitrary<PeerEnvelope>
+
 /**
- * Valid envelopes: of every message type, and half of the time of the messages that carry
- * commands, the traffic of a follower.
+ * Valid envelopes, a quarter of the time each: of every message type at once; of one type
+ * (each type as likely, so that a mutation of a rare type's fields is not lost among those of
+ * twelve others); of the messages that carry commands, the traffic of a follower; and of the
+ * messages of a change of membership (snapshots that carry it, catch-up requests that ask for it,
+ * hand-overs, and the Reconfig commands forwarded to the leader). The properties check that these
+ * reach every place of the Schema: every command and change, every optional field present and
+ * absent, null and not null.
  */
 const validEnvelope: fc.Arbitrary<PeerEnvelope> = fc.oneof(
   Arbitrary.make(PeerEnvelopeSchema),
-  Arbitrary.make(S.Struct({ ...PeerEnvelopeSchema.fields, messages: S.Array(S.Union(Accept, Forward, PromiseMessage)) }))
+  fc.oneof(...Message.members.map(envelopeOf)),
+  envelopeOf(S.Union(Accept, Forward, PromiseMessage)),
+  envelopeOf(S.Union(Snapshot, CatchupRequest, Campaign, Forward))
 )
 
 const TAGS = [
   "Prepare", "Promise", "Accept", "Accepted", "Nack", "Commit", "CommitAck", "Forward",
-  "ForwardReject", "CatchupRequest", "CatchupReply", "Snapshot", "Append", "Read"
+  "ForwardReject", "CatchupRequest", "CatchupReply", "Snapshot", "Campaign", "Append", "Read", "Reconfig",
+  "Add", "Promote", "Remove", "Replace", "Bind"
 ] as const
-const BAD_TAGS = ["Nope", "prepare", "", "Append ", "_tag"] as const
+const BAD_TAGS = ["Nope", "prepare", "", "Append ", "_tag", "bind"] as const
+
+/** A valid incarnation, and ones that miss the pattern by case, by length or by a trailing newline. */
+const INCARNATION = "0123456789abcdef"
+const BAD_INCARNATIONS = [INCARNATION.toUpperCase(), INCARNATION.slice(1), `${INCARNATION}0`, `${INCARNATION}\n`] as const
 
 /** Values that break (or just pass) a rule somewhere: type confusion and every numeric edge. */
 const NASTY: readonly unknown[] = [
   null, undefined, true, false, 0, -0, 1, -1, 8, 9, 0.5, -1.5,
+  LIMITS.memberIdMax, LIMITS.memberIdMax + 1, LIMITS.memberIdMax + 2,
   2 ** 53 - 1, 2 ** 53, -(2 ** 53 - 1), -(2 ** 53), 2 ** 60, 1e300, Number.NaN, Infinity, -Infinity,
-  "", "x", "c1", "0", "Append", "Read", "Prepare", "Accept",
-  [], {}, [0], [[]], { round: 0, leader: 0 }, { _tag: "Read", id: "r" }, { slot: 0, value: [] }
+  "", "x", "c1", "0", "Append", "Read", "Prepare", "Accept", "Bind", INCARNATION, ...BAD_INCARNATIONS,
+  [], {}, [0], [[]], { round: 0, leader: 0 }, { _tag: "Read", id: "r" }, { slot: 0, value: [] },
+  { _tag: "Remove", id: 1 }, { id: 1, address: "a:1", incarnation: null, voter: true },
+  { epoch: 0, members: [], nextId: 0 }, { current: { epoch: 0, members: [], nextId: 0 }, next: null }
 ]
 const nasty = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...NASTY) },
@@ -100,7 +127,9 @@ const nasty = fc.oneof(
 /** Keys added to objects: strangers, JSON.parse's own `__proto__`, and fields of other structs. */
 const EXTRA_KEYS = [
   "extra", "__proto__", "constructor", "toString", "0", "length", "_tag", "round", "leader", "slot",
-  "value", "ballot", "client", "seq", "id", "from", "to", "commit", "quorum", "entries", "index", "cluster", "messages"
+  "value", "ballot", "client", "seq", "id", "from", "to", "commit", "quorum", "entries", "index", "cluster", "messages",
+  "snapshot", "membership", "change", "address", "incarnation", "voter", "epoch", "members", "nextId", "current",
+  "next", "config"
 ] as const
 
 /** The length limits of strings by field name (an item of `ids` is a command id too). */
@@ -108,7 +137,9 @@ const STRING_LIMITS: Readonly<Record<string, number>> = {
   cluster: 128,
   id: LIMITS.commandIdLengthMax,
   client: LIMITS.clientIdLengthMax,
-  reason: LIMITS.reasonLengthMax
+  reason: LIMITS.reasonLengthMax,
+  address: ADDRESS_LENGTH_MAX,
+  incarnation: INCARNATION.length
 }
 /** A length for a string in field `key`: empty, one, or around its limit (in UTF-16 code units). */
 function stringLength(key: string | number, n: number): number {
@@ -123,7 +154,8 @@ const ARRAY_LIMITS: Readonly<Record<string, number>> = {
   entries: LIMITS.messageEntriesMax,
   slots: LIMITS.messageEntriesMax,
   commands: LIMITS.messageEntriesMax,
-  ids: LIMITS.messageEntriesMax
+  ids: LIMITS.messageEntriesMax,
+  members: MEMBERS_MAX
 }
 /** A length for an array in field `key`: short, or at or just over its limit (the batch's if unknown). */
 function arrayLength(key: string | number, n: number): number {
@@ -135,7 +167,8 @@ function arrayLength(key: string | number, n: number): number {
 const NUMBER_TWEAKS: ReadonlyArray<(n: number) => unknown> = [
   (n) => n + 1, (n) => n - 1, (n) => -n, (n) => n + 0.5, (n) => n * 2 ** 31, (n) => String(n),
   () => 2 ** 53 - 1, () => 2 ** 53, () => -(2 ** 53 - 1), () => -(2 ** 53), () => 2 ** 60, () => -(2 ** 60),
-  () => -0, () => 0, () => 8, () => 9, () => -1, () => Number.NaN, () => Infinity, () => 1e300
+  () => -0, () => 0, () => 8, () => 9, () => -1, () => Number.NaN, () => Infinity, () => 1e300,
+  () => LIMITS.memberIdMax, () => LIMITS.memberIdMax + 1, () => LIMITS.memberIdMax + 2
 ]
 
 /** One random change somewhere in the tree: `where` and `pick` choose the place, `how` the change. */
@@ -157,15 +190,20 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
   value: nasty,
   key: fc.constantFrom(...EXTRA_KEYS),
   tag: fc.constantFrom(...TAGS, ...BAD_TAGS),
-  fill: fc.constantFrom("x", "é", "😀")
+  // "f" makes a valid incarnation at its length, "F" one that is valid but for its case.
+  fill: fc.constantFrom("x", "é", "😀", "f", "F")
 })
 
 type Container = Record<string, unknown> | unknown[]
-/** A place in the tree: `parent[key]`, `depth` levels below the box that holds the envelope. */
+/**
+ * A place in the tree: `parent[key]`, `depth` levels below the box that holds the envelope, and
+ * `label`, the place in the Schema's terms (`shapesOfSchema` names the Schema's places the same way).
+ */
 interface Site {
   readonly parent: Container
   readonly key: string | number
   readonly depth: number
+  readonly label: string
 }
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
@@ -185,18 +223,80 @@ function clone(u: unknown): unknown {
   return out
 }
 
+/** The label of the envelope itself. */
+const ROOT = "envelope"
+
+/**
+ * The label of a field `k` of the object `v` at a place labelled `label`: a tagged struct starts
+ * a new label (`Bind.incarnation`, wherever the Bind is), an untagged one continues its place's
+ * (`Snapshot.membership.next.config`). Items of an array labelled `L` are labelled `L[]`.
+ */
+const fieldLabel = (v: Record<string, unknown>, label: string, k: string): string => `${labelPrefix(v, label)}.${k}`
+/** What the labels of the fields of `v` (at a place labelled `label`) start with: its tag, or `label`. */
+const labelPrefix = (v: Record<string, unknown>, label: string): string =>
+  Object.hasOwn(v, "_tag") && typeof v["_tag"] === "string" ? v["_tag"] : label
+
 /** Every place in the tree under `box.root`, by depth (at most 32 children of an array each). */
 function sitesByDepth(box: Container): Site[][] {
   const byDepth: Site[][] = []
-  const visit = (parent: Container, key: string | number, depth: number): void => {
-    ;(byDepth[depth] ??= []).push({ parent, key, depth })
+  const visit = (parent: Container, key: string | number, depth: number, label: string): void => {
+    ;(byDepth[depth] ??= []).push({ parent, key, depth, label })
     const v = (parent as Record<string | number, unknown>)[key]
-    if (Array.isArray(v)) for (let i = 0; i < Math.min(v.length, 32); i++) visit(v, i, depth + 1)
-    else if (isObject(v)) for (const k of Object.keys(v)) visit(v, k, depth + 1)
+    if (Array.isArray(v)) for (let i = 0; i < Math.min(v.length, 32); i++) visit(v, i, depth + 1, `${label}[]`)
+    else if (isObject(v)) for (const k of Object.keys(v)) visit(v, k, depth + 1, fieldLabel(v, label, k))
   }
-  visit(box, "root", 0)
+  visit(box, "root", 0, ROOT)
   return byDepth
 }
+
+/**
+ * Every shape a valid envelope can take, by place of the Schema (labelled as `Site.label`):
+ * `L` a value other than null at L, `L null` null at L (an `S.NullOr`), `L absent` an optional
+ * field left out; and the optional fields of each struct, by the prefix of their labels.
+ */
+interface Shapes {
+  readonly shapes: Set<string>
+  readonly optional: Map<string, string[]>
+}
+
+/** The shapes of `ast` at the place `label`, added to `into`. */
+function shapesOfSchema(ast: AST.AST, label: string, into: Shapes): Shapes {
+  switch (ast._tag) {
+    case "Refinement":
+      return shapesOfSchema(ast.from, label, into)
+    case "Literal":
+      if (ast.literal === null) into.shapes.add(`${label} null`)
+      return into
+    case "Union":
+      for (const member of ast.types) shapesOfSchema(member, label, into)
+      return into
+    case "TupleType":
+      for (const rest of ast.rest) {
+        into.shapes.add(`${label}[]`)
+        shapesOfSchema(rest.type, `${label}[]`, into)
+      }
+      return into
+    case "TypeLiteral": {
+      const tag = ast.propertySignatures.find((p) => p.name === "_tag")?.type
+      const prefix = tag !== undefined && AST.isLiteral(tag) ? String(tag.literal) : label
+      for (const p of ast.propertySignatures) {
+        const at = `${prefix}.${String(p.name)}`
+        into.shapes.add(at)
+        if (p.isOptional) {
+          into.shapes.add(`${at} absent`)
+          into.optional.set(prefix, [...(into.optional.get(prefix) ?? []), String(p.name)])
+        }
+        shapesOfSchema(p.type, at, into)
+      }
+      return into
+    }
+    default:
+      return into
+  }
+}
+
+/** Every shape of a PeerEnvelope. */
+const ENVELOPE_SHAPES = shapesOfSchema(PeerEnvelopeSchema.ast, ROOT, { shapes: new Set([ROOT]), optional: new Map() })
 
 /** The value at a site. */
 const valueAt = (site: Site): unknown => (site.parent as Record<string | number, unknown>)[site.key]
@@ -204,7 +304,9 @@ const valueAt = (site: Site): unknown => (site.parent as Record<string | number,
 /**
  * Where a mutation goes, a quarter of the time each: any object (a struct, where fields are dropped
  * or added), any array (where lengths cross limits), any string, number or other leaf, or any
- * place at a random depth.
+ * place at a random depth. Among those, every place of the Schema (a label) is as likely as any
+ * other, however many copies of it the envelope holds: a deep field of the membership in a
+ * Snapshot gets as many mutations as an item of a long array of values.
  */
 function pickSite(byDepth: Site[][], all: Site[], m: Mutation): Site | undefined {
   const kinds = [
@@ -215,7 +317,10 @@ function pickSite(byDepth: Site[][], all: Site[], m: Mutation): Site | undefined
   const kind = kinds[m.where % 4] // the fourth quarter: undefined, so by depth
   const pool = kind === undefined ? [] : all.filter((s) => kind(valueAt(s)))
   const at = pool.length > 0 ? pool : (byDepth[(m.where >> 2) % byDepth.length] ?? [])
-  return at[m.pick % at.length]
+  const labels = [...new Set(at.map((s) => s.label))]
+  const label = labels[m.pick % labels.length]
+  const copies = at.filter((s) => s.label === label)
+  return copies[Math.floor(m.pick / labels.length) % copies.length]
 }
 
 /** An item to grow an array with, by the array's field name (a valid one where possible). */
@@ -227,6 +332,7 @@ function filler(key: string | number): unknown {
     case "value": case "commands": return { _tag: "Read", id: "r" }
     case "clients": return { client: "c", seq: 0, value: 0, index: 0, slot: 0 }
     case "ids": return "i"
+    case "members": return { id: 1, address: "a:1", incarnation: null, voter: true }
     default: return 0
   }
 }
@@ -235,80 +341,135 @@ function filler(key: string | number): unknown {
 const stringOfLength = (fill: string, length: number): string =>
   fill.repeat(Math.floor(length / fill.length)) + "x".repeat(length % fill.length)
 
-/** Applies one mutation to the tree under `box.root`, in place. */
-function mutate(box: Container, m: Mutation): void {
+/**
+ * Applies one mutation to the tree under `box.root`, in place. Returns the label of the place it
+ * changed (a field it dropped, added or set, else the place it picked), or undefined if it
+ * changed nothing.
+ */
+function mutate(box: Container, m: Mutation): string | undefined {
   const byDepth = sitesByDepth(box)
   const all = byDepth.flat()
   const site = pickSite(byDepth, all, m)
-  if (site === undefined) return
-  const { parent, key } = site
+  if (site === undefined) return undefined
+  const { parent, key, label } = site
   const v = valueAt(site)
   const transplant = (): unknown => {
     const from = all[m.n % all.length]
     return from === undefined ? undefined : clone(valueAt(from))
   }
-  const generic: Array<() => void> = [
-    () => put(parent, key, clone(m.value)),
-    () => put(parent, key, transplant()),
-    () => put(parent, key, [v])
-  ]
-  const specific: Array<() => void> = []
+  /** Sets `parent[key]`, the place picked. */
+  const set = (value: unknown) => (): string => {
+    put(parent, key, value)
+    return label
+  }
+  const generic: Array<() => string | undefined> = [set(clone(m.value)), () => set(transplant())(), set([v])]
+  const specific: Array<() => string | undefined> = []
   if (typeof v === "number") {
-    specific.push(() => put(parent, key, NUMBER_TWEAKS[m.n % NUMBER_TWEAKS.length]?.(v)))
+    specific.push(set(NUMBER_TWEAKS[m.n % NUMBER_TWEAKS.length]?.(v)))
   } else if (typeof v === "string") {
-    specific.push(() => put(parent, key, stringOfLength(m.fill, stringLength(key, m.n))))
+    // A length around its limit, the other case (of a tag, an incarnation), or one code unit more
+    // or less (than a valid incarnation's 16).
+    specific.push(
+      set(stringOfLength(m.fill, stringLength(key, m.n))),
+      set(v === v.toLowerCase() ? v.toUpperCase() : v.toLowerCase()),
+      set(m.n % 2 === 0 ? v.slice(1) : v + v.slice(-1))
+    )
   } else if (Array.isArray(v)) {
     const length = arrayLength(key, m.n)
     // Kept items first, then small valid ones (copies of large items would make huge envelopes).
-    const resize = () => put(parent, key, Array.from({ length }, (_, i) => clone(i < v.length ? v[i] : filler(key))))
+    const resize = () => set(Array.from({ length }, (_, i) => clone(i < v.length ? v[i] : filler(key))))()
     specific.push(
       resize,
       resize,
-      () => v.push(clone(m.value)),
-      () => put(parent, key, { ...v })
+      () => {
+        v.push(clone(m.value))
+        return label
+      },
+      () => set({ ...v })()
     )
   } else if (isObject(v)) {
     const keys = Object.keys(v)
     const existing = keys[m.n % Math.max(1, keys.length)]
+    const optional = ENVELOPE_SHAPES.optional.get(labelPrefix(v, label)) ?? []
+    /** Changes the field `k` of `v` (labelled before the change, as its tag was). */
+    const field = (k: string | undefined, change: (k: string) => void) => (): string | undefined => {
+      if (k === undefined) return undefined
+      const at = fieldLabel(v, label, k)
+      change(k)
+      return at
+    }
     specific.push(
-      () => existing !== undefined && delete v[existing],
-      () => put(v, m.key, [clone(m.value), transplant(), undefined][m.n % 3]),
-      // Twice as likely: undefined in a required field, or in an exact optional one.
-      () => existing !== undefined && put(v, existing, undefined),
-      () => existing !== undefined && put(v, existing, undefined),
-      () => put(v, "_tag", m.tag),
-      () => put(parent, key, Object.values(v))
+      field(existing, (k) => delete v[k]),
+      field(m.key, (k) => put(v, k, [clone(m.value), transplant(), undefined][m.n % 3])),
+      // Twice as likely: undefined in a field, or in one of the struct's exact optional fields
+      // (present or not) where it has any.
+      field(existing, (k) => put(v, k, undefined)),
+      field(optional[m.n % Math.max(1, optional.length)] ?? existing, (k) => put(v, k, undefined)),
+      field("_tag", (k) => put(v, k, m.tag)),
+      () => set(Object.values(v))()
     )
   }
   // Mostly a change that fits the value's type (often still valid), else a generic one.
   const ops = specific.length > 0 && m.how % 4 < 3 ? specific : generic
-  ops[Math.floor(m.how / 4) % ops.length]?.()
+  return ops[Math.floor(m.how / 4) % ops.length]?.()
 }
 
 /**
  * Valid envelopes with one mutation each, or two (less often: a second mutation mostly hides the
- * effect of the first behind a second reason to reject).
+ * effect of the first behind a second reason to reject), and the places the mutations changed.
  */
 const mutations = fc.oneof({ weight: 3, arbitrary: fc.tuple(mutation) }, { weight: 1, arbitrary: fc.tuple(mutation, mutation) })
-const mutatedEnvelope = fc
+const mutatedCase = fc
   .tuple(validEnvelope, mutations)
   .map(([env, ms]) => {
     const box: Record<string, unknown> = { root: clone(env) }
-    for (const m of ms) mutate(box, m)
-    return box["root"]
+    const places: string[] = []
+    for (const m of ms) {
+      const at = mutate(box, m)
+      if (at !== undefined) places.push(at)
+    }
+    return { input: box["root"], places }
   })
+const mutatedEnvelope = mutatedCase.map((c) => c.input)
+
+// ---------------------------------------------------------------------------------------------
+// What the generators reach
+
+/** Counts the shapes that `v`, at the place `label`, takes (in the terms of `ENVELOPE_SHAPES`). */
+function countShapes(v: unknown, label: string, counts: Map<string, number>): void {
+  const seen = v === null ? `${label} null` : label
+  counts.set(seen, (counts.get(seen) ?? 0) + 1)
+  if (Array.isArray(v)) for (const item of v) countShapes(item, `${label}[]`, counts)
+  else if (isObject(v)) {
+    for (const k of Object.keys(v)) countShapes(v[k], fieldLabel(v, label, k), counts)
+    const prefix = labelPrefix(v, label)
+    for (const k of ENVELOPE_SHAPES.optional.get(prefix) ?? []) {
+      if (!Object.hasOwn(v, k)) counts.set(`${prefix}.${k} absent`, (counts.get(`${prefix}.${k} absent`) ?? 0) + 1)
+    }
+  }
+}
+
+/** Asserts that every shape of `ENVELOPE_SHAPES` (of those `which` keeps) was counted. */
+function assertReached(counts: ReadonlyMap<string, number>, what: string, which: (shape: string) => boolean = () => true): void {
+  const missed = [...ENVELOPE_SHAPES.shapes].filter((shape) => which(shape) && !counts.has(shape))
+  assert.deepEqual(missed, [], `${what} never reached these places of the Schema in ${RUNS} runs`)
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Properties
 
 test("property: every envelope the Schema can generate is accepted, as the very same object", () => {
+  const counts = new Map<string, number>()
   fc.assert(
     fc.property(validEnvelope, (env) => {
+      countShapes(env, ROOT, counts)
       assert.equal(agreeOn(fastDecodeEnvelope, env), true)
       assert.equal(agreeOn(fastDecodeEnvelope, viaJson(env)), true)
     }),
     { numRuns: RUNS }
   )
+  // Every command and change, every field with and without its optional ones, null and not null.
+  assertReached(counts, "the valid envelopes")
 }, SLOW_MS)
 
 test("property: on mutated envelopes the fast validator and the Schema give the same verdict", () => {
@@ -327,6 +488,18 @@ test("property: on mutated envelopes the fast validator and the Schema give the 
   assert.ok(rejected > RUNS / 2, `only ${rejected} mutated envelopes were rejected`)
 }, SLOW_MS)
 
+test("the mutations of the property reach every field and array item of the Schema within its run budget", () => {
+  // Some places are changed only a few times in a budget (there are hundreds of places), so this
+  // looks at one fixed sample where the properties draw a new one every time: a place that the
+  // generators cannot reach fails it whatever the seed, one they reach too rarely for most seeds.
+  const counts = new Map<string, number>()
+  for (const { places } of fc.sample(mutatedCase, { numRuns: RUNS, seed: 1 })) {
+    for (const at of places) counts.set(at, (counts.get(at) ?? 0) + 1)
+  }
+  // An optional field where absent is reached by being added, and so counts as its place.
+  assertReached(counts, "the mutations", (shape) => !shape.endsWith(" null") && !shape.endsWith(" absent"))
+}, SLOW_MS)
+
 // ---------------------------------------------------------------------------------------------
 // 2. One table per rule
 
@@ -335,6 +508,17 @@ const withBallot = (b: unknown) => env({ _tag: "Commit", ballot: b, commit: 6 })
 const withCommand = (c: unknown) => env({ _tag: "Accept", ballot, entries: [{ slot: 5, value: [c] }], commit: 4 })
 const withClient = (c: unknown) =>
   env({ _tag: "Snapshot", slot: 9, listFrom: 1, values: [], clients: [c], complete: true })
+const withChange = (c: unknown) => withCommand({ _tag: "Reconfig", id: "r", change: c })
+/** A complete Snapshot that carries `m` as its membership. */
+const withMembership = (m: unknown) => env({ ...SAMPLE_MESSAGES[11], membership: m })
+const { current, next } = membership
+/** A membership whose configuration in force is `c`. */
+const withConfig = (c: unknown) => withMembership({ ...membership, current: c })
+/** A membership whose configuration in force has the one member `m`. */
+const withMember = (m: unknown) => withConfig({ ...current, members: [m] })
+const replace = { _tag: "Replace", remove: 0, promote: 3 }
+const member: { id: number; address: string; incarnation: string | null; voter: boolean } =
+  current.members[0] ?? assert.fail("the sample membership has a member")
 /** A copy of `o` without the key `k`. */
 const without = (o: object, k: string): Record<string, unknown> => {
   const out: Record<string, unknown> = { ...o }
@@ -377,8 +561,12 @@ test("rule: every required field of every struct, and of every message type, mus
   cases("accept", SAMPLES.map((m) => [m["_tag"] as string, env(m)] as const))
   const dropped: Array<readonly [string, unknown]> = []
   for (const k of Object.keys(env())) dropped.push([`envelope without ${k}`, without(env(), k)])
-  // Commit.quorum is optional (its own rule below).
-  for (const m of SAMPLES) for (const k of Object.keys(m)) if (k !== "quorum") dropped.push([`${m["_tag"]} without ${k}`, env(without(m, k))])
+  // Commit.quorum, CatchupRequest.snapshot and Snapshot.membership are optional (their own rules below);
+  // Promise.snapshot is required.
+  const optional: Readonly<Record<string, string>> = { Commit: "quorum", CatchupRequest: "snapshot", Snapshot: "membership" }
+  for (const m of SAMPLES) {
+    for (const k of Object.keys(m)) if (optional[m["_tag"] as string] !== k) dropped.push([`${m["_tag"]} without ${k}`, env(without(m, k))])
+  }
   for (const k of Object.keys(ballot)) {
     dropped.push([`ballot without ${k}`, withBallot(without(ballot, k))], [`ballot with ${k} undefined`, withBallot({ ...ballot, [k]: undefined })])
   }
@@ -388,7 +576,51 @@ test("rule: every required field of every struct, and of every message type, mus
   dropped.push(["entry without slot", env({ _tag: "CatchupReply", entries: [{ value: [] }] })])
   dropped.push(["entry without value", env({ _tag: "CatchupReply", entries: [{ slot: 1 }] })])
   dropped.push(["accepted entry without ballot", env({ ...SAMPLES[1], accepted: [{ slot: 4, value: [] }] })])
+  // Reconfig, each kind of Change, and the membership a Snapshot carries, at every level.
+  for (const k of Object.keys(reconfig)) dropped.push([`Reconfig without ${k}`, withCommand(without(reconfig, k))])
+  const changes = [reconfig.change, { _tag: "Promote", id: 1 }, { _tag: "Remove", id: 1 }, replace, bind.change]
+  for (const c of changes) for (const k of Object.keys(c)) dropped.push([`${c._tag} without ${k}`, withChange(without(c, k))])
+  for (const k of Object.keys(membership)) {
+    dropped.push([`membership without ${k}`, withMembership(without(membership, k))], [`membership with ${k} undefined`, withMembership({ ...membership, [k]: undefined })])
+  }
+  for (const k of Object.keys(next)) {
+    dropped.push([`next without ${k}`, withMembership({ ...membership, next: without(next, k) })])
+  }
+  for (const k of Object.keys(current)) {
+    dropped.push([`config without ${k}`, withConfig(without(current, k))])
+    dropped.push([`next config without ${k}`, withMembership({ ...membership, next: { ...next, config: without(next.config, k) } })])
+  }
+  for (const k of Object.keys(member)) {
+    // incarnation may be null, not absent or undefined.
+    dropped.push([`member without ${k}`, withMember(without(member, k))], [`member with ${k} undefined`, withMember({ ...member, [k]: undefined })])
+  }
   cases("reject", dropped)
+})
+
+test("rule: CatchupRequest.snapshot and Snapshot.membership may be absent, but not present as undefined", () => {
+  const request = (v: unknown) => env({ ...SAMPLES[9], snapshot: v })
+  cases("accept", [
+    ["snapshot true", request(true)],
+    ["snapshot false", request(false)],
+    ["snapshot absent", env(without(SAMPLES[9] as object, "snapshot"))],
+    ["membership present", withMembership(membership)],
+    ["membership absent", env(without(SAMPLES[11] as object, "membership"))],
+    ["membership absent from an earlier chunk", env({ ...without(SAMPLES[11] as object, "membership"), complete: false })],
+    ["membership on an earlier chunk (the Schema does not tie it to complete)", env({ ...SAMPLES[11], complete: false })],
+    ["both in one envelope", env(SAMPLES[9], SAMPLES[11])]
+  ])
+  cases("reject", [
+    ["snapshot undefined", request(undefined)],
+    ["snapshot null", request(null)],
+    ["snapshot 1", request(1)],
+    ["snapshot 'true'", request("true")],
+    ["snapshot a Boolean object", request(new Boolean(true))],
+    ["membership undefined", withMembership(undefined)],
+    ["membership null", withMembership(null)],
+    ["membership empty", withMembership({})],
+    ["membership an array", withMembership([current, null])],
+    ["membership a bare config", withMembership(current)]
+  ])
 })
 
 test("rule: optionalWith exact: client and seq may be absent, but not present as undefined", () => {
@@ -418,11 +650,39 @@ test("rule: onExcessProperty error: an extra key fails at every level, __proto__
     ["client entry", withClient({ ...client, extra: 1 })],
     ["envelope, __proto__", JSON.parse('{"cluster":"c","from":0,"to":1,"messages":[],"__proto__":{}}')],
     ["ballot, __proto__", JSON.parse('{"cluster":"c","from":0,"to":1,"messages":[{"_tag":"Commit","ballot":{"round":1,"leader":0,"__proto__":null},"commit":1}]}')],
-    ["Append, constructor", withCommand({ ...append, constructor: "x" })]
+    ["Append, constructor", withCommand({ ...append, constructor: "x" })],
+    ["Reconfig", withCommand({ ...reconfig, extra: 1 })],
+    ["Reconfig with a value", withCommand({ ...reconfig, value: 1 })],
+    ["Add", withChange({ ...reconfig.change, extra: 1 })],
+    ["Add with an id", withChange({ ...reconfig.change, id: 1 })],
+    ["Promote", withChange({ _tag: "Promote", id: 1, extra: 1 })],
+    ["Promote with an incarnation", withChange({ _tag: "Promote", id: 1, incarnation: INCARNATION })],
+    ["Remove with an address", withChange({ _tag: "Remove", id: 1, address: "a:1" })],
+    ["Replace", withChange({ ...replace, extra: 1 })],
+    ["Replace with an id", withChange({ ...replace, id: 1 })],
+    ["Bind", withChange({ ...bind.change, extra: 1 })],
+    ["Bind with a voter", withChange({ ...bind.change, voter: true })],
+    ["Change, __proto__", withChange(JSON.parse('{"_tag":"Promote","id":1,"__proto__":{}}'))],
+    ["member", withMember({ ...member, extra: 1 })],
+    ["member with a _tag", withMember({ ...member, _tag: "Add" })],
+    ["member of the next config", withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, extra: 1 }] } } })],
+    ["config", withConfig({ ...current, extra: 1 })],
+    ["config with a from", withConfig({ ...current, from: 1 })],
+    ["next config", withMembership({ ...membership, next: { ...next, config: { ...next.config, extra: 1 } } })],
+    ["next", withMembership({ ...membership, next: { ...next, extra: 1 } })],
+    ["next with an epoch", withMembership({ ...membership, next: { ...next, epoch: 1 } })],
+    ["membership", withMembership({ ...membership, extra: 1 })],
+    ["membership, __proto__", withMembership(JSON.parse(`{"current":${JSON.stringify(current)},"next":null,"__proto__":null}`))]
   ]
   for (const m of SAMPLES) extra.push([`${m["_tag"]} + extra`, env({ ...m, extra: null })])
   // Fields of one message type are strangers to another.
-  extra.push(["Prepare + commit", env({ ...SAMPLES[0], commit: 1 })], ["Commit + from", env({ ...SAMPLES[5], from: 1 })])
+  extra.push(
+    ["Prepare + commit", env({ ...SAMPLES[0], commit: 1 })],
+    ["Commit + from", env({ ...SAMPLES[5], from: 1 })],
+    ["Commit + snapshot", env({ ...SAMPLES[5], snapshot: true })],
+    ["Campaign + commit", env({ ...SAMPLES[12], commit: 1 })],
+    ["CatchupReply + membership", env({ _tag: "CatchupReply", entries: [], membership })]
+  )
   cases("reject", extra)
 })
 
@@ -437,7 +697,31 @@ test("rule: unions pick their member by an own _tag, and the member checks the l
     ["a message's tag on a command", withCommand({ ...read, _tag: "Commit" })],
     ["tag null", env({ _tag: null, ballot, commit: 6 })],
     ["an array as a message", env([SAMPLES[5]])],
-    ["an array as a command", withCommand([read])]
+    ["an array as a command", withCommand([read])],
+    ["a change without _tag", withChange({ id: 1 })],
+    ["an unknown change", withChange({ _tag: "Demote", id: 1 })],
+    ["a change's tag in lower case", withChange({ _tag: "promote", id: 1 })],
+    ["a change's tag on a command", withCommand({ _tag: "Promote", id: 1 })],
+    ["a change as a command (not inside a Reconfig)", withCommand(bind.change)],
+    ["a command's tag on a change", withChange({ _tag: "Read", id: "r" })],
+    ["a command as a change", withChange(read)],
+    ["Bind's tag on an Add", withChange({ ...reconfig.change, _tag: "Bind" })],
+    ["Replace's tag on a Promote", withChange({ _tag: "Replace", id: 1 })],
+    ["Promote's tag on a Replace", withChange({ ...replace, _tag: "Promote" })],
+    ["a message's tag on a change", withChange({ _tag: "Campaign", ballot })],
+    ["a change in an array", withChange([{ _tag: "Promote", id: 1 }])],
+    ["a null change", withChange(null)],
+    ["next an array", withMembership({ ...membership, next: [next.config, next.from] })],
+    ["next false", withMembership({ ...membership, next: false })],
+    ["next a bare config", withMembership({ ...membership, next: next.config })],
+    ["a member null", withConfig({ ...current, members: [null] })],
+    ["a member an array", withConfig({ ...current, members: [Object.values(member)] })]
+  ])
+  cases("accept", [
+    ["each kind of change", env({ _tag: "Forward", commands: [reconfig, bind, ...["Promote", "Remove"].map((t) => ({ _tag: "Reconfig", id: t, change: { _tag: t, id: 2 } })), { _tag: "Reconfig", id: "x", change: replace }] })],
+    ["Promote and Remove differ only by the tag", withChange({ _tag: "Remove", id: 1 })],
+    ["next null", withMembership({ ...membership, next: null })],
+    ["a Campaign", env(SAMPLES[12])]
   ])
 })
 
@@ -487,20 +771,103 @@ test("rule: nonNegative (slots, seq, index, listLength, listFrom) admits 0 and -
   ])
 })
 
-test("rule: NodeIndex is between(0, nodesMax - 1) for from, to and ballot leaders", () => {
-  const top = LIMITS.nodesMax - 1
+test("rule: NodeIndex (a member id) is between(0, memberIdMax) for from, to, ballot leaders, changes and members", () => {
+  const top = LIMITS.memberIdMax
+  assert.equal(top, 65_535)
+  const ids = (id: unknown): Array<readonly [string, unknown]> => [
+    [`from and to ${id}`, { ...env(), from: id, to: id }],
+    [`leader ${id}`, withBallot({ round: 1, leader: id })],
+    [`Nack promised leader ${id}`, env({ ...SAMPLES[4], promised: { round: 1, leader: id } })],
+    [`Promote ${id}`, withChange({ _tag: "Promote", id })],
+    [`Remove ${id}`, withChange({ _tag: "Remove", id })],
+    [`Replace remove ${id}`, withChange({ ...replace, remove: id })],
+    [`Replace promote ${id}`, withChange({ ...replace, promote: id })],
+    [`Bind ${id}`, withChange({ ...bind.change, id })],
+    [`member ${id}`, withMember({ ...member, id })],
+    [`member ${id} of the next config`, withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, id }] } } })]
+  ]
   cases("accept", [
-    ["from and to at the top", { ...env(), from: top, to: top }],
-    ["to -0", { ...env(), to: -0 }],
-    ["leader at the top", withBallot({ round: 1, leader: top })]
+    ...ids(top),
+    ...ids(0),
+    ...ids(-0),
+    // The old limit, nodesMax - 1, no longer applies: ids are not reused, so they outgrow the cluster.
+    ...ids(LIMITS.nodesMax)
   ])
   cases("reject", [
-    ["from above", { ...env(), from: top + 1 }],
-    ["to below", { ...env(), to: -1 }],
-    ["from 0.5", { ...env(), from: 0.5 }],
-    ["to as a string", { ...env(), to: "1" }],
-    ["leader above", withBallot({ round: 1, leader: top + 1 })],
-    ["Nack promised leader above", env({ ...SAMPLES[4], promised: { round: 1, leader: top + 1 } })]
+    ...ids(top + 1),
+    ...ids(-1),
+    ...ids(0.5),
+    ...ids("1"),
+    ...ids(null)
+  ])
+})
+
+test("rule: a Config's nextId is between(0, memberIdMax + 1), its epoch and next.from are nonNegative", () => {
+  const nextId = (v: unknown) => withConfig({ ...current, nextId: v })
+  const nextConfig = (c: object) => withMembership({ ...membership, next: { ...next, config: { ...next.config, ...c } } })
+  cases("accept", [
+    ["nextId 0", nextId(0)],
+    ["nextId -0", nextId(-0)],
+    ["nextId memberIdMax + 1 (65536: every id is used)", nextId(LIMITS.memberIdMax + 1)],
+    ["next config's nextId 65536", nextConfig({ nextId: LIMITS.memberIdMax + 1 })],
+    ["epoch 0", withConfig({ ...current, epoch: 0 })],
+    ["epoch 2^53 - 1", withConfig({ ...current, epoch: 2 ** 53 - 1 })],
+    ["next from 0", withMembership({ ...membership, next: { ...next, from: 0 } })]
+  ])
+  cases("reject", [
+    ["nextId memberIdMax + 2 (65537)", nextId(LIMITS.memberIdMax + 2)],
+    ["next config's nextId 65537", nextConfig({ nextId: LIMITS.memberIdMax + 2 })],
+    ["nextId -1", nextId(-1)],
+    ["nextId 0.5", nextId(0.5)],
+    ["nextId as a string", nextId("4")],
+    ["nextId null", nextId(null)],
+    ["epoch -1", withConfig({ ...current, epoch: -1 })],
+    ["epoch 2^53", withConfig({ ...current, epoch: 2 ** 53 })],
+    ["next config's epoch -1", nextConfig({ epoch: -1 })],
+    ["next from -1", withMembership({ ...membership, next: { ...next, from: -1 } })],
+    ["next from 1.5", withMembership({ ...membership, next: { ...next, from: 1.5 } })]
+  ])
+})
+
+test("rule: an incarnation matches /^[0-9a-f]{16}$/: 16 lowercase hex digits, null only in a member", () => {
+  assert.equal(String(INCARNATION_PATTERN), "/^[0-9a-f]{16}$/")
+  const places = (i: unknown): Array<readonly [string, unknown]> => [
+    [`Bind ${JSON.stringify(i)}`, withChange({ ...bind.change, incarnation: i })],
+    [`member ${JSON.stringify(i)}`, withMember({ ...member, incarnation: i })],
+    [`next config's member ${JSON.stringify(i)}`, withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, incarnation: i }] } } })]
+  ]
+  cases("accept", [
+    ...places(INCARNATION),
+    ...places("0000000000000000"),
+    ...places("ffffffffffffffff"),
+    ["member null", withMember({ ...member, incarnation: null })],
+    ["next config's member null", withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, incarnation: null }] } } })]
+  ])
+  cases("reject", [
+    ...places("0123456789ABCDEF"), // upper case
+    ...places("0123456789abcdeF"), // one letter in upper case
+    ...places(INCARNATION.slice(1)), // 15 digits
+    ...places(`${INCARNATION}0`), // 17 digits
+    ...places(""),
+    ...places(`${INCARNATION}\n`), // $ is the end of the string, not of a line
+    ...places(`\n${INCARNATION}`),
+    ...places(` ${INCARNATION.slice(1)}`),
+    ...places("0123456789abcdeg"), // not hex
+    ...places("0x0123456789abcd"),
+    ...places("０123456789abcdef"), // a full-width digit
+    ...places(1234567890123456), // 16 digits, but a number
+    ...places(undefined),
+    ["Bind null (only a member may have none)", withChange({ ...bind.change, incarnation: null })]
+  ])
+})
+
+test("rule: a member's voter, like Snapshot.complete, is a boolean", () => {
+  cases("accept", [["voter true", withMember({ ...member, voter: true })], ["voter false", withMember({ ...member, voter: false })]])
+  cases("reject", [
+    ["voter 1", withMember({ ...member, voter: 1 })],
+    ["voter 'true'", withMember({ ...member, voter: "true" })],
+    ["voter null", withMember({ ...member, voter: null })],
+    ["voter a Boolean object", withMember({ ...member, voter: new Boolean(false) })]
   ])
 })
 
@@ -508,6 +875,7 @@ test("rule: string lengths are UTF-16 .length, within minLength and maxLength", 
   const s = (n: number) => "x".repeat(n)
   const emoji = (n: number) => "😀".repeat(n)
   const { commandIdLengthMax: id, clientIdLengthMax: cl, reasonLengthMax: re } = LIMITS
+  assert.equal(ADDRESS_LENGTH_MAX, 255)
   const reason = (r: unknown) => env({ ...SAMPLES[8], reason: r })
   cases("accept", [
     ["empty cluster (no minLength)", { ...env(), cluster: "" }],
@@ -521,7 +889,13 @@ test("rule: string lengths are UTF-16 .length, within minLength and maxLength", 
     ["client entry's client at the limit", withClient({ ...client, client: s(cl) })],
     ["ForwardReject id at the limit", env({ ...SAMPLES[8], ids: [s(id)] })],
     ["empty reason", reason("")],
-    ["reason at the limit", reason(s(re))]
+    ["reason at the limit", reason(s(re))],
+    ["Add address of 1", withChange({ _tag: "Add", address: "a" })],
+    ["Add address at the limit (255)", withChange({ _tag: "Add", address: s(ADDRESS_LENGTH_MAX) })],
+    ["Add address of emoji at the limit (127 and a unit)", withChange({ _tag: "Add", address: `${emoji(127)}x` })],
+    ["member address of 1", withMember({ ...member, address: "a" })],
+    ["member address at the limit", withMember({ ...member, address: s(ADDRESS_LENGTH_MAX) })],
+    ["Reconfig id at the limit", withCommand({ ...reconfig, id: s(id) })]
   ])
   cases("reject", [
     ["cluster of 129", { ...env(), cluster: s(129) }],
@@ -539,7 +913,16 @@ test("rule: string lengths are UTF-16 .length, within minLength and maxLength", 
     ["ForwardReject id over", env({ ...SAMPLES[8], ids: [s(id + 1)] })],
     ["reason over", reason(s(re + 1))],
     ["reason null", reason(null)],
-    ["id as a number", withCommand({ ...read, id: 7 })]
+    ["id as a number", withCommand({ ...read, id: 7 })],
+    ["empty Add address", withChange({ _tag: "Add", address: "" })],
+    ["Add address over (256)", withChange({ _tag: "Add", address: s(ADDRESS_LENGTH_MAX + 1) })],
+    ["Add address of 128 emoji (.length 256)", withChange({ _tag: "Add", address: emoji(128) })],
+    ["Add address as a number", withChange({ _tag: "Add", address: 5000 })],
+    ["empty member address", withMember({ ...member, address: "" })],
+    ["member address over", withMember({ ...member, address: s(ADDRESS_LENGTH_MAX + 1) })],
+    ["next config's member address over", withMembership({ ...membership, next: { ...next, config: { ...next.config, members: [{ ...member, address: s(ADDRESS_LENGTH_MAX + 1) }] } } })],
+    ["empty Reconfig id", withCommand({ ...reconfig, id: "" })],
+    ["Reconfig id over", withCommand({ ...reconfig, id: s(id + 1) })]
   ])
 })
 
@@ -560,6 +943,12 @@ test("rule: maxItems of every array, at the limit and one over", () => {
   // The large limits: Snapshot values and clients through both validators.
   const snap = (values: number, clients: number) => env({ ...SAMPLES[11], values: many(values, 7), clients: many(clients, client) })
   cases("accept", [["snapshot at both limits", snap(LIMITS.snapshotChunkValuesMax, LIMITS.clientTableMax)]])
+  // The members of a configuration, in force or next.
+  assert.equal(MEMBERS_MAX, 9)
+  const members = (n: number) => withConfig({ ...current, members: many(n, member) })
+  const nextMembers = (n: number) => withMembership({ ...membership, next: { ...next, config: { ...next.config, members: many(n, member) } } })
+  cases("accept", [["no members", members(0)], ["9 members", members(MEMBERS_MAX)], ["9 next members", nextMembers(MEMBERS_MAX)]])
+  cases("reject", [["10 members", members(MEMBERS_MAX + 1)], ["10 next members", nextMembers(MEMBERS_MAX + 1)]])
   cases("reject", [
     ["snapshot values over", snap(LIMITS.snapshotChunkValuesMax + 1, 0)],
     ["snapshot clients over", snap(0, LIMITS.clientTableMax + 1)]
@@ -581,7 +970,11 @@ test("rule: arrays are arrays (not objects with a length), elements are read by 
     ["slots as a string", env({ ...SAMPLES[3], slots: "12" })],
     ["a null in a batch", withCommand(null)],
     ["a hole in slots (not from JSON)", env({ ...SAMPLES[3], slots: [1, , 2] })],
-    ["a nested array in values", env({ ...SAMPLES[11], values: [[1]] })]
+    ["a nested array in values", env({ ...SAMPLES[11], values: [[1]] })],
+    ["members as an object", withConfig({ ...current, members: { 0: member } })],
+    ["members as an array-like", withConfig({ ...current, members: { 0: member, length: 1 } })],
+    ["members null", withConfig({ ...current, members: null })],
+    ["a hole in members (not from JSON)", withConfig({ ...current, members: [member, , member] })]
   ])
 })
 
@@ -632,13 +1025,17 @@ test("non-JSON inputs get the Schema's verdict: keys are Reflect.ownKeys, requir
     ["a symbol key", { ...env(), [sym]: 1 }],
     ["a non-enumerable extra key", hidden],
     ["an inherited _tag", env(Object.assign(Object.create({ _tag: "Commit" }), { ballot, commit: 1 }))],
-    ["an own undefined seq", withCommand(Object.assign(Object.create({ seq: 1 }), { ...append, seq: undefined }))]
+    ["an own undefined seq", withCommand(Object.assign(Object.create({ seq: 1 }), { ...append, seq: undefined }))],
+    ["an inherited change _tag", withChange(Object.assign(Object.create({ _tag: "Promote" }), { id: 1 }))],
+    ["an own undefined membership", env(Object.assign(Object.create({ membership }), { ...SAMPLES[11], membership: undefined }))]
   ])
   cases(
     "accept",
     [
       ["an inherited required field", withBallot(Object.create(ballot))],
       ["an inherited optional field is ignored", withCommand(Object.assign(Object.create({ client: "" }), read))],
+      ["an inherited bad membership is ignored", env(Object.assign(Object.create({ membership: null }), without(SAMPLES[11] as object, "membership")))],
+      ["an inherited incarnation", withMember(Object.assign(Object.create({ incarnation: null }), without(member, "incarnation")))],
       ["a null-prototype envelope", Object.assign(Object.create(null), env(SAMPLES[5]))],
       ["a class instance", withBallot(new (class { round = 1; leader = 0 })())],
       ["an array with an extra property", { ...env(), messages: Object.assign([], { extra: 1 }) }]
@@ -703,6 +1100,51 @@ const MUTANTS: ReadonlyArray<readonly [string, Decoder, unknown]> = [
     "CommandId without minLength(1)",
     weakened((v, p) => (v === "" && (p.at(-1) === "id" || p.at(-2) === "ids") ? "x" : v)),
     withCommand({ ...read, id: "" })
+  ],
+  [
+    "NodeIndex up to memberIdMax + 1",
+    weakened((v) => (v === LIMITS.memberIdMax + 1 ? LIMITS.memberIdMax : v)),
+    { ...env(), from: LIMITS.memberIdMax + 1 }
+  ],
+  [
+    "Config.members without maxItems",
+    weakened((v, p) => (p.at(-1) === "members" && Array.isArray(v) && v.length === MEMBERS_MAX + 1 ? v.slice(1) : v)),
+    withConfig({ ...current, members: many(MEMBERS_MAX + 1, member) })
+  ],
+  [
+    "Incarnation whatever its case",
+    weakened((v, p) => (p.at(-1) === "incarnation" && typeof v === "string" && /^[0-9a-f]{16}$/i.test(v) ? v.toLowerCase() : v)),
+    withChange({ ...bind.change, incarnation: INCARNATION.toUpperCase() })
+  ],
+  [
+    "Incarnation of any length",
+    weakened((v, p) => (p.at(-1) === "incarnation" && typeof v === "string" && /^[0-9a-f]+$/.test(v) ? INCARNATION : v)),
+    withChange({ ...bind.change, incarnation: INCARNATION.slice(1) })
+  ],
+  [
+    "Change without the excess-property check",
+    weakened((v, p) => {
+      if (p.at(-1) !== "change" || !isObject(v)) return v
+      const fields: Record<string, readonly string[]> = { Add: ["_tag", "address"], Promote: ["_tag", "id"], Remove: ["_tag", "id"], Replace: ["_tag", "remove", "promote"], Bind: ["_tag", "id", "incarnation"] }
+      const keep = fields[v["_tag"] as string]
+      return keep === undefined ? v : Object.fromEntries(Object.entries(v).filter(([k]) => keep.includes(k)))
+    }),
+    withChange({ _tag: "Promote", id: 1, extra: 1 })
+  ],
+  [
+    "Member without the excess-property check",
+    weakened((v, p) => (p.at(-2) === "members" && isObject(v) ? { id: v["id"], address: v["address"], incarnation: v["incarnation"], voter: v["voter"] } : v)),
+    withMember({ ...member, extra: 1 })
+  ],
+  [
+    "CatchupRequest.snapshot and Snapshot.membership that accept undefined",
+    weakened((v) => {
+      if (!hasTag(v, "CatchupRequest", "Snapshot")) return v
+      const out = { ...v }
+      for (const k of ["snapshot", "membership"]) if (Object.hasOwn(out, k) && out[k] === undefined) delete out[k]
+      return out
+    }),
+    env({ ...SAMPLES[9], snapshot: undefined })
   ]
 ]
 
@@ -733,8 +1175,13 @@ function describe(ast: AST.AST): string {
       return ast._tag.replace("Keyword", "").toLowerCase()
     case "Literal":
       return JSON.stringify(ast.literal)
-    case "Refinement":
-      return `${describe(ast.from)} & ${Option.getOrElse(AST.getTitleAnnotation(ast), () => "?")}`
+    case "Refinement": {
+      // S.pattern has no title (a long pattern would make a long one): its regex is the rule.
+      const pattern = ast.annotations[S.PatternSchemaId] as { regex: RegExp } | undefined
+      const rule = pattern !== undefined ? `pattern(${String(pattern.regex)})` : Option.getOrUndefined(AST.getTitleAnnotation(ast))
+      if (rule !== undefined) return `${describe(ast.from)} & ${rule}`
+      break
+    }
     case "Union":
       return ast.types.map(describe).join(" | ")
     case "TupleType": {
@@ -756,14 +1203,29 @@ test("the Schema transforms nothing, and its rules are the ones fast-decode.ts i
   assert.equal(AST.typeAST(PeerEnvelopeSchema.ast), PeerEnvelopeSchema.ast, "decoding transforms nothing")
   const int = "number & int"
   const nat = `${int} & nonNegative`
-  const node = `${int} & between(0, ${LIMITS.nodesMax - 1})`
+  const node = `${int} & between(0, ${LIMITS.memberIdMax})`
   const str = (min: number, max: number) => `string${min > 0 ? ` & minLength(${min})` : ""} & maxLength(${max})`
   const id = str(1, LIMITS.commandIdLengthMax)
   const clientId = str(1, LIMITS.clientIdLengthMax)
+  const address = str(1, ADDRESS_LENGTH_MAX)
+  const incarnation = `string & pattern(${String(INCARNATION_PATTERN)})`
   const arr = (item: string, max: number) => `Array<${item}> & maxItems(${max})`
   const b = `{ round: ${nat}, leader: ${node} }`
-  const command =
-    `{ _tag: "Append", id: ${id}, value: ${int}, client?: ${clientId}, seq?: ${nat} } | { _tag: "Read", id: ${id} }`
+  const change = [
+    `{ _tag: "Add", address: ${address} }`,
+    `{ _tag: "Promote", id: ${node} }`,
+    `{ _tag: "Remove", id: ${node} }`,
+    `{ _tag: "Replace", remove: ${node}, promote: ${node} }`,
+    `{ _tag: "Bind", id: ${node}, incarnation: ${incarnation} }`
+  ].join(" | ")
+  const command = [
+    `{ _tag: "Append", id: ${id}, value: ${int}, client?: ${clientId}, seq?: ${nat} }`,
+    `{ _tag: "Read", id: ${id} }`,
+    `{ _tag: "Reconfig", id: ${id}, change: ${change} }`
+  ].join(" | ")
+  const member = `{ id: ${node}, address: ${address}, incarnation: ${incarnation} | null, voter: boolean }`
+  const config = `{ epoch: ${nat}, members: ${arr(member, MEMBERS_MAX)}, nextId: ${int} & between(0, ${LIMITS.memberIdMax + 1}) }`
+  const membership = `{ current: ${config}, next: { config: ${config}, from: ${nat} } | null }`
   const batch = arr(command, LIMITS.batchCommandsMax)
   const entry = `{ slot: ${nat}, value: ${batch} }`
   const n = LIMITS.messageEntriesMax
@@ -777,10 +1239,12 @@ test("the Schema transforms nothing, and its rules are the ones fast-decode.ts i
     `{ _tag: "CommitAck", ballot: ${b}, applied: ${nat} }`,
     `{ _tag: "Forward", commands: ${arr(command, n)} }`,
     `{ _tag: "ForwardReject", ids: ${arr(id, n)}, reason: string & maxLength(${LIMITS.reasonLengthMax}) }`,
-    `{ _tag: "CatchupRequest", from: ${nat}, listLength: ${nat} }`,
+    `{ _tag: "CatchupRequest", from: ${nat}, listLength: ${nat}, snapshot?: boolean }`,
     `{ _tag: "CatchupReply", entries: ${arr(entry, n)} }`,
     `{ _tag: "Snapshot", slot: ${nat}, listFrom: ${nat}, values: ${arr(int, LIMITS.snapshotChunkValuesMax)}, ` +
-      `clients: ${arr(`{ client: ${clientId}, seq: ${nat}, value: ${int}, index: ${nat}, slot: ${nat} }`, LIMITS.clientTableMax)}, complete: boolean }`
+      `clients: ${arr(`{ client: ${clientId}, seq: ${nat}, value: ${int}, index: ${nat}, slot: ${nat} }`, LIMITS.clientTableMax)}, ` +
+      `complete: boolean, membership?: ${membership} }`,
+    `{ _tag: "Campaign", ballot: ${b} }`
   ]
   const expected =
     `{ cluster: string & maxLength(128), from: ${node}, to: ${node}, ` +
