@@ -72,6 +72,19 @@ export function readTokenFile(file: string): string {
   return token
 }
 
+/**
+ * The client token of a command's `--token-file` (else $PAXOS_CLIENT_TOKEN_FILE, else none): the
+ * token, undefined without one, or an Error saying why the file cannot be used.
+ */
+export function tokenOf(p: Parsed): string | undefined | Error {
+  const file = str(p, "token-file") ?? (process.env.PAXOS_CLIENT_TOKEN_FILE || undefined)
+  try {
+    return file === undefined ? undefined : readTokenFile(file)
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e))
+  }
+}
+
 /** The name of `names` closest to `name` (a typo: at most a third of it edited, or a prefix), or null. */
 export function closest(name: string, names: readonly string[]): string | null {
   let best: string | null = null

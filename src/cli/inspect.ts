@@ -1,12 +1,14 @@
 /**
  * What an etcdctl user reaches for:
  *   - `paxos status`: one table of every node of a cluster (address, role, leader, ballot,
- *     committed, applied, snapshot, lag behind the highest commit point, ready), or JSON with -o json;
+ *     committed, applied, snapshot, lag behind the highest commit point, membership epoch, ready),
+ *     or JSON with -o json;
  *   - `paxos list`: a linearizable read (GET /list) through whichever node answers, printed as JSON.
  */
 import { readList, status, type NodeStatus } from "../client/http.ts"
+import { MEMBERS_MAX } from "../core/membership.ts"
 import { ConfigError, readConfig } from "../server/cluster-config.ts"
-import { parseFlags, positiveInt, readTokenFile, shortUsage, str } from "./args.ts"
+import { parseFlags, positiveInt, shortUsage, str, tokenOf } from "./args.ts"
 
 const DEFAULT_CONFIG = "example-config"
 const STATUS_TIMEOUT_MS = 2_000
@@ -14,9 +16,11 @@ const LIST_TIMEOUT_MS = 10_000
 
 export const STATUS_USAGE = `usage: paxos status [--config F] [-o table|json]
 
-Asks every node of the cluster for its /status and prints one line each: its address, role, the
-leader it follows, its ballot, the slots it knows committed, has applied and has in its snapshot,
-its lag (the highest commit point any node reports, minus what it applied) and whether it is ready.
+Asks every node of the cluster (the config file's, and the members they know of) for its /status
+and prints one line each: its address, role, the leader it follows, its ballot, the slots it knows
+committed, has applied and has in its snapshot, its lag (the highest commit point any node
+reports, minus what it applied), the membership epoch it has in force (the changes of members
+applied) and whether it is ready.
 
 options:
   --config F       the cluster's config file (default: example-config)
@@ -70,15 +74,28 @@ export interface StatusRow {
   readonly applied?: number
   readonly snapshot?: number
   readonly lag?: number
+  /** The membership epoch in force at the node (changes of members applied). */
+  readonly epoch?: number
   readonly ready?: boolean
   readonly notReady?: string
 }
 
-/** The rows of every node of `nodes`, asked at once. */
+/**
+ * The rows of every node of `nodes`, asked at once, and of the members those nodes know of that
+ * `nodes` lacks (added since the config file was written), asked next.
+ */
 export async function statusRows(nodes: readonly string[]): Promise<StatusRow[]> {
-  const all = await Promise.all(nodes.map((n) => status(n, STATUS_TIMEOUT_MS)))
+  const asked = [...nodes]
+  const all = await Promise.all(asked.map((n) => status(n, STATUS_TIMEOUT_MS)))
+  const known = new Set(all.flatMap((s) => {
+    const m = s?.membership as { voters?: unknown; learners?: unknown } | undefined
+    return [m?.voters, m?.learners].flatMap((a) => (Array.isArray(a) ? a.filter((x): x is string => typeof x === "string") : []))
+  }))
+  const more = [...known].filter((n) => !asked.includes(n)).slice(0, MEMBERS_MAX)
+  asked.push(...more)
+  all.push(...(await Promise.all(more.map((n) => status(n, STATUS_TIMEOUT_MS)))))
   const top = Math.max(0, ...all.map((s) => s?.committed ?? 0))
-  return nodes.map((node, i) => {
+  return asked.map((node, i) => {
     const s = all[i] as NodeStatus | null
     if (s === null) return { node, reachable: false }
     const ballot = (s.ballot as { text?: string } | undefined)?.text ?? "?"
@@ -93,6 +110,7 @@ export async function statusRows(nodes: readonly string[]): Promise<StatusRow[]>
       applied: s.applied,
       snapshot: s.snapshot,
       lag: Math.max(0, top - s.applied),
+      ...(typeof (s.membership as { epoch?: unknown } | undefined)?.epoch === "number" ? { epoch: (s.membership as { epoch: number }).epoch } : {}),
       ready: ready?.ok === true,
       ...(ready?.ok === true || ready?.reason === undefined ? {} : { notReady: ready.reason })
     }
@@ -101,11 +119,11 @@ export async function statusRows(nodes: readonly string[]): Promise<StatusRow[]>
 
 /** The rows as an aligned table. */
 export function statusTable(rows: readonly StatusRow[]): string {
-  const head = ["NODE", "ROLE", "LEADER", "BALLOT", "COMMITTED", "APPLIED", "SNAPSHOT", "LAG", "READY"]
+  const head = ["NODE", "ROLE", "LEADER", "BALLOT", "COMMITTED", "APPLIED", "SNAPSHOT", "LAG", "EPOCH", "READY"]
   const cells = rows.map((r) =>
     r.reachable
-      ? [r.node, r.role ?? "?", r.leader ?? "-", r.ballot ?? "?", String(r.committed), String(r.applied), String(r.snapshot), String(r.lag), r.ready === true ? "yes" : `no (${r.notReady ?? "?"})`]
-      : [r.node, "unreachable", "-", "-", "-", "-", "-", "-", "-"]
+      ? [r.node, r.role ?? "?", r.leader ?? "-", r.ballot ?? "?", String(r.committed), String(r.applied), String(r.snapshot), String(r.lag), r.epoch === undefined ? "-" : String(r.epoch), r.ready === true ? "yes" : `no (${r.notReady ?? "?"})`]
+      : [r.node, "unreachable", "-", "-", "-", "-", "-", "-", "-", "-"]
   )
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)))
   return [head, ...cells].map((c) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i] as number))).join("  ")).join("\n")
@@ -135,13 +153,8 @@ export function listCommand(argv: string[]): Promise<number> {
     const timeout = positiveInt(p, "timeout")
     if (typeof tail === "string") throw new Usage(tail)
     if (typeof timeout === "string") throw new Usage(timeout)
-    const tokenFile = str(p, "token-file") ?? (process.env.PAXOS_CLIENT_TOKEN_FILE || undefined)
-    let token: string | undefined
-    try {
-      token = tokenFile === undefined ? undefined : readTokenFile(tokenFile)
-    } catch (e) {
-      throw new Usage((e as Error).message)
-    }
+    const token = tokenOf(p)
+    if (token instanceof Error) throw new Usage(token.message)
     const nodes = readConfig(str(p, "config") ?? DEFAULT_CONFIG).nodes.map((n) => n.name)
     const deadline = performance.now() + (timeout ?? LIST_TIMEOUT_MS)
     const why: string[] = []

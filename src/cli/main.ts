@@ -12,6 +12,7 @@ import { closest, parseFlags, positiveInt, shortUsage, str, wantsHelp } from "./
 import { CLIENT_FLAGS, CLIENT_USAGE, clientCommand } from "./client.ts"
 import { demoCommand } from "./demo.ts"
 import { LIST_FLAGS, LIST_USAGE, listCommand, STATUS_FLAGS, STATUS_USAGE, statusCommand } from "./inspect.ts"
+import { MEMBER_FLAGS, MEMBER_USAGE, memberCommand } from "./member.ts"
 import { START_USAGE, startServersCommand } from "./start-servers.ts"
 import { versionLine } from "./version.ts"
 
@@ -24,16 +25,27 @@ export interface Subcommand {
   readonly flags: readonly string[]
 }
 
-const SERVER_USAGE = `usage: paxos server --config F --node HOST:PORT [--listen ADDR[:PORT]] [--data-dir D]
-                    [--secret-file S] [--client-token-file T] [--max-client-requests N]
+const SERVER_USAGE = `usage: paxos server --config F --node HOST:PORT [--join [--join-timeout MS]] [--listen ADDR[:PORT]]
+                    [--data-dir D] [--secret-file S] [--client-token-file T] [--max-client-requests N]
                     [--client-body-timeout MS] [--snapshot-every SLOTS] [--sync-lanes N] [--unsafe-no-fsync]
 
 Runs one node of the cluster in F: the client API and the peers on one port, its durable state in
 its data directory. Stops on SIGINT or SIGTERM.
 
+On an empty data directory, an initial member (a line of F) first learns every initial member's
+identity and says whom it waits for: a new cluster serves once each of its nodes has started. A
+node added to a running cluster (paxos member add HOST:PORT) starts with --join instead. A data
+directory that holds an identity restarts as that node (--join or not); F is then only whom to
+contact.
+
 options:
   --config F               the cluster's config file, one node a line (required)
-  --node HOST:PORT         which line of F this node is (required)
+  --node HOST:PORT         this node's address: its line of F, or the address given to
+                           paxos member add (required)
+  --join                   on an empty data directory, join the running cluster whose members F
+                           lists, as the learner paxos member add made at HOST:PORT; it never starts
+                           a cluster of its own
+  --join-timeout MS        how long --join tries the members before it gives up, exit 1 (default: 30000)
   --listen ADDR[:PORT]     the address to listen on (default: the host of --node, localhost meaning
                            127.0.0.1, and its port)
   --data-dir D             where its state is kept (default: data/HOST_PORT)
@@ -48,8 +60,10 @@ options:
   --unsafe-no-fsync        never sync to disk: acknowledged appends die with the machine; for
                            measuring what the disk costs, never for data
 
-exit codes: 0 stopped by a signal, 1 storage refused or failed, or the port is taken, 2 bad flags
-or config, 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log)`
+exit codes: 0 stopped by a signal, 1 storage refused or failed, the port is taken, this node's
+identity must not vote (its data dir was wiped after it voted: the message says what to do), or
+--join was refused or reached no member in time, 2 bad flags or config, 70 an invariant violation
+(PAXOS-INVARIANT-VIOLATION in the log)`
 
 const DEMO_USAGE = `usage: paxos demo
 
@@ -70,7 +84,9 @@ export const SERVER_FLAGS = {
   "client-body-timeout": "value",
   "snapshot-every": "value",
   "sync-lanes": "value",
-  "unsafe-no-fsync": "bool"
+  "unsafe-no-fsync": "bool",
+  join: "bool",
+  "join-timeout": "value"
 } as const
 
 /** Every subcommand of dist/paxos. */
@@ -78,7 +94,8 @@ export const COMMANDS: Record<string, Subcommand> = {
   server: { run: serverCommand, summary: "run one node of a cluster", help: SERVER_USAGE, flags: Object.keys(SERVER_FLAGS) },
   client: { run: clientCommand, summary: "append VALUE and print the list right after it", help: CLIENT_USAGE, flags: Object.keys(CLIENT_FLAGS) },
   list: { run: listCommand, summary: "read the whole list (a linearizable read) and print it", help: LIST_USAGE, flags: Object.keys(LIST_FLAGS) },
-  status: { run: statusCommand, summary: "one line per node: role, leader, ballot, slots, lag, ready", help: STATUS_USAGE, flags: Object.keys(STATUS_FLAGS) },
+  status: { run: statusCommand, summary: "one line per node: role, leader, ballot, slots, lag, epoch, ready", help: STATUS_USAGE, flags: Object.keys(STATUS_FLAGS) },
+  member: { run: memberCommand, summary: "list, add, remove or promote the members of a running cluster", help: MEMBER_USAGE, flags: Object.keys(MEMBER_FLAGS) },
   "start-servers": { run: startServersCommand, summary: "run every node of CONFIG on this machine; Ctrl-C stops them", help: START_USAGE, flags: [] },
   check: { run: checkCommand, summary: "check a Jepsen list-append history for linearizability", help: CHECK_USAGE, flags: CHECK_FLAGS },
   sim: { run: simCommand, summary: "the deterministic simulator: the real core under seeded faults", help: SIM_USAGE, flags: SIM_FLAGS },
@@ -120,6 +137,9 @@ async function serverCommand(argv: string[]): Promise<number> {
   if (typeof maxClientRequests === "string") return fail(maxClientRequests)
   const clientBodyTimeoutMs = positiveInt(p, "client-body-timeout")
   if (typeof clientBodyTimeoutMs === "string") return fail(clientBodyTimeoutMs)
+  const joinTimeoutMs = positiveInt(p, "join-timeout")
+  if (typeof joinTimeoutMs === "string") return fail(joinTimeoutMs)
+  if (joinTimeoutMs !== undefined && p.flags.join !== true) return fail("--join-timeout needs --join")
   const secretFile = str(p, "secret-file") ?? (process.env.PAXOS_SECRET_FILE || undefined)
   const clientTokenFile = str(p, "client-token-file") ?? (process.env.PAXOS_CLIENT_TOKEN_FILE || undefined)
   return runServer({
@@ -133,7 +153,9 @@ async function serverCommand(argv: string[]): Promise<number> {
     clientBodyTimeoutMs,
     snapshotEverySlots: snapshotEvery,
     syncLanes,
-    unsafeNoFsync: p.flags["unsafe-no-fsync"] === true
+    unsafeNoFsync: p.flags["unsafe-no-fsync"] === true,
+    join: p.flags.join === true,
+    joinTimeoutMs
   })
 }
 

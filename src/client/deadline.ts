@@ -1,6 +1,7 @@
 /**
  * One append tried at several nodes within one total deadline: what `paxos client`, the demo's
- * workload and the chaos run's clients do with every append.
+ * workload and the chaos run's clients do with every append (and `paxos member` with a change of
+ * membership: `tryWithin`).
  *
  * The nodes are tried in turn, in rounds. Each attempt may take an equal share of the time left
  * among the nodes still to try in its round (at least ATTEMPT_MIN_MS), so a paused or partitioned
@@ -21,7 +22,7 @@
  * info (unknown) as soon as any attempt may have applied it, whatever the others said: a later
  * definite "no" from one node says nothing of a command another node may still apply.
  */
-import { append, type AppendBody, type Appended, type Failed } from "./http.ts"
+import { append, type AppendBody, type Appended, type Failed, type Outcome } from "./http.ts"
 
 /** An attempt gets at least this long, when that much is left; none starts with less left. */
 export const ATTEMPT_MIN_MS = 250
@@ -40,12 +41,14 @@ export interface Tried {
   readonly failure: Failed | null
 }
 
-export type WithinResult =
-  | { readonly type: "ok"; readonly value: Appended; readonly node: string; readonly attempts: number; readonly tried: readonly Tried[] }
+export type WithinResult<T = Appended> =
+  | { readonly type: "ok"; readonly value: T; readonly node: string; readonly attempts: number; readonly tried: readonly Tried[] }
   | {
       readonly type: "fail" | "info"
       /** The node said the request itself is wrong (400, 401, 413). */
       readonly badInput: boolean
+      /** The answer that ended the tries before the deadline (a status of `final`), or null. */
+      readonly stopped: number | null
       readonly node: string
       readonly last: Failed
       readonly attempts: number
@@ -61,12 +64,35 @@ export interface WithinOptions {
   readonly maxAttempts?: number
 }
 
+/** Statuses that say the request itself is wrong: no other node answers otherwise. */
+const BAD_INPUT: readonly number[] = [400, 401, 413]
+
 /** Appends `body` through the first of `nodes` (in this order, round after round) that can, within `o.timeoutMs`. */
-export async function appendWithin(nodes: readonly string[], body: AppendBody & { client: string; seq: number }, o: WithinOptions): Promise<WithinResult> {
-  if (nodes.length === 0) throw new Error("appendWithin: no nodes")
+export function appendWithin(nodes: readonly string[], body: AppendBody & { client: string; seq: number }, o: WithinOptions): Promise<WithinResult> {
+  return tryWithin(nodes, (node, timeoutMs) => append(node, body, { timeoutMs, ...(o.list === undefined ? {} : { list: o.list }), ...(o.token === undefined ? {} : { token: o.token }) }), o)
+}
+
+export interface TryOptions {
+  /** The whole time the tries may take, in milliseconds. */
+  readonly timeoutMs: number
+  /** Attempts in all, at most (default ATTEMPTS_MAX). */
+  readonly maxAttempts?: number
+  /** Statuses besides 400, 401 and 413 that end the tries: an answer no other node would change (default none). */
+  readonly final?: readonly number[]
+}
+
+/**
+ * Makes the request `call` makes at the first of `nodes` (in this order, round after round) that
+ * can, within `o.timeoutMs` (see the top of this file). `call` must be safe to repeat: the same
+ * request at every node, applied at most once (an append's client and seq; a change of membership
+ * the log refuses twice).
+ */
+export async function tryWithin<T>(nodes: readonly string[], call: (node: string, timeoutMs: number) => Promise<Outcome<T>>, o: TryOptions): Promise<WithinResult<T>> {
+  if (nodes.length === 0) throw new Error("tryWithin: no nodes")
   const start = performance.now()
   const deadline = start + o.timeoutMs
   const maxAttempts = Math.max(1, Math.min(o.maxAttempts ?? ATTEMPTS_MAX, ATTEMPTS_MAX))
+  const final = [...BAD_INPUT, ...(o.final ?? [])]
   /** No attempt after the first starts with less than this left. */
   const minStart = Math.min(ATTEMPT_MIN_MS, o.timeoutMs)
   const tried = new Map<string, { tries: number; failure: Failed | null }>()
@@ -84,7 +110,7 @@ export async function appendWithin(nodes: readonly string[], body: AppendBody & 
       const share = left / Math.min(nodes.length - i, maxAttempts - attempts)
       const timeoutMs = Math.max(1, Math.min(left, Math.max(ATTEMPT_MIN_MS, share)))
       attempts += 1
-      const r = await append(node, body, { timeoutMs, ...(o.list === undefined ? {} : { list: o.list }), ...(o.token === undefined ? {} : { token: o.token }) })
+      const r = await call(node, timeoutMs)
       const t = tried.get(node) ?? { tries: 0, failure: null }
       t.tries += 1
       tried.set(node, t)
@@ -96,8 +122,8 @@ export async function appendWithin(nodes: readonly string[], body: AppendBody & 
       if (t.failure?.type !== "info") t.failure = r
       if (r.status !== null || r.type === "info") reached = true
       last = { node, failure: r }
-      if (r.status === 400 || r.status === 401 || r.status === 413) {
-        return { type: unknown ? "info" : "fail", badInput: true, node, last: r, attempts, tried: summary() }
+      if (r.status !== null && final.includes(r.status)) {
+        return { type: unknown ? "info" : "fail", badInput: BAD_INPUT.includes(r.status), stopped: r.status, node, last: r, attempts, tried: summary() }
       }
     }
     const elapsed = performance.now() - start
@@ -110,8 +136,8 @@ export async function appendWithin(nodes: readonly string[], body: AppendBody & 
     await Bun.sleep(wait)
     pause = Math.min(pause * 2, PAUSE_MAX_MS)
   }
-  if (last === null) throw new Error("appendWithin: no attempt was made") // the first is always made
-  return { type: unknown ? "info" : "fail", badInput: false, node: last.node, last: last.failure, attempts, tried: summary() }
+  if (last === null) throw new Error("tryWithin: no attempt was made") // the first is always made
+  return { type: unknown ? "info" : "fail", badInput: false, stopped: null, node: last.node, last: last.failure, attempts, tried: summary() }
 }
 
 /** One line of what happened at each node tried: `node: what (N tries); ...`. */

@@ -178,3 +178,17 @@ export async function healthy(node: string, timeoutMs: number): Promise<boolean>
   const r = await request(node, "/health", { method: "GET", timeoutMs })
   return r.type === "ok"
 }
+
+/**
+ * POST `body` as JSON to `path` of `node`, saying how long the caller waits (the membership
+ * endpoints, a joining node); the outcome as for an append: a 409 is a definite "no".
+ */
+export async function postJson(node: string, path: string, body: unknown, opts: { timeoutMs: number; token?: string | undefined }): Promise<Outcome<unknown>> {
+  const headers = { "content-type": "application/json", ...bearer(opts.token) }
+  return request(node, path, { method: "POST", body: JSON.stringify(body), headers, timeoutMs: opts.timeoutMs, sayTimeout: true })
+}
+
+/** GET `path` of `node` with the client token, when there is one. */
+export async function getJson(node: string, path: string, opts: { timeoutMs: number; token?: string | undefined }): Promise<Outcome<unknown>> {
+  return request(node, path, { method: "GET", headers: bearer(opts.token), timeoutMs: opts.timeoutMs })
+}

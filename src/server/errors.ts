@@ -31,6 +31,11 @@ export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly mess
  * LeaderWithoutQuorum, Behind); `fields` are added to the body (leader, applied, leaderCommit).
  */
 export class NotReady extends Data.TaggedError("NotReady")<{ readonly message: string; readonly reason: string; readonly fields: Readonly<Record<string, unknown>> }> {}
+/**
+ * 409: a change of membership the cluster refused, definitely (invalid, such as adding a member
+ * twice or removing the last voter, or another change in flight); `message` says why.
+ */
+export class Conflict extends Data.TaggedError("Conflict")<{ readonly message: string; readonly reason: string }> {}
 /** 504: proposed, but no decision was seen in time: it may or may not be applied. */
 export class OutcomeUnknown extends Data.TaggedError("OutcomeUnknown")<{ readonly message: string; readonly reason: string }> {}
 
@@ -45,6 +50,7 @@ export type ApiError =
   | RequestTimeout
   | PayloadTooLarge
   | Unavailable
+  | Conflict
   | NotReady
   | OutcomeUnknown
   | InternalError
@@ -62,6 +68,7 @@ const STATUS: Record<ApiError["_tag"], number> = {
   MethodNotAllowed: 405,
   RequestTimeout: 408,
   PayloadTooLarge: 413,
+  Conflict: 409,
   Unavailable: 503,
   NotReady: 503,
   OutcomeUnknown: 504,
@@ -73,7 +80,7 @@ export function errorBody(e: ApiError): ErrorBody {
   const status = STATUS[e._tag]
   const definite = e._tag !== "OutcomeUnknown" && e._tag !== "InternalError"
   const fields: Record<string, unknown> = { error: e._tag, message: e.message, definite }
-  if (e._tag === "Unavailable" || e._tag === "OutcomeUnknown" || e._tag === "Unauthorized" || e._tag === "NotReady") fields.reason = e.reason
+  if (e._tag === "Unavailable" || e._tag === "OutcomeUnknown" || e._tag === "Unauthorized" || e._tag === "NotReady" || e._tag === "Conflict") fields.reason = e.reason
   if (e._tag === "NotReady") Object.assign(fields, e.fields)
   const headers: Record<string, string> = {}
   if (e._tag === "MethodNotAllowed") headers.allow = e.allow.join(", ")

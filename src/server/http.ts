@@ -8,15 +8,15 @@
  * `{"error":Tag,"message":...,"definite":bool}` with its status (errors.ts).
  */
 import { checkBearer } from "../auth/client-token.ts"
-import type { Verifier } from "../auth/peer-auth.ts"
+import type { Signer, Verifier } from "../auth/peer-auth.ts"
 import { ByteBudget, CLIENT_BODY_BUDGET_BYTES, CLIENT_BODY_MAX_BYTES, CLIENT_BODY_TIMEOUT_MS, PEER_BODY_BUDGET_BYTES, PEER_BODY_MAX_BYTES, PEER_BODY_TIMEOUT_MS, type BodyLimits } from "./body.ts"
-import type { ClusterConfig } from "./cluster-config.ts"
 import { errorBody, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
 import type { Log } from "./log.ts"
 import type { Counters, PeerAuthCounters } from "./metrics.ts"
 import type { Node } from "./node.ts"
 import { InboundPeers, type Outboxes } from "./peer.ts"
-import type { SqliteStore } from "./storage.ts"
+import type { Membership } from "../core/membership.ts"
+import type { NodeIdentity, SqliteStore } from "./storage.ts"
 import type { Watch } from "./watch.ts"
 
 /** Client requests (the routes marked `client`) in flight at once, at most. */
@@ -24,9 +24,10 @@ export const CLIENT_REQUESTS_MAX = 10_000
 /** Concurrent POST /peer/envelope requests, at most (a peer sends one at a time). */
 export const PEER_POSTS_MAX = 16
 
-/** Peer authentication of this node: the verifier of what is addressed to it. */
+/** Peer authentication of this node: the verifier of what is addressed to it, the signer of what it sends. */
 export interface PeerAuth {
   readonly verifier: Verifier
+  readonly signer: Signer
 }
 
 /** What the HTTP layer counts and bounds, besides the node's counters. */
@@ -45,18 +46,33 @@ export class HttpState {
   }
 }
 
-export interface ApiDeps {
-  readonly node: Node
-  readonly cluster: ClusterConfig
+/** What the checks of peer requests need: also before the node runs (bootstrap.ts). */
+export interface PeerSide {
+  /** This node's member id. */
   readonly self: number
-  readonly outboxes: Outboxes
+  readonly clusterId: string
   readonly counters: Counters
-  readonly store: SqliteStore
+  readonly peerAuthFailures: PeerAuthCounters
   readonly log: Log
-  readonly startedAt: number
   /** null: peer traffic is not authenticated (no secret). */
   readonly peerAuth: PeerAuth | null
-  readonly peerAuthFailures: PeerAuthCounters
+  /** The address of member `id` as far as this node knows (its membership), for logs and answers. */
+  readonly nameOf: (id: number) => string
+}
+
+/** What answers GET /peer/identity (bootstrap.ts): the checks of a peer request, and who this node is now. */
+export interface IdentitySide extends PeerSide {
+  /** Who this node is: its address, incarnation, cluster and member id, the configuration it was bound in. */
+  who(): NodeIdentity
+  /** The membership the node runs with; null before it runs. */
+  membership(): Membership | null
+}
+
+export interface ApiDeps extends IdentitySide {
+  readonly node: Node
+  readonly outboxes: Outboxes
+  readonly store: SqliteStore
+  readonly startedAt: number
   /** null: the client API needs no token. */
   readonly clientToken: string | null
   readonly http: HttpState
@@ -145,5 +161,12 @@ export function truncateUtf8(s: string, max: number): string {
   return out
 }
 
-/** The node's name (its config line). */
-export const nodeName = (d: ApiDeps): string => (d.cluster.nodes[d.self] as { name: string }).name
+/** The node's name (its address, `host:port`). */
+export const nodeName = (d: ApiDeps): string => d.who().address
+
+/** The path of a request's URL (as Bun gives it: absolute), without its query. */
+export function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2)
+  const q = url.indexOf("?", start)
+  return q === -1 ? url.slice(start) : url.slice(start, q)
+}

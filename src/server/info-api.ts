@@ -48,7 +48,7 @@ interface Ready {
 function ready(d: ApiDeps): Ready {
   const s = d.node.state
   const r = readiness(s)
-  const name = (i: number): string => d.cluster.nodes[i]?.name ?? `node ${i}`
+  const name = d.nameOf
   const ms = (ticks: number): number => ticks * d.node.tickMs
   const timeout = `the last election timeout (${ms(s.cfg.electionTicks)} ms)`
   const q = `a quorum (${quorumSize(s.membership.current)} of ${voters(s.membership.current).length} voters)`
@@ -91,9 +91,11 @@ function status(d: ApiDeps) {
     node: nodeName(d),
     version: VERSION,
     id: d.self,
-    cluster: d.cluster.clusterId,
+    cluster: d.clusterId,
+    // The data dir that speaks for this member id (docs/MEMBERSHIP.md): not a secret.
+    incarnation: d.who().incarnation,
     role,
-    leader: s.leader === null ? null : (d.cluster.nodes[s.leader]?.name ?? null),
+    leader: s.leader === null ? null : d.nameOf(s.leader),
     ready: readyStatus(d),
     ballot: { round: ballot.round, leader: ballot.leader, text: B.show(ballot) },
     promised: B.show(s.promised),
@@ -101,6 +103,7 @@ function status(d: ApiDeps) {
     applied: s.applied,
     snapshot: s.snapSlot,
     listLength: s.list.length,
+    membership: membershipStatus(d),
     snapshotSize: s.snapLen,
     peers: d.outboxes.status(),
     queue: { inputs: d.node.queuedInputs, waiting: d.node.waitingCount, commands: s.queue.length },
@@ -126,6 +129,19 @@ function status(d: ApiDeps) {
   }
 }
 
+/** /status's `membership`: the epoch in force, its voters and learners, and a change not yet in force. */
+function membershipStatus(d: ApiDeps) {
+  const m = d.node.state.membership
+  const c = m.current
+  return {
+    epoch: c.epoch,
+    voters: c.members.filter((x) => x.voter).map((x) => x.address),
+    learners: c.members.filter((x) => !x.voter).map((x) => x.address),
+    member: d.node.state.peers.includes(d.self),
+    pending: m.next === null ? null : { from: m.next.from, epoch: m.next.config.epoch }
+  }
+}
+
 /** /status's `ready`: GET /ready's verdict, with its reason (null when ready). */
 function readyStatus(d: ApiDeps): { ok: boolean; reason: NotReadyReason | null } {
   const r = ready(d)
@@ -142,7 +158,12 @@ function memory(): { rss: number; heapTotal: number; heapUsed: number; external:
 function metrics(d: ApiDeps): string {
   const s = d.node.state
   const roles = { follower: 0, candidate: 1, leader: 2 } as const
+  const inForce = s.membership.current.members
+  const members = { name: "members", label: "role", values: { voter: inForce.filter((m) => m.voter).length, learner: inForce.filter((m) => !m.voter).length } }
   return renderPrometheus(nodeName(d), d.counters, {
+    // The count of changes of membership in force here, and whether another is decided but not yet in force.
+    membershipEpoch: s.membership.current.epoch,
+    membershipPending: s.membership.next === null ? 0 : 1,
     role: roles[s.role._tag.toLowerCase() as keyof typeof roles],
     isLeader: s.role._tag === "Leader" ? 1 : 0,
     // 1 while GET /ready answers 200
@@ -162,5 +183,5 @@ function metrics(d: ApiDeps): string {
     clientRequestsInFlight: d.http.clientRequests,
     peerConnections: d.http.inbound.size,
     uptimeSeconds: Math.round((Date.now() - d.startedAt) / 1000)
-  }, [{ name: "peerAuthFailuresByReason", label: "reason", values: Object.fromEntries(AUTH_FAILURES.map((r) => [r, d.peerAuthFailures[r]])) }], VERSION)
+  }, [{ name: "peerAuthFailuresByReason", label: "reason", values: Object.fromEntries(AUTH_FAILURES.map((r) => [r, d.peerAuthFailures[r]])) }], VERSION, [members])
 }

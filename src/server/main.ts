@@ -3,8 +3,13 @@
  * from it, starts the HTTP server (client API and peer endpoint on one port), the tick schedule,
  * the peer senders and the node loop, and runs until a signal or a fatal error.
  *
- * Exit codes: 0 after SIGINT/SIGTERM; 1 storage refused or failed, or the port is taken;
- * 2 bad flags or config; 70 an invariant violation (PAXOS-INVARIANT-VIOLATION in the log).
+ * An initial member on an empty data dir first binds every initial member's incarnation
+ * (bootstrap.ts, docs/MEMBERSHIP.md), serving only who it is meanwhile; a data dir that holds an
+ * identity restarts as that node, the config file then being only whom to contact.
+ *
+ * Exit codes: 0 after SIGINT/SIGTERM; 1 storage refused or failed, the port is taken, or this
+ * identity must not vote (it voted before under another data dir); 2 bad flags or config; 70 an
+ * invariant violation (PAXOS-INVARIANT-VIOLATION in the log).
  */
 import { Cause, Data, Duration, Effect, Exit, Fiber, Option, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
@@ -12,20 +17,25 @@ import { lookup } from "node:dns/promises"
 import { readFileSync, statSync } from "node:fs"
 import { isIP } from "node:net"
 import { parseToken } from "../auth/client-token.ts"
-import { importSecret, newBootId, SECRET_MIN_BYTES, Signer, Verifier } from "../auth/peer-auth.ts"
+import { importSecret, newBootId, SECRET_MIN_BYTES, Signer, Verifier, type PeerKey } from "../auth/peer-auth.ts"
 import { defaultConfig, type NodeConfig } from "../core/config.ts"
 import * as B from "../core/ballot.ts"
+import { memberIds, type Config } from "../core/membership.ts"
 import { restore, type DurableState } from "../core/state.ts"
 import { PEER_BODY_MAX_BYTES } from "./body.ts"
-import { ConfigError, defaultDataDir, indexOfNode, isLocalhost, parseListen, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
+import { bootstrap, startingRouter, type Starting } from "./bootstrap.ts"
+import { ConfigError, defaultDataDir, isLocalhost, parseAddress, parseListen, readConfig, type ClusterConfig, type NodeAddress } from "./cluster-config.ts"
 import { CLIENT_BODY_TIMEOUT_MS } from "./body.ts"
-import { serveFront } from "./front.ts"
-import { CLIENT_REQUESTS_MAX, HttpState, type ApiDeps, type PeerAuth } from "./http.ts"
+import { serveFront, type Front } from "./front.ts"
+import { CLIENT_REQUESTS_MAX, HttpState, type ApiDeps, type PeerAuth, type PeerSide } from "./http.ts"
 import { makeLog, type Log } from "./log.ts"
 import { newCounters, newPeerAuthCounters } from "./metrics.ts"
 import { Fatal, Node, SYNC_LANES, SYNC_LANES_MAX } from "./node.ts"
 import { Outboxes } from "./peer.ts"
-import { oneLine, SqliteStore, StorageRefused } from "./storage.ts"
+import { makeRouter, type Router } from "./routes.ts"
+import { holdsData, oneLine, SqliteStore, StorageRefused } from "./storage.ts"
+import { JOIN_TIMEOUT_MS, joinCluster } from "./join.ts"
+import type { Watch } from "./watch.ts"
 
 export const TICK_MS = 10
 /** Bun closes a connection idle this long (seconds): above the longest request (requestTicks). */
@@ -55,6 +65,10 @@ export interface ServerOptions {
    * firewall); the port defaults to the config line's.
    */
   readonly listen?: string | undefined
+  /** Join a running cluster as the learner at --node (once added with `paxos member add`), through the members F lists. */
+  readonly join?: boolean | undefined
+  /** How long --join tries, in milliseconds (default JOIN_TIMEOUT_MS). */
+  readonly joinTimeoutMs?: number | undefined
 }
 
 /** The server cannot start: one line on stderr, exit `code`. */
@@ -62,13 +76,15 @@ export class StartupError extends Data.TaggedError("StartupError")<{ readonly co
 
 interface Setup {
   readonly cluster: ClusterConfig
-  readonly self: number
+  /** This node's line in the config file, from 0; -1 when it has none (a node that joined). */
+  readonly index: number
   readonly address: NodeAddress
   readonly dataDir: string
-  readonly cfg: NodeConfig
+  /** Core tuning given on the command line. */
+  readonly overrides: Partial<NodeConfig>
   readonly log: Log
   readonly syncLanes: number
-  /** Where to listen: --listen's address, else the config line's (`given` says which). */
+  /** Where to listen: --listen's address, else the --node's (`given` says which). */
   readonly listen: { readonly host: string; readonly port: number; readonly given: boolean }
 }
 
@@ -77,21 +93,28 @@ function setup(o: ServerOptions): Effect.Effect<Setup, StartupError> {
   return Effect.try({
     try: () => {
       const cluster = readConfig(o.configFile)
-      const self = indexOfNode(cluster, o.node)
-      if (typeof self === "string") throw new ConfigError(`--node ${o.node}: ${self}`)
-      const address = cluster.nodes[self] as NodeAddress
+      const address = parseAddress(o.node)
+      if (typeof address === "string") throw new ConfigError(`--node ${o.node}: ${address}`)
+      const index = cluster.nodes.findIndex((n) => n.name === address.name)
+      const dataDir = o.dataDir ?? defaultDataDir(address)
+      // A node with an identity in its data dir needs no line: the config file only says whom to contact.
+      if (index === -1 && o.join !== true && !holdsData(dataDir)) {
+        throw new ConfigError(
+          `--node ${o.node}: ${address.name} is not a node of the config (nodes: ${cluster.nodes.map((n) => n.name).join(", ")}), and ${dataDir} holds no data; ` +
+            `to add it to a running cluster: paxos member add ${address.name} --config ${o.configFile}, then paxos server ... --join`
+        )
+      }
       const overrides = o.snapshotEverySlots === undefined ? {} : { snapshotEverySlots: o.snapshotEverySlots }
-      const cfg = defaultConfig(self, cluster.nodes.length, overrides)
       const syncLanes = o.syncLanes ?? SYNC_LANES
       if (syncLanes > SYNC_LANES_MAX) throw new ConfigError(`--sync-lanes ${syncLanes}: at most ${SYNC_LANES_MAX}`)
       const listen = o.listen === undefined ? address : parseListen(o.listen, address.port)
       if (typeof listen === "string") throw new ConfigError(`--listen ${o.listen}: ${listen}`)
       return {
         cluster,
-        self,
+        index,
         address,
-        dataDir: o.dataDir ?? defaultDataDir(address),
-        cfg,
+        dataDir,
+        overrides,
         log: makeLog(address.name),
         syncLanes,
         listen: { host: listen.host, port: listen.port, given: o.listen !== undefined }
@@ -101,19 +124,12 @@ function setup(o: ServerOptions): Effect.Effect<Setup, StartupError> {
   })
 }
 
-/** What peer authentication needs: the signer of what this node sends, the verifier of what it receives. */
-interface PeerKeys extends PeerAuth {
-  readonly signer: Signer
-  readonly boot: string
-}
-
 /**
  * The shared secret for peer authentication (docs/SECURITY.md): null without one (the node runs, and says
  * loudly that peers are not authenticated). A file that cannot be read or holds fewer than
  * SECRET_MIN_BYTES bytes is a startup error (exit 2).
  */
-function loadSecret(file: string | undefined, s: Setup): Effect.Effect<PeerKeys | null, StartupError> {
-  const log = s.log
+function loadSecret(file: string | undefined, log: Log): Effect.Effect<PeerKey | null, StartupError> {
   if (file === undefined) {
     return Effect.sync(() => {
       log("WARNING-peers-not-authenticated", {
@@ -135,11 +151,16 @@ function loadSecret(file: string | undefined, s: Setup): Effect.Effect<PeerKeys 
         // read a moment ago; a stat failure changes nothing
       }
     })
-    const boot = newBootId()
-    const clusterId = s.cluster.clusterId
-    log("peer-auth-enabled", { file, boot })
-    return { signer: new Signer(key, clusterId, s.self, boot), verifier: new Verifier(key, clusterId, s.self), boot }
+    return key
   })
+}
+
+/** The signer and verifier of member `self` of `clusterId` (logged once: peer-auth-enabled). */
+function peerKeys(key: PeerKey | null, clusterId: string, self: number, log: Log): PeerAuth | null {
+  if (key === null) return null
+  const boot = newBootId()
+  log("peer-auth-enabled", { boot })
+  return { signer: new Signer(key, clusterId, self, boot), verifier: new Verifier(key, clusterId, self) }
 }
 
 /** The client API's bearer token, or null without one; an unusable file is a startup error (exit 2). */
@@ -166,7 +187,7 @@ function bindAddress(s: Setup): Effect.Effect<string, StartupError> {
   const { host, given } = s.listen
   if (isIP(host) !== 0) return Effect.succeed(host)
   if (isLocalhost(host)) return Effect.succeed("127.0.0.1")
-  const from = given ? `--listen ${host}` : `the config line ${s.address.name}`
+  const from = given ? `--listen ${host}` : s.index >= 0 ? `the config line ${s.address.name}` : `--node ${s.address.name}`
   return Effect.tryPromise({
     try: () => lookup(host),
     catch: (e) => new StartupError({ code: 2, message: `cannot resolve ${host} (${from}) to an address to listen on: ${oneLine(e)}; give --listen ADDR` })
@@ -189,9 +210,10 @@ function bindAddress(s: Setup): Effect.Effect<string, StartupError> {
 const hostPort = (addr: string, port: number): string => (addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`)
 
 /** Opens the data file (closed when the scope ends); StartupError (exit 1) when it is refused. */
-function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
+function openStore(s: Setup, unsafeNoFsync: boolean | undefined, joining: boolean): Effect.Effect<{ store: SqliteStore; durable: DurableState }, StartupError, Scope.Scope> {
+  const given = { clusterId: s.cluster.clusterId, node: s.address.name, nodes: s.cluster.nodes.map((n) => n.name), joining }
   const open = Effect.try({
-    try: () => SqliteStore.open(s.dataDir, { clusterId: s.cluster.clusterId, node: s.address.name }, { unsafeNoFsync: unsafeNoFsync === true }),
+    try: () => SqliteStore.open(s.dataDir, given, { unsafeNoFsync: unsafeNoFsync === true }),
     catch: (e) => new StartupError({ code: 1, message: e instanceof StorageRefused ? e.message : `storage: ${oneLine(e)}` })
   })
   const close = ({ store }: { store: SqliteStore }) =>
@@ -209,8 +231,12 @@ function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<
           reason: "--unsafe-no-fsync: nothing is synced to disk; a crash of this machine may lose acknowledged appends. For measuring what the disk costs, never for data"
         })
       }
+      const who = store.identity
       s.log("storage-opened", {
         file: store.file,
+        member: who.memberId ?? undefined,
+        incarnation: who.incarnation,
+        bound: who.initial !== null,
         promised: B.show(durable.promised),
         accepted: durable.accepted.length,
         snapshot: durable.snapshot.slot,
@@ -221,22 +247,65 @@ function openStore(s: Setup, unsafeNoFsync: boolean | undefined): Effect.Effect<
   )
 }
 
-/** Listens on `bind` and the node's port and serves the API (routes.ts) until the scope ends; StartupError when the port is taken. */
-function listen(s: Setup, bind: string, deps: ApiDeps): Effect.Effect<void, StartupError, Scope.Scope> {
+/**
+ * An initial member that is not bound yet (its data dir is new): serves who it is while it asks
+ * the others, and binds the first configuration durably once it knows every incarnation; fails
+ * (exit 1) when its identity voted before under another data directory.
+ */
+function bindFirst(s: Setup, store: SqliteStore, side: PeerSide, starting: Starting): Effect.Effect<void, StartupError> {
+  return Effect.gen(function* () {
+    const who = store.identity
+    starting.side = { ...side, who: () => store.identity, membership: () => null }
+    const d = yield* bootstrap({ side, incarnation: who.incarnation, members: s.cluster.nodes, waiting: (names) => (starting.waitingFor = names) })
+    if (d._tag === "Refuse") return yield* new StartupError({ code: 1, message: d.reason })
+    yield* Effect.try({ try: () => store.bind(d.initial), catch: (e) => new StartupError({ code: 1, message: `storage: cannot bind: ${oneLine(e)}` }) })
+    s.log("bootstrap-bound", {
+      members: d.initial.members.map((m) => `${m.id}=${m.address}`).join(","),
+      from: d.adoptedFrom === null ? "every member's answer" : `the configuration ${s.cluster.nodes[d.adoptedFrom]?.name} bound`
+    })
+  })
+}
+
+/**
+ * A node started with --join on a data dir that has not joined: asks the members of the config
+ * file to bind its incarnation, and records what they answered, durably; fails (exit 1, or 2 for
+ * a token they refuse) when no member lets it join within `timeoutMs`.
+ */
+function joinFirst(s: Setup, store: SqliteStore, token: string | null, timeoutMs: number, starting: Starting): Effect.Effect<void, StartupError> {
+  return Effect.gen(function* () {
+    const who = store.identity
+    s.log("joining", { through: s.cluster.nodes.map((n) => n.name).join(","), incarnation: who.incarnation, timeoutMs })
+    const r = yield* Effect.promise(() =>
+      joinCluster({
+        members: s.cluster.nodes,
+        address: s.address.name,
+        incarnation: who.incarnation,
+        token: token ?? undefined,
+        timeoutMs,
+        log: s.log,
+        asking: (names) => (starting.waitingFor = names)
+      })
+    )
+    if (r._tag === "Failed") return yield* new StartupError({ code: r.code, message: r.message })
+    yield* Effect.try({ try: () => store.joinedAs(r.cluster, r.id, r.initial), catch: (e) => new StartupError({ code: 1, message: `storage: cannot record the join: ${oneLine(e)}` }) })
+    s.log("joined", { via: r.via, cluster: r.cluster, member: r.id, members: r.initial.members.map((m) => `${m.id}=${m.address}`).join(",") })
+  })
+}
+
+/** Listens on `bind` and the node's port and serves with `first`'s router (until the scope ends); StartupError when the port is taken. */
+function listen(s: Setup, bind: string, first: (watch: Watch) => Router): Effect.Effect<Front, StartupError, Scope.Scope> {
   const options = {
     port: s.listen.port,
     hostname: bind,
     idleTimeout: IDLE_TIMEOUT_S,
     maxRequestBodySize: PEER_BODY_MAX_BYTES + 1024 * 1024
   }
-  return Effect.asVoid(
-    Effect.acquireRelease(
-      Effect.try({
-        try: () => serveFront(options, deps),
-        catch: (e) => new StartupError({ code: 1, message: `cannot listen on ${hostPort(bind, s.listen.port)}: ${oneLine(e)}` })
-      }),
-      (front) => Effect.sync(() => front.stop())
-    )
+  return Effect.acquireRelease(
+    Effect.try({
+      try: () => serveFront(options, s.log, first),
+      catch: (e) => new StartupError({ code: 1, message: `cannot listen on ${hostPort(bind, s.listen.port)}: ${oneLine(e)}` })
+    }),
+    (front) => Effect.sync(() => front.stop())
   )
 }
 
@@ -260,38 +329,63 @@ export function server(o: ServerOptions): Effect.Effect<never, StartupError | Fa
     Effect.gen(function* () {
       const s = yield* setup(o)
       const bind = yield* bindAddress(s)
-      const keys = yield* loadSecret(o.secretFile, s)
+      const key = yield* loadSecret(o.secretFile, s.log)
       const clientToken = yield* loadClientToken(o.clientTokenFile, s.log)
-      const { store, durable } = yield* openStore(s, o.unsafeNoFsync)
+      const { store, durable } = yield* openStore(s, o.unsafeNoFsync, o.join === true)
       const counters = newCounters()
-      const outboxes = new Outboxes({ self: s.self, nodes: s.cluster.nodes, clusterId: s.cluster.clusterId, counters, log: s.log, signer: keys?.signer ?? null })
+      const peerAuthFailures = newPeerAuthCounters()
+      const startedAt = Date.now()
+      const starting: Starting = { address: s.address.name, phase: "Bootstrapping", waitingFor: [], side: null, counters, peerAuthFailures, startedAt }
+      const front = yield* listen(s, bind, () => startingRouter(starting))
+      let who = store.identity
+      if (who.initial !== null && o.join === true) s.log("join-ignored", { reason: `this data dir holds the identity of member ${who.memberId}: it restarts as that member` })
+      // An initial member's data dir that never bound (so never voted) may join instead.
+      if (who.initial === null && (o.join === true || who.memberId === null)) {
+        if (o.join !== true) {
+          return yield* new StartupError({ code: 1, message: `data dir ${s.dataDir} was made by --join and has not joined yet: start it with --join again` })
+        }
+        starting.phase = "Joining"
+        yield* joinFirst(s, store, clientToken, o.joinTimeoutMs ?? JOIN_TIMEOUT_MS, starting)
+        who = store.identity
+      }
+      if (who.clusterId === null || who.memberId === null) return yield* new StartupError({ code: 1, message: `data dir ${s.dataDir} holds no member id` })
+      const self = who.memberId
+      const clusterId = who.clusterId
+      const peerAuth = peerKeys(key, clusterId, self, s.log)
+      const side: PeerSide = { self, clusterId, counters, peerAuthFailures, log: s.log, peerAuth, nameOf: (id) => s.cluster.nodes[id]?.name ?? `node ${id}` }
+      if (who.initial === null) yield* bindFirst(s, store, side, starting)
+      who = store.identity
+      const initial = who.initial as Config
+      const cfg = defaultConfig(self, initial.members.length, { ...s.overrides, initial, joining: who.joined })
       const seed = randomBytes(4).readUInt32LE(0)
-      const node = new Node(restore(s.cfg, durable, seed), { cfg: s.cfg, nodes: s.cluster.nodes, store, outboxes, counters, log: s.log, tickMs: TICK_MS, syncLanes: s.syncLanes })
+      const state = restore(cfg, durable, seed)
+      const outboxes = new Outboxes({ self, incarnation: who.incarnation, membership: state.membership, clusterId, counters, log: s.log, signer: peerAuth?.signer ?? null })
+      const node = new Node(state, { cfg, address: s.address.name, store, outboxes, counters, log: s.log, tickMs: TICK_MS, syncLanes: s.syncLanes })
       const http = new HttpState(o.maxClientRequests ?? CLIENT_REQUESTS_MAX, o.clientBodyTimeoutMs ?? CLIENT_BODY_TIMEOUT_MS)
-      yield* listen(s, bind, {
+      const deps: ApiDeps = {
+        ...side,
+        nameOf: (id) => node.nameOf(id),
+        who: () => store.identity,
+        membership: () => node.state.membership,
         node,
-        cluster: s.cluster,
-        self: s.self,
         outboxes,
-        counters,
         store,
-        log: s.log,
-        startedAt: Date.now(),
-        peerAuth: keys === null ? null : { verifier: keys.verifier },
-        peerAuthFailures: newPeerAuthCounters(),
+        startedAt,
         clientToken,
         http
-      })
+      }
+      front.use((watch) => makeRouter(deps, watch))
       yield* answerWaitingAtExit(node, s.log)
       yield* Effect.forkScoped(outboxes.run())
       yield* Effect.forkScoped(node.clock())
       s.log("serving", {
         listen: hostPort(bind, s.listen.port),
-        node: s.self,
-        nodes: s.cluster.nodes.map((n) => n.name).join(","),
-        cluster: s.cluster.clusterId,
+        node: self,
+        members: memberIds(state.membership).map((id) => node.nameOf(id)).join(","),
+        cluster: clusterId,
+        incarnation: who.incarnation,
         dataDir: s.dataDir,
-        peerAuth: keys !== null,
+        peerAuth: peerAuth !== null,
         clientAuth: clientToken !== null,
         fsync: store.fsync,
         maxClientRequests: http.clientRequestsMax

@@ -12,6 +12,8 @@ export function processCpuSeconds(): number {
 export interface Counters {
   clientAppends: number
   clientReads: number
+  /** Changes of membership asked of this node (paxos member, --join). */
+  membershipRequests: number
   clientOk: number
   clientBadRequests: number
   clientUnavailable: number
@@ -46,6 +48,12 @@ export interface Counters {
   peerMessagesReceived: number
   peerBytesReceived: number
   peerEnvelopesRejected: number
+  /** Envelopes from an id that is no member here (removed, or not added here yet): the core ignores them but for a hand-over. */
+  peerEnvelopesFromNonMembers: number
+  /** Envelopes dropped because their sender speaks as another incarnation than its id is bound to (or is not bound yet). */
+  peerEnvelopesWrongIncarnation: number
+  /** Outboxes opened for the while to answer a former member that asked (a removed node that missed its removal). */
+  formerMemberLinks: number
   /** Envelopes a peer refused (4xx from it). */
   peerEnvelopesRefusedByPeer: number
   /** Connections to a peer that it refused (authentication, another cluster): each logged with its cause. */
@@ -77,6 +85,7 @@ export interface Counters {
 export const newCounters = (): Counters => ({
   clientAppends: 0,
   clientReads: 0,
+  membershipRequests: 0,
   clientOk: 0,
   clientBadRequests: 0,
   clientUnavailable: 0,
@@ -107,6 +116,9 @@ export const newCounters = (): Counters => ({
   peerMessagesReceived: 0,
   peerBytesReceived: 0,
   peerEnvelopesRejected: 0,
+  peerEnvelopesFromNonMembers: 0,
+  peerEnvelopesWrongIncarnation: 0,
+  formerMemberLinks: 0,
   peerEnvelopesRefusedByPeer: 0,
   peerConnectionsRefusedByPeer: 0,
   peerAuthFailures: 0,
@@ -143,8 +155,19 @@ export interface Labeled {
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
-/** Prometheus text format (version 0.0.4): counters as `paxos_<name>_total`, gauges as `paxos_<name>`. */
-export function renderPrometheus(node: string, counters: Counters, gauges: Record<string, number>, labeled: readonly Labeled[] = [], version?: string): string {
+/**
+ * Prometheus text format (version 0.0.4): counters as `paxos_<name>_total`, gauges as
+ * `paxos_<name>`, labeled counters as `paxos_<name>_total{label=...}` and labeled gauges as
+ * `paxos_<name>{label=...}`.
+ */
+export function renderPrometheus(
+  node: string,
+  counters: Counters,
+  gauges: Record<string, number>,
+  labeled: readonly Labeled[] = [],
+  version?: string,
+  labeledGauges: readonly Labeled[] = []
+): string {
   const nodeLabel = `node="${node.replace(/["\\]/g, "")}"`
   const label = `{${nodeLabel}}`
   const lines: string[] = []
@@ -158,9 +181,9 @@ export function renderPrometheus(node: string, counters: Counters, gauges: Recor
     const name = `paxos_${snake(k)}`
     lines.push(`# TYPE ${name} gauge`, `${name}${label} ${v}`)
   }
-  for (const l of labeled) {
-    const name = `paxos_${snake(l.name)}_total`
-    lines.push(`# TYPE ${name} counter`)
+  for (const [l, type] of [...labeled.map((l) => [l, "counter"] as const), ...labeledGauges.map((l) => [l, "gauge"] as const)]) {
+    const name = `paxos_${snake(l.name)}${type === "counter" ? "_total" : ""}`
+    lines.push(`# TYPE ${name} ${type}`)
     for (const [k, v] of Object.entries(l.values)) lines.push(`${name}{${nodeLabel},${l.label}="${k}"} ${v}`)
   }
   return lines.join("\n") + "\n"

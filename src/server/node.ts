@@ -23,16 +23,16 @@ import * as B from "../core/ballot.ts"
 import type { NodeConfig } from "../core/config.ts"
 import { DurableOrder } from "../core/durable-order.ts"
 import { InvariantViolation, MARKER } from "../core/invariant.ts"
+import type { Change } from "../core/membership.ts"
 import type { Message } from "../core/messages.ts"
 import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
 import type { Envelope, Event, Input, NodeState, Reply, Write } from "../core/state.ts"
-import { OutcomeUnknown, Unavailable, type ApiError } from "./errors.ts"
+import { Conflict, OutcomeUnknown, Unavailable, type ApiError } from "./errors.ts"
 import { ListJson } from "./list-json.ts"
 import type { Log } from "./log.ts"
 import type { Counters } from "./metrics.ts"
 import type { Outboxes } from "./peer.ts"
 import type { SqliteStore } from "./storage.ts"
-import type { NodeAddress } from "./cluster-config.ts"
 import { oneLine } from "./storage.ts"
 
 /** Inputs waiting for the node, at most; past it client requests get 503 and messages are dropped. */
@@ -53,8 +53,8 @@ export const BATCH_INPUTS_MAX = 2_048
 /** The node cannot go on: the process must stop with `code` after logging `line`. */
 export class Fatal extends Data.TaggedError("Fatal")<{ readonly code: number; readonly line: string }> {}
 
-/** How a client request ends: a 200 body, or an API error. Called exactly once. */
-export type Done = (body: string | null, error: ApiError | null) => void
+/** How a client request ends: a 200 body (and the core's reply it was made of), or an API error. Called exactly once. */
+export type Done = (body: string | null, error: ApiError | null, reply?: Reply) => void
 
 interface Waiter {
   readonly done: Done
@@ -70,7 +70,8 @@ const SWEEP_EVERY_MS = 100
 
 export interface NodeDeps {
   readonly cfg: NodeConfig
-  readonly nodes: readonly NodeAddress[]
+  /** This node's address, `host:port`. */
+  readonly address: string
   readonly store: SqliteStore
   readonly outboxes: Outboxes
   readonly counters: Counters
@@ -137,7 +138,14 @@ export class Node {
   }
 
   get name(): string {
-    return (this.d.nodes[this.d.cfg.id] as NodeAddress).name
+    return this.d.address
+  }
+
+  /** The address of member `id` as this node knows it (its membership, else the one it was bound in), or `node ID`. */
+  nameOf(id: number): string {
+    const m = this.state.membership
+    const member = [m.current, m.next?.config, this.d.cfg.initial].reduce<{ address: string } | undefined>((found, c) => found ?? c?.members.find((x) => x.id === id), undefined)
+    return member?.address ?? `node ${id}`
   }
 
   // -------------------------------------------------------------------------------------------
@@ -161,6 +169,16 @@ export class Node {
   readWith(done: Done, timeoutMs?: number): number {
     this.d.counters.clientReads += 1
     return this.submit({ _tag: "Read", rid: this.nextRid }, true, done, timeoutMs)
+  }
+
+  /**
+   * Submits a change of membership (it goes through the log, docs/MEMBERSHIP.md), as `appendWith`:
+   * `done` gets the core's Reconfigured reply once it is applied here, or the error (409 when the
+   * log refused it).
+   */
+  reconfigWith(change: Change, done: Done, timeoutMs?: number): number {
+    this.d.counters.membershipRequests += 1
+    return this.submit({ _tag: "Reconfig", rid: this.nextRid, change }, false, done, timeoutMs)
   }
 
   /**
@@ -233,12 +251,12 @@ export class Node {
   }
 
   /** Answers a request and counts how it ended. */
-  private finish(done: Done, body: string | null, error: ApiError | null): void {
+  private finish(done: Done, body: string | null, error: ApiError | null, reply?: Reply): void {
     const c = this.d.counters
     if (error === null) c.clientOk += 1
     else if (error._tag === "OutcomeUnknown") c.clientUnknown += 1
-    else if (error._tag === "Unavailable") c.clientUnavailable += 1
-    done(body, error)
+    else if (error._tag === "Unavailable" || error._tag === "Conflict") c.clientUnavailable += 1
+    done(body, error, reply)
   }
 
   /**
@@ -342,6 +360,11 @@ export class Node {
     this.d.counters.batchMicros += Math.round((performance.now() - t0) * 1000)
     if (Exit.isFailure(exit)) return this.fatal(exit.cause)
     this.state = exit.value.state
+    // The outboxes follow the membership: a member added gets one, a member gone loses its own.
+    if (this.state.membership !== before.membership) {
+      this.farewell(before, this.state)
+      this.d.outboxes.follow(this.state.membership)
+    }
     this.d.counters.batches += 1
     this.d.counters.batchInputs += inputs.length
     this.observe(before, exit.value.state, exit.value.events)
@@ -418,6 +441,22 @@ export class Node {
     if (this.inbox.length + this.loopback.length > 0) this.schedule()
   }
 
+  /**
+   * The members a leader's batch removed (their removal came into force) hear one last heartbeat
+   * before their outboxes close: the leader's commit point, which covers the slots up to their
+   * removal, so that they apply it and answer their clients Removed. The core sends nothing more
+   * to a member gone; this is the heartbeat it would have sent a moment earlier (a Commit claims
+   * only what the leader's watermark holds, whoever reads it).
+   */
+  private farewell(before: NodeState, after: NodeState): void {
+    const r = after.role
+    if (r._tag !== "Leader") return
+    const gone = before.peers.filter((id) => id !== this.d.cfg.id && !after.peers.includes(id))
+    if (gone.length === 0) return
+    const msg: Message = { _tag: "Commit", ballot: r.ballot, commit: r.committed }
+    this.send(gone.map((to) => ({ to, msg })))
+  }
+
   private sendWhenDurable(envelopes: readonly Envelope[]): void {
     if (!this.disk.hold(envelopes)) this.send(envelopes)
   }
@@ -446,14 +485,14 @@ export class Node {
       this.waiting.delete(r.rid)
       if (r._tag === "Rejected") {
         const fields = { message: r.message, reason: r.reason }
-        this.finish(w.done, null, r.definite ? new Unavailable(fields) : new OutcomeUnknown(fields))
+        this.finish(w.done, null, r.reason === "Refused" ? new Conflict(fields) : r.definite ? new Unavailable(fields) : new OutcomeUnknown(fields))
         continue
       }
       if (!synced) {
         this.listJson.sync(state.list)
         synced = true
       }
-      this.finish(w.done, this.body(r, state, w.wantList), null)
+      this.finish(w.done, this.body(r, state, w.wantList), null, r)
     }
   }
 
@@ -503,13 +542,13 @@ export class Node {
           break
         case "SnapshotSent":
           c.snapshotsSent += 1
-          log("snapshot-sent", { to: this.d.nodes[e.to]?.name, values: e.values })
+          log("snapshot-sent", { to: this.nameOf(e.to), values: e.values })
           break
         case "CatchupRequested":
           c.catchupRequests += 1
           if (this.catchingUpSince === 0) {
             this.catchingUpSince = Date.now()
-            log("catch-up-started", { from: e.from, source: after.source === null ? null : this.d.nodes[after.source]?.name })
+            log("catch-up-started", { from: e.from, source: after.source === null ? null : this.nameOf(after.source) })
           }
           break
         case "CatchupServed":
@@ -535,7 +574,7 @@ export class Node {
     }
     if (before.leader !== after.leader) {
       c.leaderChanges += 1
-      log("leader-changed", { leader: after.leader === null ? null : this.d.nodes[after.leader]?.name, ballot: B.show(after.promised) })
+      log("leader-changed", { leader: after.leader === null ? null : this.nameOf(after.leader), ballot: B.show(after.promised) })
     }
   }
 

@@ -10,16 +10,19 @@
  * close 1008), counted and logged.
  */
 import { Effect, Either } from "effect"
+import { LIMITS } from "../core/config.ts"
+import { derivedIncarnation, INCARNATION_PATTERN, memberById, type Membership } from "../core/membership.ts"
 import { AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
 import { CLIENT_GONE, readBody } from "./body.ts"
 import { BadRequest, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
-import { countClientGone, PEER_POSTS_MAX, truncateUtf8, type Answer, type ApiDeps, type Call } from "./http.ts"
+import { countClientGone, PEER_POSTS_MAX, truncateUtf8, type Answer, type ApiDeps, type Call, type PeerSide } from "./http.ts"
 import {
   acceptEnvelope,
   acceptHello,
   AUTH_CAUSES,
   CLOSE_NO_SECRET_HERE,
   CLOSE_REPLACED,
+  INCARNATION_HEADER,
   noSecretHereCause,
   otherClusterCause,
   PEER_WS_PATH,
@@ -33,10 +36,16 @@ export class PeerConnection implements InboundConnection {
   closed = false
   private closing: { code: number; reason: string } | null = null
   onFrame: (data: string | Buffer) => void = () => undefined
+  /** The membership `refusal` was judged under: judged again only when the membership changes. */
+  checkedFor: Membership | null = null
+  /** Whether the sender is heard under that membership. */
+  verdict: Verdict = NON_MEMBER
 
   constructor(
     readonly d: ApiDeps,
-    readonly from: number
+    readonly from: number,
+    /** The incarnation the sender speaks as (its hello's). */
+    readonly incarnation: string
   ) {}
 
   close(code: number, reason: string): void {
@@ -88,7 +97,9 @@ export function upgrade(c: Call): Answer {
     const bad = auth.verifier.verify(from, h.signed, UPGRADE_BODY, Date.now())
     if (bad !== null) return authFailed(d, bad, "upgrade", from, remote())
   }
-  const conn = new PeerConnection(d, from)
+  const incarnation = claimedIncarnation(from, new URLSearchParams(c.url.slice(c.url.indexOf("?") + 1)).get("incarnation"))
+  if (incarnation instanceof BadRequest) return incarnation
+  const conn = new PeerConnection(d, from, incarnation)
   conn.onFrame = frameHandler(d, conn)
   if (!(c.server as Bun.Server<PeerConnection>).upgrade(req, { data: conn })) return new BadRequest({ message: `${PEER_WS_PATH} needs a WebSocket upgrade` })
   d.http.inbound.adopt(from, conn)
@@ -102,8 +113,8 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
   const from = conn.from
   const deliver = (text: string): void => {
     if (conn.closed) return
-    const r = receiveEnvelope(d, text, from)
-    if (Either.isLeft(r)) conn.close(1008, r.left.message)
+    const r = receiveEnvelope(d, text, from, conn)
+    if (r._tag === "Rejected") conn.close(1008, r.error.message)
   }
   const auth = d.peerAuth
   if (auth === null) {
@@ -127,7 +138,7 @@ function frameHandler(d: ApiDeps, conn: PeerConnection): (data: string | Buffer)
 /** Closes a connection whose frames are signed, on a node without a cluster secret: counted and logged with the cause. */
 function refuseSigned(d: ApiDeps, conn: PeerConnection): void {
   d.counters.peerEnvelopesRejected += 1
-  const who = `node ${conn.from} (${d.cluster.nodes[conn.from]?.name ?? "?"})`
+  const who = `node ${conn.from} (${d.nameOf(conn.from)})`
   d.log.limited(`peer-signed-${conn.from}`, REFUSAL_LOG_MS, "peer-connection-rejected", { from: conn.from, reason: "NoSecretHere", cause: `${who} was refused: ${noSecretHereCause("this node")}` })
   conn.close(1008, CLOSE_NO_SECRET_HERE)
 }
@@ -156,7 +167,10 @@ export function postEnvelope(c: Call): Effect.Effect<Response, ApiError> {
       const bad = d.peerAuth.verifier.verify(from, signed, body.text, Date.now())
       if (bad !== null) return yield* authFailed(d, bad, "post", from, remote())
     }
-    yield* receiveEnvelope(d, body.text, from)
+    const r = receiveEnvelope(d, body.text, from, { incarnation: req.headers.get(INCARNATION_HEADER) })
+    // A POST from a member that speaks as another incarnation is refused like any bad envelope.
+    if (r._tag === "Dropped") d.counters.peerEnvelopesRejected += 1
+    if (r._tag !== "Delivered") return yield* Effect.fail(r.error)
     return new Response(null, { status: 204 })
   }).pipe(limitPeerPosts(d))
 }
@@ -174,10 +188,27 @@ const limitPeerPosts =
       return Effect.ensuring(self, Effect.sync(() => (d.http.peerPosts -= 1)))
     })
 
-const envelopeCheck = (d: ApiDeps) => ({ self: d.self, n: d.cluster.nodes.length, clusterId: d.cluster.clusterId })
+const envelopeCheck = (d: PeerSide) => ({ self: d.self, n: LIMITS.memberIdMax + 1, clusterId: d.clusterId })
 
-/** One envelope's text from `from` (null: any sender): counted, checked, handed to the node. Left: why it was rejected. */
-export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): Either.Either<void, BadRequest> {
+/**
+ * What came of one envelope: handed to the node; rejected (malformed, or not for this node: a
+ * connection is closed for it, a POST answered 400); or dropped, from a member id that is bound to
+ * another incarnation or to none yet (a POST is answered 400; a connection stays open, for its
+ * sender may be bound a moment later).
+ */
+export type Received =
+  | { readonly _tag: "Delivered" }
+  | { readonly _tag: "Rejected"; readonly error: BadRequest }
+  | { readonly _tag: "Dropped"; readonly error: BadRequest }
+
+const DELIVERED: Received = { _tag: "Delivered" }
+
+/**
+ * One envelope's text from `from` (null: any sender), from a sender that speaks as `claim`'s
+ * incarnation: counted, checked, handed to the node. A connection (`claim` is its PeerConnection)
+ * keeps the verdict on its sender until the membership changes: one comparison per envelope.
+ */
+export function receiveEnvelope(d: ApiDeps, text: string, from: number | null, claim: PeerConnection | { readonly incarnation: string | null }): Received {
   d.counters.peerEnvelopesReceived += 1
   d.counters.peerBytesReceived += text.length
   const env = acceptEnvelope(text, envelopeCheck(d))
@@ -190,19 +221,79 @@ export function receiveEnvelope(d: ApiDeps, text: string, from: number | null): 
     const e = bad ?? new BadRequest({ message: "rejected" })
     d.counters.peerEnvelopesRejected += 1
     d.log.limited(`reject-${from}-${e.message.slice(0, 40)}`, 5_000, "peer-envelope-rejected", { from: from ?? undefined, reason: e.message })
-    return Either.left(e)
+    return { _tag: "Rejected", error: e }
+  }
+  const sender = env.right.from
+  const membership = d.node.state.membership
+  let verdict: Verdict
+  if (claim instanceof PeerConnection) {
+    if (claim.checkedFor !== membership) {
+      claim.verdict = speaksFor(membership, sender, claim.incarnation)
+      claim.checkedFor = membership
+    }
+    verdict = claim.verdict
+  } else {
+    const incarnation = claimedIncarnation(sender, claim.incarnation)
+    verdict = incarnation instanceof BadRequest ? { heard: false, message: incarnation.message } : speaksFor(membership, sender, incarnation)
+  }
+  if (!verdict.heard) {
+    d.counters.peerEnvelopesWrongIncarnation += 1
+    d.log.limited(`drop-${sender}`, REFUSAL_LOG_MS, "peer-envelope-dropped", { from: sender, reason: verdict.message })
+    return { _tag: "Dropped", error: new BadRequest({ message: verdict.message }) }
+  }
+  if (!verdict.member) {
+    // No member here (removed, or added where this node has not applied it yet): the core hears
+    // nothing from it but a leader's hand-over, and decides that itself.
+    d.counters.peerEnvelopesFromNonMembers += 1
+    d.log.limited(`non-member-${sender}`, REFUSAL_LOG_MS, "peer-envelope-from-non-member", { from: sender, note: `node ${sender} is no member of this cluster as node ${d.self} knows it` })
   }
   d.counters.peerMessagesReceived += env.right.messages.length
-  d.node.receive(env.right.from, env.right.messages)
-  return Either.right(undefined)
+  d.node.receive(sender, env.right.messages)
+  return DELIVERED
 }
+
+/**
+ * The incarnation a sender speaks as: the one it names (a connection's `incarnation=`, a POST's
+ * INCARNATION_HEADER); a sender that names none (a binary of the format before incarnations) speaks
+ * as the one derived from its id, which is what a cluster upgraded from that format is bound to.
+ */
+export function claimedIncarnation(from: number, named: string | null): string | BadRequest {
+  if (named === null) return derivedIncarnation(from)
+  if (!INCARNATION_PATTERN.test(named)) return new BadRequest({ message: `the incarnation of node ${from} must be 16 lowercase hex digits, got ${JSON.stringify(named.slice(0, 40))}` })
+  return named
+}
+
+/**
+ * Whether member `from`, speaking as `incarnation`, is heard under `m`: a member of the
+ * configuration in force or of the one pending is heard only from the incarnation it is bound to;
+ * a data dir that lost what it promised and voted (a wiped disk) has another incarnation, so its
+ * messages never count (docs/MEMBERSHIP.md, "Identities"). An id that is no member is heard (the
+ * core ignores it but for a hand-over).
+ */
+function speaksFor(m: Membership, from: number, incarnation: string): Verdict {
+  const member = memberById(m.next?.config ?? m.current, from) ?? memberById(m.current, from)
+  if (member === undefined) return NON_MEMBER
+  if (member.incarnation === incarnation) return MEMBER
+  if (member.incarnation === null) return { heard: false, message: `peer envelope from node ${from} (${member.address}), which has not joined yet here (no incarnation bound to it); dropped` }
+  return {
+    heard: false,
+    message:
+      `peer envelope from node ${from} (${member.address}) speaks as incarnation ${incarnation}, but node ${from} is bound to ${member.incarnation}: ` +
+      `another data directory speaks for it (wiped and restarted?); dropped. Replace it: paxos member remove, paxos member add, then --join`
+  }
+}
+
+/** Whether a sender is heard (and is a member), or why not. */
+type Verdict = { readonly heard: true; readonly member: boolean } | { readonly heard: false; readonly message: string }
+const MEMBER: Verdict = { heard: true, member: true }
+const NON_MEMBER: Verdict = { heard: true, member: false }
 
 /**
  * The sender named by a connection request's query (`?cluster=...&from=N`); a rejection is
  * counted and logged (once per REFUSAL_LOG_MS per sender) with its cause: a node of another
  * cluster is told apart from a malformed request.
  */
-function acceptHelloFor(d: ApiDeps, url: string, remote: () => string | undefined): Either.Either<number, BadRequest> {
+export function acceptHelloFor(d: PeerSide, url: string, remote: () => string | undefined): Either.Either<number, BadRequest> {
   const hello = acceptHello(url, envelopeCheck(d))
   if (Either.isLeft(hello)) {
     d.counters.peerEnvelopesRejected += 1
@@ -210,17 +301,17 @@ function acceptHelloFor(d: ApiDeps, url: string, remote: () => string | undefine
     const cluster = params.get("cluster")
     const from = params.get("from") ?? "?"
     const who = `node ${from} of ${cluster === null ? "no cluster" : `cluster ${cluster}`} (at ${remote() ?? "an unknown address"})`
-    const why = cluster !== null && cluster !== d.cluster.clusterId ? otherClusterCause(cluster, d.cluster.clusterId, "this node") : hello.left.message
+    const why = cluster !== null && cluster !== d.clusterId ? otherClusterCause(cluster, d.clusterId, "this node") : hello.left.message
     d.log.limited(`reject-hello-${cluster}-${from}`, REFUSAL_LOG_MS, "peer-connection-rejected", { from, remote: remote(), reason: hello.left.message, cause: `${who} was refused: ${why}` })
   }
   return hello
 }
 
 /** Counts and logs (rate-limited, per sender) a peer authentication failure with its cause; the 401 to answer with. */
-function authFailed(d: ApiDeps, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
+export function authFailed(d: PeerSide, reason: AuthFailure, via: string, from: number | null, remote: string | undefined): Unauthorized {
   d.counters.peerAuthFailures += 1
   d.peerAuthFailures[reason] += 1
-  const who = from === null ? `a peer at ${remote ?? "an unknown address"}` : `node ${from} (${d.cluster.nodes[from]?.name ?? "?"}${remote === undefined ? "" : `, at ${remote}`})`
+  const who = from === null ? `a peer at ${remote ?? "an unknown address"}` : `node ${from} (${d.nameOf(from)}${remote === undefined ? "" : `, at ${remote}`})`
   d.log.limited(`peer-auth-${reason}-${via}-${from}`, REFUSAL_LOG_MS, "peer-auth-failed", {
     via,
     reason,
@@ -240,15 +331,15 @@ const AUTH_REASONS: Record<AuthFailure, string> = {
 }
 
 /** The authenticated sender named by a request's headers (POST) or query (upgrade): its signature, or why not. */
-function authHeaders(d: ApiDeps, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
+export function authHeaders(d: PeerSide, get: (name: string) => string | null, from: number | null): { from: number; signed: Signed } | AuthFailure {
   const signed = Verifier.parse(get)
   if (typeof signed === "string") return signed
   const fromText = get(AUTH_HEADERS.from)
   if (from === null) {
     if (fromText === null) return "Missing"
-    if (!/^\d{1,2}$/.test(fromText)) return "Malformed"
+    if (!/^\d{1,5}$/.test(fromText)) return "Malformed"
     from = Number(fromText)
   } else if (fromText !== null && fromText !== String(from)) return "Malformed"
-  if (from >= d.cluster.nodes.length || from === d.self) return "Malformed"
+  if (from > LIMITS.memberIdMax || from === d.self) return "Malformed"
   return { from, signed }
 }

@@ -28,18 +28,21 @@
  * cluster) is logged with its cause on both sides; the sender, whose WebSocket client sees only
  * the status, asks the receiver why (`explainRefusal`).
  */
-import { Duration, Effect, Either, Queue, Schedule, Schema as S } from "effect"
+import { Duration, Effect, Either, FiberMap, Queue, Schedule, Schema as S } from "effect"
 import { UPGRADE_BODY, type AuthFailure, type Signer } from "../auth/peer-auth.ts"
 import { LIMITS } from "../core/config.ts"
 import { fastDecodeEnvelope } from "../core/fast-decode.ts"
 import { PeerEnvelope, strict } from "../core/messages.ts"
 import { BadRequest } from "./errors.ts"
 import { describeIssues, parseJson, PEER_BODY_MAX_BYTES } from "./body.ts"
-import { dialName, type NodeAddress } from "./cluster-config.ts"
+import { dialName, parseAddress, type NodeAddress } from "./cluster-config.ts"
+import type { Membership } from "../core/membership.ts"
 import type { Log } from "./log.ts"
 import type { Counters } from "./metrics.ts"
 
 export const PEER_PATH = "/peer/envelope"
+/** The header in which a POST /peer/envelope names the incarnation its sender speaks as (a connection: `incarnation=` in its query). */
+export const INCARNATION_HEADER = "x-paxos-incarnation"
 export const PEER_WS_PATH = "/peer/ws"
 /** Messages waiting for one destination, at most; older ones are dropped past it. */
 export const OUTBOX_MESSAGES_MAX = 20_000
@@ -119,13 +122,17 @@ class Link {
   refusedAt = 0
   refusedQuiet = 0
   readonly wake = Effect.runSync(Queue.sliding<true>(1))
+  /** For a former member's link: when something was last queued for it (it closes once idle). */
+  usedAt = 0
 
   constructor(
     readonly id: number,
     readonly address: NodeAddress,
     readonly wsUrl: string,
     readonly postUrl: string,
-    readonly statusUrl: string
+    readonly statusUrl: string,
+    /** A link opened to answer a former member (see Outboxes.enqueue), not one to a member. */
+    readonly former = false
   ) {}
 
   get length(): number {
@@ -152,7 +159,10 @@ class Link {
 
 export interface OutboxOptions {
   readonly self: number
-  readonly nodes: readonly NodeAddress[]
+  /** This node's incarnation: every connection and POST names it (docs/MEMBERSHIP.md, "Identities"). */
+  readonly incarnation: string
+  /** The membership to start with: an outbox for every member of either configuration but this node (`follow` keeps up). */
+  readonly membership: Membership
   readonly clusterId: string
   readonly counters: Counters
   readonly log: Log
@@ -160,23 +170,108 @@ export interface OutboxOptions {
   readonly signer: Signer | null
 }
 
-/** The outboxes, connections and sender fibers of one node. */
+/** Former members whose addresses are remembered (to answer one that asks), at most. */
+export const FORMER_MAX = 16
+/** A link opened to answer a former member closes once nothing was queued for it for this long. */
+export const FORMER_IDLE_MS = 10_000
+
+/**
+ * The outboxes, connections and sender fibers of one node: one per member of its membership, this
+ * node left out, and for a while one to a former member the core answers (a removed node that
+ * missed its removal asks its old peers, and learns it from their answer).
+ */
 export class Outboxes {
-  private readonly links: Array<Link | undefined>
+  /** By member id. */
+  private readonly links: Array<Link | undefined> = []
+  /** Addresses of members gone, by id, oldest first (at most FORMER_MAX). */
+  private readonly former = new Map<number, NodeAddress>()
+  /** The same links, in a dense list. */
+  private all: Link[] = []
   private readonly header: string
+  private readonly hello: string
+  /** The membership the links were made for. */
+  private membership: Membership | null = null
+  /** Set while `run` runs: starts a link's fibers, stops them. */
+  private fibers: { readonly start: (link: Link) => void; readonly stop: (id: number) => void } | null = null
 
   constructor(private readonly o: OutboxOptions) {
-    const hello = `?cluster=${encodeURIComponent(o.clusterId)}&from=${o.self}`
-    this.links = o.nodes.map((a, i) =>
-      i === o.self ? undefined : new Link(i, a, `ws://${dialName(a)}${PEER_WS_PATH}${hello}`, `http://${dialName(a)}${PEER_PATH}`, `http://${dialName(a)}/status`)
-    )
+    this.hello = `?cluster=${encodeURIComponent(o.clusterId)}&from=${o.self}&incarnation=${o.incarnation}`
     this.header = `{"cluster":${JSON.stringify(o.clusterId)},"from":${o.self},"to":`
+    this.follow(o.membership)
+  }
+
+  /**
+   * Keeps one outbox per member of `m` (either configuration): opens one to a member added, closes
+   * the one of a member gone (its queued messages are dropped, as a lossy network would). The node
+   * calls it whenever its membership changes.
+   */
+  follow(m: Membership): void {
+    if (m === this.membership) return
+    this.membership = m
+    const want = new Map<number, string>()
+    for (const c of m.next === null ? [m.current] : [m.current, m.next.config]) for (const x of c.members) if (x.id !== this.o.self) want.set(x.id, x.address)
+    for (const link of this.all) {
+      if (want.get(link.id) === link.address.name) continue
+      this.close(link, "no longer a member")
+      if (link.former) continue
+      this.former.delete(link.id)
+      this.former.set(link.id, link.address)
+      for (const id of this.former.keys()) if (this.former.size > FORMER_MAX) this.former.delete(id)
+      this.o.log("peer-removed", { peer: link.address.name, id: link.id })
+    }
+    for (const [id, name] of want) {
+      if (this.links[id] !== undefined) continue
+      const a = parseAddress(name)
+      if (typeof a === "string") {
+        this.o.log.limited(`bad-address-${id}`, REFUSAL_LOG_MS, "peer-address-unusable", { id, address: name, reason: a })
+        continue
+      }
+      this.former.delete(id)
+      this.link(id, a, false)
+      if (this.all.length > 0 || this.fibers !== null) this.o.log("peer-added", { peer: a.name, id })
+    }
+    this.all = this.links.filter((l): l is Link => l !== undefined)
+  }
+
+  /** A new link to `id` at `a`, its fibers started if the outboxes run. */
+  private link(id: number, a: NodeAddress, former: boolean): Link {
+    const link = new Link(id, a, `ws://${dialName(a)}${PEER_WS_PATH}${this.hello}`, `http://${dialName(a)}${PEER_PATH}`, `http://${dialName(a)}/status`, former)
+    this.links[id] = link
+    this.fibers?.start(link)
+    return link
+  }
+
+  /** Closes a link: its fibers stop, its connection closes, what was queued for it is dropped. */
+  private close(link: Link, reason: string): void {
+    if (this.links[link.id] === link) this.links[link.id] = undefined
+    this.fibers?.stop(link.id)
+    link.ws?.close(1000, reason)
+    link.ws = null
+    this.o.counters.peerMessagesDropped += link.length
+  }
+
+  /**
+   * The link to a former member the core answers: opened for the while (it closes once idle for
+   * FORMER_IDLE_MS), if its address is remembered; undefined otherwise (the message is dropped).
+   */
+  private formerLink(to: number): Link | undefined {
+    const a = this.former.get(to)
+    if (a === undefined || to === this.o.self) return undefined
+    const link = this.link(to, a, true)
+    this.all = [...this.all, link]
+    this.o.counters.formerMemberLinks += 1
+    this.o.log.limited(`former-${to}`, REFUSAL_LOG_MS, "peer-former-member-answered", { peer: a.name, id: to, note: "a former member asked; it is answered through an outbox opened for the while" })
+    return link
   }
 
   /** Queues one serialized message for `to` (sent at the next `flush`); drops the oldest past the outbox bounds. */
   enqueue(to: number, json: string): void {
-    const link = this.links[to]
-    if (link === undefined) return
+    const link = this.links[to] ?? this.formerLink(to)
+    if (link === undefined) {
+      this.o.counters.peerMessagesDropped += 1
+      return
+    }
+    if (link.former) link.usedAt = Date.now()
     link.push(json)
     while (link.length > 1 && (link.length > OUTBOX_MESSAGES_MAX || link.bytes > OUTBOX_BYTES_MAX)) {
       link.shift()
@@ -192,8 +287,8 @@ export class Outboxes {
    * fiber involved; anything else wakes the link's sender fiber, which connects or waits.
    */
   flush(): void {
-    for (const link of this.links) {
-      if (link === undefined || link.length === 0) continue
+    for (const link of this.all) {
+      if (link.length === 0) continue
       const ws = link.ws
       if (ws !== null) {
         while (link.length > 0 && ws.readyState === WebSocket.OPEN && ws.bufferedAmount <= SOCKET_BUFFERED_MAX) {
@@ -208,8 +303,7 @@ export class Outboxes {
 
   status(): PeerStatus[] {
     const out: PeerStatus[] = []
-    for (const l of this.links) {
-      if (l === undefined) continue
+    for (const l of this.all) {
       out.push({
         node: l.address.name,
         id: l.id,
@@ -225,12 +319,30 @@ export class Outboxes {
     return out
   }
 
-  /** Runs the sender and keep-alive fibers of every destination until interrupted (then closes all). */
+  /**
+   * Runs the sender and keep-alive fibers of every destination until interrupted (then closes
+   * all), those of members added meanwhile too.
+   */
   run(): Effect.Effect<void> {
-    const links = this.links.filter((l): l is Link => l !== undefined)
-    const fibers = links.flatMap((l) => [this.sender(l), this.keepAlive(l)])
-    return Effect.all(fibers, { concurrency: "unbounded", discard: true }).pipe(
-      Effect.ensuring(Effect.sync(() => links.forEach((l) => l.ws?.close(1001, "node stopping"))))
+    const self = this
+    return Effect.scoped(
+      Effect.gen(function* () {
+        const map = yield* FiberMap.make<number>()
+        const fork = yield* FiberMap.runtime(map)<never>()
+        self.fibers = {
+          start: (link) => void fork(link.id, Effect.all([self.sender(link), self.keepAlive(link)], { concurrency: "unbounded", discard: true })),
+          stop: (id) => void Effect.runFork(FiberMap.remove(map, id))
+        }
+        for (const link of self.all) self.fibers.start(link)
+        return yield* Effect.never
+      })
+    ).pipe(
+      Effect.ensuring(
+        Effect.sync(() => {
+          self.fibers = null
+          for (const l of self.all) l.ws?.close(1001, "node stopping")
+        })
+      )
     )
   }
 
@@ -411,9 +523,14 @@ export class Outboxes {
     this.markReachable(link, true, null)
   }
 
-  /** Pings the open connection; terminates it when it has been silent for DEAD_AFTER_MS. */
+  /** Pings the open connection; terminates it when it has been silent for DEAD_AFTER_MS. A former member's link closes once idle. */
   private keepAlive(link: Link): Effect.Effect<void> {
     const check = Effect.sync(() => {
+      if (link.former && link.length === 0 && Date.now() - link.usedAt > FORMER_IDLE_MS) {
+        this.close(link, "idle")
+        this.all = this.all.filter((l) => l !== link)
+        return
+      }
       const ws = link.ws
       if (ws === null) return
       if (Date.now() - link.heardAt > DEAD_AFTER_MS) {
@@ -458,7 +575,8 @@ export class Outboxes {
     return Effect.tryPromise({
       try: async (signal) => {
         const auth = signer === null ? {} : signer.headers(link.id, body, Date.now())
-        return fetch(link.postUrl, { method: "POST", body, headers: { "content-type": "application/json", ...auth }, signal }).then(async (r) => ({
+        const headers = { "content-type": "application/json", [INCARNATION_HEADER]: this.o.incarnation, ...auth }
+        return fetch(link.postUrl, { method: "POST", body, headers, signal }).then(async (r) => ({
           status: r.status,
           text: r.status === 204 ? "" : (await r.text()).slice(0, 300)
         }))

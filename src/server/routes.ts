@@ -16,8 +16,10 @@
 import { Cause, Chunk, Effect, Either } from "effect"
 import { append, list } from "./client-api.ts"
 import { InternalError, MethodNotAllowed, NotFound, type ApiError } from "./errors.ts"
-import { clientAuthError, countClientError, countClientGone, errorResponse, takeClientSlot, type Answer, type ApiDeps, type Call } from "./http.ts"
+import { answerIdentity, IDENTITY_PATH } from "./bootstrap.ts"
+import { clientAuthError, countClientError, countClientGone, errorResponse, pathOf, takeClientSlot, type Answer, type ApiDeps, type Call } from "./http.ts"
 import { getHealth, getMetrics, getReady, getStatus } from "./info-api.ts"
+import { getMembers, postAdd, postJoin, postPromote, postRemove } from "./members-api.ts"
 import { postEnvelope, upgrade } from "./peer-api.ts"
 import { PEER_PATH, PEER_WS_PATH } from "./peer.ts"
 import type { Watch } from "./watch.ts"
@@ -47,8 +49,14 @@ export type Route = HotRoute | ColdRoute
 export const ROUTES: readonly Route[] = [
   { method: "POST", path: "/append", who: "client", hot: true, handler: append },
   { method: "GET", path: "/list", who: "client", hot: true, handler: list },
+  { method: "GET", path: "/members", who: "client", hot: false, handler: getMembers },
+  { method: "POST", path: "/members/add", who: "client", hot: false, handler: postAdd },
+  { method: "POST", path: "/members/remove", who: "client", hot: false, handler: postRemove },
+  { method: "POST", path: "/members/promote", who: "client", hot: false, handler: postPromote },
+  { method: "POST", path: "/members/join", who: "client", hot: false, handler: postJoin },
   { method: "GET", path: PEER_WS_PATH, who: "peer", hot: true, handler: upgrade },
   { method: "POST", path: PEER_PATH, who: "peer", hot: false, handler: postEnvelope },
+  { method: "GET", path: IDENTITY_PATH, who: "peer", hot: false, handler: (c) => answerIdentity(c.d, c.req, c.url, () => c.server.requestIP(c.req)?.address) },
   { method: "GET", path: "/status", who: "open", hot: false, handler: getStatus },
   { method: "GET", path: "/health", who: "open", hot: false, handler: getHealth },
   { method: "GET", path: "/ready", who: "open", hot: false, handler: getReady },
@@ -74,9 +82,7 @@ export function makeRouter(d: ApiDeps, watch: Watch, routes: readonly Route[] = 
   const paths = [...byPath.keys()].join(", ")
   return (req, server) => {
     const url = req.url
-    const start = url.indexOf("/", url.indexOf("//") + 2)
-    const q = url.indexOf("?", start)
-    const path = q === -1 ? url.slice(start) : url.slice(start, q)
+    const path = pathOf(url)
     const methods = byPath.get(path)
     const route = methods?.get(req.method)
     if (route === undefined) {

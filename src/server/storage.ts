@@ -16,15 +16,27 @@
  * at the WAL's path, and reopens it if not (`FileAtPath`: without a stat, which would slow the
  * sync).
  *
- * Tables: meta (format version, cluster id, node identity), promise, accepted (slot PK),
- * snapshot (slot), list_chunks (the snapshot's list: one row per snapshot, holding the values it
- * added as a blob of little-endian float64s, keyed by the index of its first value), clients (the
- * client table at the snapshot, rewritten row by row only where it changed). A snapshot thus costs
- * one insert for its values, not one per value (7,500 inserts took ~5 ms, a stall of every node at
- * once, since all snapshot at the same slots). Format 1 kept one list row per value; such a file
- * is upgraded in place at start, in one transaction. At start the file is checked read-only first
- * (integrity, format version, cluster and node identity): a file that fails is refused and never
- * modified.
+ * Tables: meta (format version, the node's identity, the snapshot's membership), promise,
+ * accepted (slot PK), snapshot (slot), list_chunks (the snapshot's list: one row per snapshot,
+ * holding the values it added as a blob of little-endian float64s, keyed by the index of its first
+ * value), clients (the client table at the snapshot, rewritten row by row only where it changed).
+ * A snapshot thus costs one insert for its values, not one per value (7,500 inserts took ~5 ms, a
+ * stall of every node at once, since all snapshot at the same slots).
+ *
+ * The identity (docs/MEMBERSHIP.md, "Identities"), in meta: the node's address; its incarnation,
+ * 16 random hex digits minted when the file is created and durable before anyone is told of it;
+ * the cluster id and member id (an initial member's come from the config file at creation, a
+ * joining node's from the member that bound it); and, once bound, the configuration it was bound
+ * in (`initial`, JSON). The snapshot's membership is the meta row `membership` (JSON), written
+ * only when it changed. From then on the config file is only a list of addresses to contact: a
+ * data file with an identity is checked against the node's address alone.
+ *
+ * Upgrades run in place at start, in one transaction each: format 1 kept one list row per value;
+ * format 2 had no incarnations, so a format 2 file gets the one derived from its index
+ * (`derivedIncarnation`) and is bound at once in the configuration of the config file's nodes
+ * with derived incarnations, which is what every node of that cluster does: such a cluster keeps
+ * working as it was. At start the file is checked read-only first (integrity, format version,
+ * address; for older formats the cluster id too): a file that fails is refused and never modified.
  *
  * `--unsafe-no-fsync` (the bench's measure of what the disk costs, as etcd's flag of that name):
  * SQLite runs with `synchronous=OFF` and every fdatasync of the WAL becomes an fstat of the same
@@ -33,24 +45,60 @@
  * writes the node has acknowledged. Never for a cluster that holds anything.
  */
 import { Database } from "bun:sqlite"
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fstat, fstatSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync } from "node:fs"
+import { randomBytes } from "node:crypto"
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, fstat, fstatSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { Schema as S } from "effect"
 import * as B from "../core/ballot.ts"
 import type { Ballot } from "../core/ballot.ts"
-import { Batch, type AcceptedEntry, type ClientEntry } from "../core/messages.ts"
+import { configProblem, derivedIncarnation, initialConfig, INCARNATION_PATTERN, type Config, type Membership } from "../core/membership.ts"
+import { Batch, ConfigSchema, MembershipSchema, type AcceptedEntry, type ClientEntry } from "../core/messages.ts"
 import type { DurableState, Write } from "../core/state.ts"
 
 /** Bumped on any incompatible change of the tables; a newer file is refused, never downgraded. */
-export const FORMAT_VERSION = 2
+export const FORMAT_VERSION = 3
 export const DATA_FILE = "paxos.sqlite"
 
-/** Who owns a data file: written at creation, checked at every start. */
+/** What the server knows before it opens its data file: to create one, or to check and upgrade an older one. */
 export interface StoreIdentity {
-  readonly clusterId: string
-  /** `host:port` of the node. */
+  /** `host:port` of the node (its --node): a file of another node is refused. */
   readonly node: string
+  /** The config file's cluster id: written into a new file of an initial member; a file of format 1 or 2 must hold this one. */
+  readonly clusterId: string
+  /** The config file's nodes in order (default: this node alone): an initial member's id is its index. */
+  readonly nodes?: readonly string[]
+  /** A new file is for a node that joins (--join): no cluster or member id until it has joined. */
+  readonly joining?: boolean
 }
+
+/** Who this data file speaks for (docs/MEMBERSHIP.md, "Identities"). */
+export interface NodeIdentity {
+  /** `host:port`. */
+  readonly address: string
+  /** 16 lowercase hex digits, minted when the file was created. */
+  readonly incarnation: string
+  /** null while a node started with --join has not joined yet. */
+  readonly clusterId: string | null
+  /** null while a node started with --join has not joined yet. */
+  readonly memberId: number | null
+  /**
+   * The configuration this node was bound in: an initial member's first configuration (every
+   * initial member bound, before its first vote), or the one a joined node was bound in; null
+   * until then.
+   */
+  readonly initial: Config | null
+  /** The node joined a running cluster (--join): it applies nothing before its first snapshot. */
+  readonly joined: boolean
+}
+
+/** Whether `dir` holds a data file (one with something in it). */
+export const holdsData = (dir: string): boolean => {
+  const file = join(dir, DATA_FILE)
+  return existsSync(file) && statSync(file).size > 0
+}
+
+/** A new incarnation: 64 random bits as 16 lowercase hex digits. */
+export const mintIncarnation = (): string => randomBytes(8).toString("hex")
 
 /** The data file cannot be used; `message` is one line saying why and what to do. */
 export class StorageRefused extends Error {
@@ -69,6 +117,8 @@ const SCHEMA = [
 ]
 
 const decodeBatch = S.decodeUnknownSync(S.parseJson(Batch))
+const decodeConfig = S.decodeUnknownSync(S.parseJson(ConfigSchema))
+const decodeMembership = S.decodeUnknownSync(S.parseJson(MembershipSchema))
 
 export interface StoreOptions {
   /** No fsync at all (see the top of this file): acknowledged writes die with the machine. */
@@ -101,6 +151,10 @@ export class SqliteStore {
   private syncing = 0
   /** What the clients table holds. */
   private clients: Map<string, ClientEntry>
+  /** The membership the meta row holds (the last snapshot's), and its JSON. */
+  private membership: Membership | undefined
+  private membershipJson: string | undefined
+  private who: NodeIdentity
 
   /** false with --unsafe-no-fsync. */
   readonly fsync: boolean
@@ -110,12 +164,16 @@ export class SqliteStore {
     private readonly db: Database,
     readonly file: string,
     durable: DurableState,
+    identity: NodeIdentity,
     unsafeNoFsync: boolean
   ) {
     this.fsync = !unsafeNoFsync
     this.sync = syncOf(unsafeNoFsync)
+    this.who = identity
     this.promised = durable.promised
     this.snapSlot = durable.snapshot.slot
+    this.membership = durable.snapshot.membership
+    this.membershipJson = this.membership === undefined ? undefined : JSON.stringify(this.membership)
     this.clients = new Map(durable.snapshot.clients.map((c) => [c.client, c]))
     this.stats = { transactions: 0, writes: 0, listRows: durable.snapshot.list.length }
     this.stmt = this.prepare()
@@ -125,10 +183,11 @@ export class SqliteStore {
   }
 
   /**
-   * Opens (creating if absent) the data file in `dir` for `identity` and loads what it holds.
-   * Throws StorageRefused for a file of another cluster or node, of a newer format, or corrupt.
+   * Opens (creating if absent) the data file in `dir` for `identity` and loads what it holds; a
+   * new file gets a new incarnation, durable before this returns. Throws StorageRefused for a file
+   * of another node (or, of an older format, of another cluster), of a newer format, or corrupt.
    */
-  static open(dir: string, identity: StoreIdentity, options: StoreOptions = {}): { store: SqliteStore; durable: DurableState } {
+  static open(dir: string, identity: StoreIdentity, options: StoreOptions = {}): { store: SqliteStore; durable: DurableState; identity: NodeIdentity } {
     const unsafe = options.unsafeNoFsync === true
     const file = join(dir, DATA_FILE)
     try {
@@ -152,13 +211,53 @@ export class SqliteStore {
       // Takes the exclusive lock now rather than at the first write.
       db.run("BEGIN IMMEDIATE")
       db.run("COMMIT")
-      if (!hasTable(db, "meta")) create(db, identity)
-      else if (readMeta(db).get("format_version") === "1") upgradeFrom1(db)
+      const created = !hasTable(db, "meta")
+      if (created) create(db, identity)
+      if (readMeta(db).get("format_version") === "1") upgradeFrom1(db)
+      if (readMeta(db).get("format_version") === "2") upgradeFrom2(db, identity)
+      // The new incarnation is durable before anyone hears of it: the WAL, and the directory that
+      // now holds the file.
+      if (created) syncNew(dir, file, unsafe)
     } catch (e) {
+      if (e instanceof StorageRefused) throw e
       throw isBusy(e) ? refusedBusy(file) : new StorageRefused(`data file ${file} cannot be opened: ${oneLine(e)}`)
     }
     const durable = load(db, file)
-    return { store: new SqliteStore(db, file, durable, unsafe), durable }
+    const who = loadIdentity(db, file)
+    return { store: new SqliteStore(db, file, durable, who, unsafe), durable, identity: who }
+  }
+
+  /** Who this file speaks for. */
+  get identity(): NodeIdentity {
+    return this.who
+  }
+
+  /**
+   * Binds an initial member in its first configuration (docs/MEMBERSHIP.md, "Bootstrap"): durable
+   * when it returns, before the node's first promise or vote. Throws if the file is bound already
+   * or has no member id.
+   */
+  bind(initial: Config): void {
+    const w = this.who
+    if (w.initial !== null || w.memberId === null || w.clusterId === null) throw new Error(`bind: data file ${this.file} is bound already or has no member id`)
+    this.writeIdentity({ ...w, initial })
+  }
+
+  /**
+   * Records what a member answered to this node's --join: its cluster, its member id and the
+   * configuration that bound it; durable when it returns. Throws if the file is bound already.
+   */
+  joinedAs(clusterId: string, memberId: number, initial: Config): void {
+    if (this.who.initial !== null) throw new Error(`join: data file ${this.file} is bound already`)
+    this.writeIdentity({ ...this.who, clusterId, memberId, initial, joined: true })
+  }
+
+  private writeIdentity(next: NodeIdentity): void {
+    const why = identityProblem(next)
+    if (why !== null) throw new Error(`identity: ${why}`)
+    this.db.transaction(() => writeIdentityRows(this.db, next))()
+    this.sync.now(this.walFd())
+    this.who = next
   }
 
   /** Applies every write of a batch in one transaction; durable when it returns. Throws on failure. */
@@ -213,7 +312,8 @@ export class SqliteStore {
       chunkBefore: db.prepare<{ start: number; data: Uint8Array }, [number]>("SELECT start, data FROM list_chunks WHERE start < ? ORDER BY start DESC LIMIT 1"),
       putChunk: db.prepare("INSERT OR REPLACE INTO list_chunks (start, data) VALUES (?, ?)"),
       dropClient: db.prepare("DELETE FROM clients WHERE client = ?"),
-      putClient: db.prepare("INSERT OR REPLACE INTO clients (client, seq, value, idx, slot) VALUES (?, ?, ?, ?, ?)")
+      putClient: db.prepare("INSERT OR REPLACE INTO clients (client, seq, value, idx, slot) VALUES (?, ?, ?, ?, ?)"),
+      putMeta: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
     }
   }
 
@@ -251,6 +351,16 @@ export class SqliteStore {
     if (w.values.length > 0) this.stmt.putChunk.run(w.from, encodeValues(w.values))
     this.stats.listRows = w.from + w.values.length
     this.writeClients(w.clients)
+    this.writeMembership(w.membership)
+  }
+
+  /** The snapshot's membership: written only when it changed (most snapshots keep the same one). */
+  private writeMembership(m: Membership): void {
+    if (m === this.membership) return
+    const json = JSON.stringify(m)
+    if (json !== this.membershipJson) this.stmt.putMeta.run("membership", json)
+    this.membership = m
+    this.membershipJson = json
   }
 
   /** Keeps the first `length` values of the durable list. */
@@ -387,8 +497,10 @@ function checkMeta(file: string, meta: Map<string, string>, id: StoreIdentity): 
   if (version < 1) {
     throw new StorageRefused(`data file ${file} has old format version ${version} (this binary writes ${FORMAT_VERSION}) and no upgrade exists`)
   }
+  // Before format 3 the config file was the cluster: its hash had to match. From format 3 on, the
+  // identity lives in the file and the config file is only addresses to contact.
   const cluster = meta.get("cluster_id")
-  if (cluster !== id.clusterId) {
+  if (version < 3 && cluster !== id.clusterId) {
     throw new StorageRefused(
       `data file ${file} belongs to another cluster (cluster id ${cluster}, this config's is ${id.clusterId}); refusing to start. Use another --data-dir, or remove it to start this node empty`
     )
@@ -396,6 +508,9 @@ function checkMeta(file: string, meta: Map<string, string>, id: StoreIdentity): 
   const node = meta.get("node")
   if (node !== id.node) {
     throw new StorageRefused(`data file ${file} belongs to node ${node}, not ${id.node}; refusing to start. Use that node's own --data-dir`)
+  }
+  if (version < 3 && !(id.nodes ?? [id.node]).includes(id.node)) {
+    throw new StorageRefused(`data file ${file} has format version ${version}, and upgrading it needs its node ${id.node} in the config file`)
   }
 }
 
@@ -412,6 +527,22 @@ function upgradeFrom1(db: Database): void {
     if (values.length > 0) db.prepare("INSERT INTO list_chunks (start, data) VALUES (0, ?)").run(encodeValues(values))
     db.run("DROP TABLE list")
     db.run("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+  })()
+}
+
+/**
+ * Format 2 to 3: the identity. A format 2 cluster had no incarnations: the node gets the one derived
+ * from its index, and is bound at once in the config file's nodes with derived incarnations (every
+ * node of the cluster does the same, so they agree without a message).
+ */
+function upgradeFrom2(db: Database, id: StoreIdentity): void {
+  const nodes = id.nodes ?? [id.node]
+  const index = nodes.indexOf(id.node)
+  const initial = initialConfig(nodes, nodes.map((_, i) => derivedIncarnation(i)))
+  db.transaction(() => {
+    writeIdentityRows(db, { address: id.node, clusterId: id.clusterId, memberId: index, incarnation: derivedIncarnation(index), initial, joined: false })
+    db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('upgraded_from_2', ?)", [new Date().toISOString()])
+    db.run("UPDATE meta SET value = '3' WHERE key = 'format_version'")
   })()
 }
 
@@ -432,17 +563,93 @@ function decodeValues(data: Uint8Array): Float64Array {
   return out
 }
 
+/** A new file: the tables, and an identity with a fresh incarnation (a joining node's has no cluster or member id yet). */
 function create(db: Database, id: StoreIdentity): void {
+  const nodes = id.nodes ?? [id.node]
+  const memberId = id.joining === true ? null : nodes.indexOf(id.node)
+  if (memberId === -1) throw new Error(`create: ${id.node} is not one of the config's nodes`)
   db.transaction(() => {
     for (const sql of SCHEMA) db.run(sql)
     const meta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)")
     meta.run("format_version", String(FORMAT_VERSION))
-    meta.run("cluster_id", id.clusterId)
-    meta.run("node", id.node)
     meta.run("created_at", new Date().toISOString())
+    writeIdentityRows(db, { address: id.node, clusterId: memberId === null ? null : id.clusterId, memberId, incarnation: mintIncarnation(), initial: null, joined: false })
     db.run("INSERT INTO promise (id, round, leader) VALUES (0, 0, 0)")
     db.run("INSERT INTO snapshot (id, slot) VALUES (0, 0)")
   })()
+}
+
+/** The meta rows of an identity (inside the caller's transaction). */
+function writeIdentityRows(db: Database, w: NodeIdentity): void {
+  const put = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+  const drop = db.prepare("DELETE FROM meta WHERE key = ?")
+  const row = (key: string, value: string | null) => (value === null ? drop.run(key) : put.run(key, value))
+  row("node", w.address)
+  row("incarnation", w.incarnation)
+  row("cluster_id", w.clusterId)
+  row("member_id", w.memberId === null ? null : String(w.memberId))
+  row("initial", w.initial === null ? null : JSON.stringify(w.initial))
+  row("joined", w.joined ? "1" : null)
+}
+
+/** What is wrong with an identity (null: nothing). */
+function identityProblem(w: NodeIdentity): string | null {
+  if (!INCARNATION_PATTERN.test(w.incarnation)) return "a malformed incarnation"
+  if ((w.clusterId === null) !== (w.memberId === null)) return "a cluster id without a member id, or the other way round"
+  if (w.memberId !== null && (!Number.isSafeInteger(w.memberId) || w.memberId < 0)) return `member id ${w.memberId}`
+  if (w.initial !== null) {
+    if (w.memberId === null) return "bound, but no member id"
+    const why = configProblem(w.initial)
+    if (why !== null) return `the configuration it was bound in: ${why}`
+    const me = w.initial.members.find((m) => m.id === w.memberId)
+    if (me === undefined) return `the configuration it was bound in has no member ${w.memberId}`
+    if (me.address !== w.address) return `the configuration it was bound in gives member ${w.memberId} the address ${me.address}, not ${w.address}`
+    if (me.incarnation !== w.incarnation) return `the configuration it was bound in binds member ${w.memberId} to another incarnation`
+  }
+  return null
+}
+
+/** Reads the identity; throws StorageRefused when it is missing or malformed. */
+function loadIdentity(db: Database, file: string): NodeIdentity {
+  try {
+    const meta = readMeta(db)
+    const address = meta.get("node")
+    const incarnation = meta.get("incarnation")
+    if (address === undefined || incarnation === undefined) throw new Error("no node address or incarnation")
+    const member = meta.get("member_id")
+    const memberId = member === undefined ? null : /^\d{1,9}$/.test(member) ? Number(member) : NaN
+    const initialJson = meta.get("initial")
+    const w: NodeIdentity = {
+      address,
+      incarnation,
+      clusterId: meta.get("cluster_id") ?? null,
+      memberId,
+      initial: initialJson === undefined ? null : decodeConfig(initialJson),
+      joined: meta.get("joined") === "1"
+    }
+    const why = identityProblem(w)
+    if (why !== null) throw new Error(`its identity has ${why}`)
+    return w
+  } catch (e) {
+    throw refusedCorrupt(file, e)
+  }
+}
+
+/**
+ * Makes a new file durable: its WAL (the identity's commit), its database file, and the directory
+ * entries of both (fsync of the directory). With --unsafe-no-fsync, fstats in their place.
+ */
+function syncNew(dir: string, file: string, unsafe: boolean): void {
+  for (const path of [`${file}-wal`, file, dir]) {
+    const fd = openSync(path, "r")
+    try {
+      if (unsafe) fstatSync(fd)
+      else if (path === dir) fsyncSync(fd)
+      else fdatasyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+  }
 }
 
 /** Reads the durable state; throws StorageRefused when rows are missing or malformed. */
@@ -467,10 +674,21 @@ function load(db: Database, file: string): DurableState {
       .query<{ client: string; seq: number; value: number; idx: number; slot: number }, []>("SELECT client, seq, value, idx, slot FROM clients")
       .all()
       .map((r) => ({ client: r.client, seq: r.seq, value: r.value, index: r.idx, slot: r.slot }))
-    return { promised: { round: p.round, leader: p.leader }, accepted, snapshot: { slot: snap.slot, list, clients } }
+    const membershipJson = readMeta(db).get("membership")
+    const membership = membershipJson === undefined ? undefined : checkedMembership(decodeMembership(membershipJson))
+    return { promised: { round: p.round, leader: p.leader }, accepted, snapshot: { slot: snap.slot, list, clients, ...(membership === undefined ? {} : { membership }) } }
   } catch (e) {
     throw refusedCorrupt(file, e)
   }
+}
+
+/** A membership as loaded: each configuration must hold together. */
+function checkedMembership(m: Membership): Membership {
+  for (const c of m.next === null ? [m.current] : [m.current, m.next.config]) {
+    const why = configProblem(c)
+    if (why !== null) throw new Error(`the snapshot's membership: ${why}`)
+  }
+  return m
 }
 
 function readMeta(db: Database): Map<string, string> {
@@ -491,7 +709,12 @@ const refusedBusy = (file: string): StorageRefused =>
   new StorageRefused(`data file ${file} is in use by another process (is another paxos server running on this data dir?); refusing to start`)
 
 const refusedCorrupt = (file: string, e: unknown): StorageRefused =>
-  isBusy(e) ? refusedBusy(file) : new StorageRefused(`data file ${file} is unreadable or corrupt (${oneLine(e)}); refusing to start. Move it away to start this node empty (it then catches up from its peers)`)
+  isBusy(e)
+    ? refusedBusy(file)
+    : new StorageRefused(
+        `data file ${file} is unreadable or corrupt (${oneLine(e)}); refusing to start. Keep it for inspection; to replace the node, ` +
+          "remove it from the cluster (paxos member remove ADDR), add it again (paxos member add ADDR) and start it on an empty data dir with --join"
+      )
 
 /** An error's message on one line. */
 export function oneLine(e: unknown): string {

@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { importSecret, newBootId, Signer, UPGRADE_BODY } from "../../src/auth/peer-auth.ts"
-import { append, readList, status } from "../../src/client/http.ts"
+import { append, healthy, readList, status } from "../../src/client/http.ts"
 import type { LocalCluster } from "../../src/cli/local-cluster.ts"
-import { cleanup, ensureBinary, makeCluster, startCluster, tempDir } from "./support.ts"
+import { cleanup, ensureBinary, makeCluster, startCluster, tempDir, waitFor } from "./support.ts"
 
 afterAll(cleanup)
 
@@ -28,6 +28,7 @@ let before: number[]
 
 interface Status {
   cluster: string
+  incarnation: string
   peerAuth: boolean
   clientAuth: boolean
   peerAuthFailures: Record<string, number>
@@ -84,7 +85,7 @@ describe("a cluster with a secret", () => {
     const cases: Array<[string, Record<string, string>, string]> = [
       ["no headers", {}, "Missing"],
       ["a malformed counter", { ...valid, "x-paxos-counter": "one" }, "Malformed"],
-      ["an unknown sender", { ...(await s1.headers(0, body, Date.now())), "x-paxos-from": "7" }, "Malformed"],
+      ["a sender id no member can have", { ...(await s1.headers(0, body, Date.now())), "x-paxos-from": "70000" }, "Malformed"],
       ["another secret", await (await signer(1, "a different secret of enough length")).headers(0, body, Date.now()), "BadMac"],
       ["another cluster", await (await signer(1, SECRET, "0000000000000000")).headers(0, body, Date.now()), "BadMac"],
       ["another receiver", await s1.headers(2, body, Date.now()), "BadMac"],
@@ -95,9 +96,10 @@ describe("a cluster with a secret", () => {
       const r = await postEnvelope(body, headers)
       expect({ name, status: r.status, error: r.json.error, reason: r.json.reason }).toEqual({ name, status: 401, error: "Unauthorized", reason })
     }
-    // The valid one is accepted once; its replay is refused.
-    expect((await postEnvelope(body, valid)).status).toBe(204)
-    const replay = await postEnvelope(body, valid)
+    // The valid one (naming node 1's incarnation) is accepted once; its replay is refused.
+    const incarnation = { "x-paxos-incarnation": (await st(cluster.names[1] as string)).incarnation }
+    expect((await postEnvelope(body, { ...valid, ...incarnation })).status).toBe(204)
+    const replay = await postEnvelope(body, { ...valid, ...incarnation })
     expect([replay.status, replay.json.reason]).toEqual([401, "Replayed"])
     // An altered body under a valid signature.
     const altered = await postEnvelope(body.replace('"commit":0', '"commit":1'), await s1.headers(0, body, Date.now()))
@@ -217,8 +219,11 @@ test("a node holding another secret never joins: the others serve without it, it
   writeFileSync(join(d, "secret"), `${SECRET}\n`, { mode: 0o600 })
   writeFileSync(join(d, "other"), "another secret, same length as the first\n", { mode: 0o600 })
   const c = await makeCluster(3, ["--secret-file", join(d, "secret")])
-  c.start(0)
-  c.start(1)
+  // The cluster starts whole (an initial member binds every member's incarnation before it votes);
+  // node 2 then comes back from its own data dir with another secret.
+  c.startAll()
+  await c.waitAllReady()
+  await c.kill(2)
   const n2 = c.nodes[2]
   if (n2 === undefined) throw new Error("no node 2")
   const intruder = Bun.spawn([ensureBinary(), "server", "--config", c.configFile, "--node", n2.name, "--data-dir", n2.dataDir, "--secret-file", join(d, "other")], {
@@ -228,7 +233,7 @@ test("a node holding another secret never joins: the others serve without it, it
   try {
     await c.waitHealthy(0)
     await c.waitHealthy(1)
-    await c.waitHealthy(2)
+    await waitFor("the intruder to serve", () => healthy(n2.name, 500), 15_000)
     await c.waitLeader(15_000, [2])
     for (let v = 1; v <= 10; v++) expect((await append(c.names[v % 2] as string, { value: v }, { timeoutMs: 5_000 })).type).toBe("ok")
     await Bun.sleep(500)

@@ -185,7 +185,7 @@ describe("a cluster without a secret or token", () => {
       env({ sneaky: true }),
       env({ cluster: "0000000000000000" }),
       env({ to: (self + 1) % 3 }),
-      env({ from: 7 }),
+      env({ from: 70_000 }),
       env({ from: self }),
       "{",
       ""
@@ -199,6 +199,7 @@ describe("a cluster without a secret or token", () => {
 })
 
 describe("a cluster with a secret and a client token", () => {
+  let names: string[]
   let node: string
   let clusterId: string
 
@@ -207,6 +208,7 @@ describe("a cluster with a secret and a client token", () => {
     writeFileSync(join(dir, "secret"), `${SECRET}\n`, { mode: 0o600 })
     writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 })
     const { cluster } = await startCluster(3, ["--secret-file", join(dir, "secret"), "--client-token-file", join(dir, "token")])
+    names = cluster.names
     node = cluster.names[0] as string
     clusterId = (await status(node, 2_000))?.cluster as string
   }, 30_000)
@@ -248,8 +250,10 @@ describe("a cluster with a secret and a client token", () => {
       expect(a.status).toBe(401)
       expect(b).toEqual(a)
     }
-    // A valid signature over the body is accepted chunked too.
-    const ok = await fetch(`http://${node}/peer/envelope`, { method: "POST", body: chunked(new TextEncoder().encode(body)), headers: await s1.headers(0, body, Date.now()) })
+    // A valid signature over the body is accepted chunked too (naming node 1's incarnation).
+    const incarnation = ((await status(names[1] as string, 2_000)) as unknown as { incarnation: string }).incarnation
+    const headers = { ...(await s1.headers(0, body, Date.now())), "x-paxos-incarnation": incarnation }
+    const ok = await fetch(`http://${node}/peer/envelope`, { method: "POST", body: chunked(new TextEncoder().encode(body)), headers })
     expect(ok.status).toBe(204)
   })
 })

@@ -32,6 +32,7 @@ interface Row {
   leader?: string | null
   applied?: number
   lag?: number
+  epoch?: number
   ready?: boolean
 }
 
@@ -39,7 +40,7 @@ test("status: a table of every node with the leader, and the same as JSON", asyn
   const table = await paxos(["status", "--config", cluster.configFile])
   expect(table.code).toBe(0)
   const lines = table.out.trim().split("\n")
-  expect(lines[0]).toMatch(/^NODE\s+ROLE\s+LEADER\s+BALLOT\s+COMMITTED\s+APPLIED\s+SNAPSHOT\s+LAG\s+READY$/)
+  expect(lines[0]).toMatch(/^NODE\s+ROLE\s+LEADER\s+BALLOT\s+COMMITTED\s+APPLIED\s+SNAPSHOT\s+LAG\s+EPOCH\s+READY$/)
   expect(lines).toHaveLength(4)
   for (const name of cluster.names) expect(lines.some((l) => l.startsWith(name))).toBe(true)
   expect(lines.filter((l) => /\sleader\s/.test(l))).toHaveLength(1)
@@ -54,6 +55,7 @@ test("status: a table of every node with the leader, and the same as JSON", asyn
     expect(r.leader).toBe(leader as string)
     expect(r.ready).toBe(true)
     expect(r.applied).toBeGreaterThanOrEqual(1)
+    expect(r.epoch).toBe(0)
   }
 })
 

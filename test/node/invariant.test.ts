@@ -23,8 +23,11 @@ test("a contradicting snapshot from a peer stops the node with PAXOS-INVARIANT-V
   }
   expect(st?.listLength).toBe(5)
   const snapshot = { _tag: "Snapshot", slot: 1_000, listFrom: 0, values: [9, 9, 9, 9, 9, 9], clients: [], complete: true }
+  // Sent as node `from`, naming its incarnation: a message from any other would be dropped.
+  const incarnation = ((await status(cluster.names[from] as string, 2_000)) as unknown as { incarnation: string }).incarnation
   const res = await fetch(`http://${cluster.names[victim]}/peer/envelope`, {
     method: "POST",
+    headers: { "x-paxos-incarnation": incarnation },
     body: JSON.stringify({ cluster: st?.cluster, from, to: victim, messages: [snapshot] })
   })
   expect(res.status).toBe(204)

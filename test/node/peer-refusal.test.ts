@@ -35,16 +35,17 @@ async function counter(c: LocalCluster, i: number, name: string): Promise<number
 }
 
 /**
- * A 3-node cluster whose nodes 0 and 1 share a secret and form the cluster, with a leader; node 2
- * is started by `start2`.
+ * A 3-node cluster whose nodes share a secret, started whole (an initial member binds every
+ * member's incarnation before it votes); node 2 is then stopped and started again by `start2`.
  */
 async function twoAndOne(start2: (c: LocalCluster, secret: string, dir: string) => void): Promise<LocalCluster> {
   const dir = tempDir()
   const secret = join(dir, "secret")
   writeNewSecret(secret)
   const c = await makeCluster(3)
-  c.start(0, { flags: ["--secret-file", secret] })
-  c.start(1, { flags: ["--secret-file", secret] })
+  for (let i = 0; i < 3; i++) c.start(i, { flags: ["--secret-file", secret] })
+  await c.waitAllReady()
+  await c.kill(2)
   start2(c, secret, dir)
   await c.waitLeader(15_000, [2])
   return c
@@ -87,9 +88,11 @@ test("a node with another cluster secret: both sides log that the secret does no
 test("a node with another config file (another cluster id): both sides log the two clusters", async () => {
   let otherConfig = ""
   const c = await twoAndOne((c, secret, dir) => {
-    // The same three nodes and a fourth: another node list, so another cluster id.
+    // The same three nodes and a fourth: another node list, so another cluster id. Node 2 starts
+    // empty (its data dir holds its identity, and with it the cluster it was made in).
     otherConfig = join(dir, "config-4")
     writeFileSync(otherConfig, `${c.names.join("\n")}\n127.0.0.1:1\n`)
+    c.wipe(2)
     c.start(2, { flags: ["--secret-file", secret], config: otherConfig })
   })
   const ours = clusterIdOf(parseConfig(readFileSync(c.configFile, "utf8")).nodes)

@@ -1,7 +1,9 @@
 /**
  * Data files that are not this node's are refused with one clear line and a non-zero exit, and
- * left untouched: another cluster's, another node's, a newer format's, corrupt ones, a foreign
- * SQLite file. The node's own file still works afterwards.
+ * left untouched: another cluster's (of the older format, whose cluster was its config file),
+ * another node's, a newer format's, corrupt ones, a foreign SQLite file. The node's own file still
+ * works afterwards, and files of format 2 are upgraded in place: that cluster keeps its list and
+ * goes on appending.
  */
 import { Database } from "bun:sqlite"
 import { afterAll, beforeAll, expect, test } from "bun:test"
@@ -62,11 +64,24 @@ async function expectRefused(config: string, node: string, dir: string, why: str
   console.log(`refused: ${errorLines[0]}`)
 }
 
-test("a data file from another cluster is refused and left untouched", async () => {
+/**
+ * `dir` as a binary of format 2 left it: the same tables, and in meta only the format, the cluster
+ * id (the hash of its config file) and the node's address.
+ */
+function asFormatTwo(dir: string): void {
+  const db = new Database(join(dir, DATA_FILE))
+  db.run("DELETE FROM meta WHERE key NOT IN ('cluster_id', 'node', 'created_at')")
+  db.run("INSERT INTO meta VALUES ('format_version', '2')")
+  db.close()
+}
+
+test("a data file of format 2 from another cluster (another config file) is refused and left untouched", async () => {
   const ports = await freePorts(3)
   const other = join(tempDir(), "other-config")
-  writeFileSync(other, ports.map((p) => `127.0.0.1:${p}`).join("\n") + "\n")
-  await expectRefused(other, `127.0.0.1:${ports[0]}`, copyOfNode0(), "belongs to another cluster")
+  writeFileSync(other, [cluster.names[0], ...ports.map((p) => `127.0.0.1:${p}`)].join("\n") + "\n")
+  const dir = copyOfNode0()
+  asFormatTwo(dir)
+  await expectRefused(other, cluster.names[0] as string, dir, "belongs to another cluster")
 }, 20_000)
 
 test("a data file of another node of the same cluster is refused", async () => {
@@ -118,4 +133,24 @@ test("the nodes' own files still work: the cluster restarts with its list", asyn
   await cluster.waitLeader()
   const l = await readList(cluster.names[0] as string, 5_000)
   expect(l.type === "ok" ? l.value.length : -1).toBe(20)
+  await cluster.stop()
+}, 30_000)
+
+test("a cluster whose files are all of format 2 is upgraded in place: it keeps its list and appends on", async () => {
+  for (const n of cluster.nodes) asFormatTwo(n.dataDir)
+  cluster.startAll()
+  await cluster.waitAllHealthy()
+  const leader = await cluster.waitLeader()
+  const r = await append(cluster.names[leader] as string, { value: 21 }, { timeoutMs: 5_000 })
+  expect(r.type === "ok" ? r.value.list : null).toEqual(Array.from({ length: 21 }, (_, i) => i + 1))
+  await cluster.stop()
+  for (const [i, n] of cluster.nodes.entries()) {
+    const db = new Database(join(n.dataDir, DATA_FILE), { readonly: true })
+    const meta = new Map(db.query<{ key: string; value: string }, []>("SELECT key, value FROM meta").all().map((x) => [x.key, x.value]))
+    db.close()
+    expect(meta.get("format_version")).toBe("3")
+    expect(meta.get("incarnation")).toBe((i + 1).toString(16).padStart(16, "0"))
+    expect(meta.get("member_id")).toBe(String(i))
+    expect(JSON.parse(meta.get("initial") as string).members.map((m: { address: string }) => m.address)).toEqual(cluster.names)
+  }
 }, 30_000)
