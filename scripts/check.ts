@@ -119,11 +119,17 @@ const steps: Step[] = [
         ["ignore-phase1-values", 200],
         ["stale-read", 200],
         ["send-before-durable", 300],
-        ["sync-covers-newer", 300]
+        ["sync-covers-newer", 300],
+        ["reconfig-too-early", 200],
+        ["reconfig-old-quorum", 200],
+        ["reconfig-concurrent", 200],
+        ["reconfig-phase1-new-only", 600],
+        ["wipe-rejoins-as-voter", 200]
       ]
       const results = await Promise.all(
         bugs.map(([bug, seeds]) =>
-          sh(`bug ${bug}`, [bun, "src/cli/main.ts", "sim", "--bug", bug, "--expect-violation", "--seeds", String(seeds), "--quiet"])
+          // Each stops at its first violation: the budget is the most seeds it may need.
+          sh(`bug ${bug}`, [bun, "src/cli/main.ts", "sim", "--bug", bug, "--expect-violation", "--stop-on-violation", "--seeds", String(seeds), "--quiet"])
         )
       )
       const passed = results.filter((r) => r.code === 0).length

@@ -63,6 +63,8 @@ export interface NodeConfig {
   readonly initial: Config
   /** This node joined a running cluster (`--join`): until it installs a snapshot it applies nothing. */
   readonly joining?: boolean
+  /** As leader, promote a learner once it has caught up (the simulator turns it off in some runs, to keep learners around). */
+  readonly promoteLearners: boolean
   /** Slots proposed but not yet decided, at most. */
   readonly windowSlots: number
   /** Commands batched into one slot, at most. */
@@ -110,6 +112,7 @@ export const defaultConfig = (id: number, n: number, overrides: Partial<NodeConf
   retransmitTicks: 20,
   requestTicks: 500,
   catchupTicks: 10,
+  promoteLearners: true,
   bugs: new Set(),
   ...overrides
 })

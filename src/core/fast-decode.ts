@@ -123,8 +123,9 @@ const RECONFIG = ["_tag", "id", "change"] as const
 const ADD = ["_tag", "address"] as const
 const MEMBER_ID = ["_tag", "id"] as const
 const BIND = ["_tag", "id", "incarnation"] as const
+const REPLACE = ["_tag", "remove", "promote"] as const
 
-/** `Change`: Add, Promote, Remove or Bind, by `_tag`. */
+/** `Change`: Add, Promote, Remove, Replace or Bind, by `_tag`. */
 function isChange(u: unknown): boolean {
   if (!isRec(u)) return false
   switch (tagOf(u)) {
@@ -133,6 +134,8 @@ function isChange(u: unknown): boolean {
     case "Promote":
     case "Remove":
       return onlyFields(u, MEMBER_ID) && isNodeIndex(u["id"])
+    case "Replace":
+      return onlyFields(u, REPLACE) && isNodeIndex(u["remove"]) && isNodeIndex(u["promote"])
     case "Bind":
       return onlyFields(u, BIND) && isNodeIndex(u["id"]) && typeof u["incarnation"] === "string" && INCARNATION_PATTERN.test(u["incarnation"])
     default:

@@ -341,7 +341,7 @@ export function onCommitAck(c: Ctx, from: number, ballot: Ballot, applied: numbe
 function maybePromote(c: Ctx, from: number, applied: number): void {
   const s = c.s
   const r = s.role
-  if (r._tag !== "Leader" || s.now < r.promoteAt || s.membership.next !== null) return
+  if (r._tag !== "Leader" || !s.cfg.promoteLearners || s.now < r.promoteAt || s.membership.next !== null) return
   const m = memberById(s.membership.current, from)
   if (m === undefined || m.voter || m.incarnation === null || applied + ALPHA < s.applied) return
   c.s.role = { ...r, promoteAt: s.now + s.cfg.electionTicks * 2 }

@@ -41,6 +41,8 @@ export type Change =
   | { readonly _tag: "Add"; readonly address: string }
   | { readonly _tag: "Promote"; readonly id: number }
   | { readonly _tag: "Remove"; readonly id: number }
+  /** The voter `remove` leaves and the learner `promote` becomes a voter, in one change: the voters stay as many. */
+  | { readonly _tag: "Replace"; readonly remove: number; readonly promote: number }
   | { readonly _tag: "Bind"; readonly id: number; readonly incarnation: string }
 
 /**
@@ -238,6 +240,16 @@ export function changeConfig(c: Config, change: Change): Config | Refusal {
       if (m === undefined) return invalid(`no member with id ${change.id}`)
       if (m.voter && voters(c).length === 1) return invalid(`${m.address} is the last voter: add and promote another first`)
       return { epoch, members: c.members.filter((x) => x.id !== m.id), nextId: c.nextId }
+    }
+    case "Replace": {
+      const out = memberById(c, change.remove)
+      const inn = memberById(c, change.promote)
+      if (out === undefined) return invalid(`no member with id ${change.remove}`)
+      if (!out.voter) return invalid(`${out.address} is not a voter: remove it instead`)
+      if (inn === undefined) return invalid(`no member with id ${change.promote}`)
+      if (inn.voter) return invalid(`${inn.address} is a voter already`)
+      if (inn.incarnation === null) return invalid(`${inn.address} has not joined yet: start it with --join first`)
+      return { epoch, members: c.members.filter((x) => x.id !== out.id).map((x) => (x.id === inn.id ? { ...x, voter: true } : x)), nextId: c.nextId }
     }
     case "Bind": {
       const m = memberById(c, change.id)

@@ -40,6 +40,7 @@ export const Change = S.Union(
   S.TaggedStruct("Add", { address: MemberAddress }),
   S.TaggedStruct("Promote", { id: NodeIndex }),
   S.TaggedStruct("Remove", { id: NodeIndex }),
+  S.TaggedStruct("Replace", { remove: NodeIndex, promote: NodeIndex }),
   S.TaggedStruct("Bind", { id: NodeIndex, incarnation: Incarnation })
 )
 export const ReconfigCommand = S.TaggedStruct("Reconfig", { id: CommandId, change: Change })

@@ -424,7 +424,8 @@ function validMembership(m: Membership): boolean {
  */
 export function maybeCatchup(c: Ctx, force = false, target?: number): void {
   const s = c.s
-  if (s.knownDecided <= s.applied || HashMap.has(s.decided, s.applied + 1)) return
+  // A node that joined needs a snapshot first, whatever it holds decided above it.
+  if (s.knownDecided <= s.applied || (HashMap.has(s.decided, s.applied + 1) && !s.joining)) return
   if (!force && s.now < s.catchupAt) return
   let to = target ?? s.source
   if (to === null || to === c.id || (!force && c.random(0, 2) === 0)) {

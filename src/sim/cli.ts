@@ -49,7 +49,22 @@ export const REQUIRED_PATHS = [
   "path.snapshot-chunks",
   "path.catchups",
   "path.retransmits",
-  "path.duplicates-answered"
+  "path.duplicates-answered",
+  // Membership (docs/MEMBERSHIP.md): changes of each kind, and the hard cases.
+  "member.add",
+  "member.bind",
+  "member.promote",
+  "member.remove",
+  "member.replace",
+  "member.wiped-removed",
+  "member.remove-leader",
+  "member.leader-removed-itself",
+  "member.undecided-at-crash",
+  "member.recovered-in-phase1",
+  "member.promises-two-configs",
+  "member.promoted-in-partition",
+  "member.wipe-refused",
+  "member.refused.in-flight"
 ] as const
 
 export const SIM_USAGE = `usage: paxos sim [--seeds N] [--seed S] [--nodes 3|5] [--ops N] [--clients N] [--no-faults]
@@ -255,6 +270,7 @@ function printSummary(a: Args, t: Totals, jobs: number, seconds: number): void {
       keys.filter((k) => k.startsWith(prefix)).map((k) => `${k.slice(prefix.length)}=${t.counters[k]}`).join(" ")
     console.log(`faults: ${show("fault.")}`)
     console.log(`paths:  ${show("path.")}`)
+    console.log(`members: ${show("member.")}`)
     console.log(`clients: ${show("client.")}`)
   }
   const ran = t.stopped ? `${t.run} of ${a.seeds} seeds run (stopped at a violation)` : `${t.run} seeds run`

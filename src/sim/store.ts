@@ -14,7 +14,8 @@ export class MemStore {
   private snapSlot = 0
   private list: number[] = []
   private clients: readonly ClientEntry[] = []
-  private membership: Membership | undefined = undefined
+  /** The membership of the snapshot (undefined: the initial configuration). */
+  membership: Membership | undefined = undefined
   writes = 0
   syncs = 0
 

@@ -20,16 +20,18 @@
 import { Cause, Context, Effect, Exit, Option, Runtime } from "effect"
 import { batchKey } from "../core/acceptor.ts"
 import * as Bal from "../core/ballot.ts"
-import { defaultConfig, quorum, type BugName, type NodeConfig } from "../core/config.ts"
+import { defaultConfig, hasBug, quorum, type BugName, type NodeConfig } from "../core/config.ts"
 import { DurableOrder } from "../core/durable-order.ts"
 import { InvariantViolation } from "../core/invariant.ts"
-import type { Message } from "../core/messages.ts"
+import { derivedIncarnation, indexedConfig, isQuorum, memberById, MEMBERS_MAX, voters, type Change, type Config } from "../core/membership.ts"
+import type { Batch, Message } from "../core/messages.ts"
 import { Random } from "../core/prng.ts"
 import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
 import { readiness } from "../core/readiness.ts"
 import { restore, type Envelope, type Event, type Input, type NodeState, type Reply, type Write } from "../core/state.ts"
 import { checkOps, type CheckResult } from "../check/checker.ts"
 import type { MicroOp, Op } from "../check/history.ts"
+import { DecidedLog, type Applied } from "./decided-log.ts"
 import { MemStore } from "./store.ts"
 
 export interface SimOptions {
@@ -38,6 +40,8 @@ export interface SimOptions {
   readonly clients: number
   readonly ops: number
   readonly faults: boolean
+  /** Changes of membership and disk wipes among the faults (default: in three runs of four with faults). */
+  readonly membership?: boolean
   readonly bug?: BugName | undefined
   /** Ticks the liveness phase may take for the last ops and convergence. */
   readonly livenessTicks: number
@@ -72,8 +76,20 @@ const CLIENT_TIMEOUT_TICKS = 200
 
 interface SimNode {
   readonly id: number
+  /** The node's command: its config (for a node that joined, the configuration it was bound in). */
+  cfg: NodeConfig
+  /** The incarnation of its data directory. */
+  incarnation: string
+  /** Started at least once (a member added later starts once it is bound). */
+  started: boolean
+  /** Its data directory was wiped: the next start is with an empty one and a new incarnation. */
+  wiped: boolean
+  /** Started on a wiped data directory and refused as a voter: it never runs again. */
+  refused: boolean
+  /** When to ask the cluster again to bind its incarnation (a member added, not yet joined). */
+  bindAt: number
   state: NodeState | null
-  readonly store: MemStore
+  store: MemStore
   paused: boolean
   restartAt: number
   resumeAt: number
@@ -123,7 +139,6 @@ interface NetFaults {
 
 export class World {
   readonly rng: Random
-  readonly cfgs: NodeConfig[]
   readonly nodes: SimNode[]
   readonly clients: Client[] = []
   readonly history: Op[] = []
@@ -149,6 +164,20 @@ export class World {
   private readonly votes = new Map<string, { key: string; voters: Set<number> }>()
   /** Decisions learned by any node: slot -> key. */
   private readonly learned = new Map<number, string>()
+  /** The globally decided log, replayed: the configuration of each slot comes from it. */
+  private readonly log: DecidedLog
+  /** Votes whose slot's configuration is not known yet: "slot|ballot" keys. */
+  private readonly unjudged = new Set<string>()
+  /** Decisions learned by a node before their slot's configuration was known: checked once it is. */
+  private readonly unbacked: Array<{ readonly slot: number; readonly key: string; readonly node: number }> = []
+  /** The settings every node of this run shares. */
+  private readonly base: Partial<NodeConfig>
+  /** Membership faults are drawn in this run. */
+  private readonly members: boolean
+  /** Members added so far, and the number of the next address. */
+  private added = 0
+  /** Client requests that are changes of membership (the nemesis's, not the clients'). */
+  private readonly adminRids = new Set<number>()
   /** The longest applied list seen on any node. */
   private readonly global: number[] = []
 
@@ -159,19 +188,29 @@ export class World {
     // Drawn apart from the world's stream: a seed with one lane runs as it did before lanes existed.
     this.syncLanes = new Random(opts.seed ^ 0x1a9e5).pick([1, 2, 3])
     const snapshotEverySlots = this.rng.pick([4, 8, 16, 64])
-    this.cfgs = Array.from({ length: opts.nodes }, (_, id) =>
-      defaultConfig(id, opts.nodes, {
-        snapshotEverySlots,
-        snapshotChunkValues: this.rng.pick([3, 10, 1000]),
-        windowSlots: this.rng.pick([1, 4, 16]),
-        batchCommandsMax: this.rng.pick([1, 3, 16]),
-        messageEntriesMax: 8,
-        requestTicks: 120,
-        clientTableMax: 64,
-        bugs: opts.bug === undefined ? new Set() : new Set([opts.bug])
-      })
-    )
-    this.nodes = this.cfgs.map((cfg) => this.makeNode(cfg))
+    this.base = {
+      snapshotEverySlots,
+      snapshotChunkValues: this.rng.pick([3, 10, 1000]),
+      windowSlots: this.rng.pick([1, 4, 16]),
+      batchCommandsMax: this.rng.pick([1, 3, 16]),
+      messageEntriesMax: 8,
+      requestTicks: 120,
+      clientTableMax: 64,
+      // In half the runs learners stay learners until the nemesis promotes them, or makes one a
+      // voter in place of another (Replace), which needs a learner at hand.
+      promoteLearners: new Random(opts.seed ^ 0x5ee1).chance(0.5),
+      bugs: opts.bug === undefined ? new Set() : new Set([opts.bug])
+    }
+    // Drawn apart from the world's stream, as the sync lanes are.
+    this.members = opts.faults && (opts.membership ?? true) && new Random(opts.seed ^ 0x3e3b).chance(0.75)
+    const initial = indexedConfig(opts.nodes)
+    this.log = new DecidedLog(initial)
+    this.nodes = []
+    for (let id = 0; id < opts.nodes; id++) {
+      const node = this.newNode(id, defaultConfig(id, opts.nodes, { ...this.base, initial }), derivedIncarnation(id))
+      this.nodes.push(node)
+      this.boot(node)
+    }
     for (let k = 0; k < opts.clients; k++) this.clients.push({ k, process: k, seq: 0, op: null, done: 0, idleUntil: 0 })
   }
 
@@ -206,9 +245,9 @@ export class World {
   /** Faults are healed: each client's next ops, and a read at every node, must complete in time. */
   private livenessPhase(): void {
     const deadline = this.t + this.opts.livenessTicks
-    const extra = this.nodes.length
     for (const c of this.clients) c.done = 0
-    const target = (c: Client) => c.done >= extra
+    // An op at every member (the members may still change: a refused one is being removed).
+    const target = (c: Client) => c.done >= this.log.latest.members.length
     while (!this.clients.every((c) => target(c) && c.op === null)) {
       if (this.t >= deadline) {
         this.violate(`liveness: ops did not complete within ${this.opts.livenessTicks} ticks after healing`)
@@ -217,11 +256,14 @@ export class World {
       this.tick(true)
       if (this.violations.length > 0) return
     }
-    // Convergence: every node applies the same list.
+    // Convergence: every member applies the same list (a member refused after a wipe must have been
+    // removed; a member added must have joined and installed its first snapshot). Removed nodes keep
+    // running, and are not waited for.
+    const members = () => this.log.latest.members.map((m) => this.nodes[m.id] as SimNode)
+    const lengthOf = (n: SimNode) => (n.state === null || n.state.joining ? -1 : n.state.list.length)
     let converged = false
     while (this.t < deadline) {
-      const lens = this.nodes.map((n) => n.state?.list.length ?? -1)
-      if (lens.every((l) => l === this.global.length)) {
+      if (members().every((n) => lengthOf(n) === this.global.length)) {
         converged = true
         break
       }
@@ -229,23 +271,26 @@ export class World {
       if (this.violations.length > 0) return
     }
     if (!converged) {
-      this.violate(`liveness: nodes did not converge (list lengths ${this.nodes.map((n) => n.state?.list.length).join(",")} vs ${this.global.length})`)
+      const shown = members().map((n) => `${n.id}${memberById(this.log.latest, n.id)?.voter === true ? "v" : "l"}:${n.refused ? "refused" : lengthOf(n)}`)
+      this.violate(`liveness: members did not converge (list lengths ${shown.join(",")} vs ${this.global.length})`)
       return
     }
-    // Readiness: every node follows the same leader, which holds a quorum, and applied what it committed.
+    // Readiness: every voter follows the same leader, which holds a quorum, and applied what it committed.
+    const voting = () => this.log.latest.members.filter((m) => m.voter).map((m) => this.nodes[m.id] as SimNode)
     while (this.t < deadline) {
-      const rs = this.nodes.map((n) => (n.state === null ? null : readiness(n.state)))
+      const rs = voting().map((n) => (n.state === null ? null : readiness(n.state)))
       if (rs.every((r) => r !== null && r.ok && r.leader === rs[0]?.leader)) return
       this.tick(true, false)
       if (this.violations.length > 0) return
     }
-    const shown = this.nodes.map((n) => (n.state === null ? "down" : ((r) => (r.ok ? `ready(leader ${r.leader})` : r.reason))(readiness(n.state))))
-    this.violate(`liveness: nodes not all ready after healing: ${shown.join(", ")}`)
+    const shown = voting().map((n) => (n.state === null ? "down" : ((r) => (r.ok ? `ready(leader ${r.leader})` : r.reason))(readiness(n.state))))
+    this.violate(`liveness: voters not all ready after healing: ${shown.join(", ")}`)
   }
 
   private tick(liveness = false, clientsOn = true): void {
     this.t++
     if (this.faultsOn) this.nemesis()
+    this.membershipStep()
     this.wake()
     this.deliver()
     if (clientsOn) this.clientsAct(liveness)
@@ -255,9 +300,15 @@ export class World {
   // -------------------------------------------------------------------------------------------
   // Nodes
 
-  private makeNode(cfg: NodeConfig): SimNode {
-    const node: SimNode = {
-      id: cfg.id,
+  private newNode(id: number, cfg: NodeConfig, incarnation: string): SimNode {
+    return {
+      id,
+      cfg,
+      incarnation,
+      started: false,
+      wiped: false,
+      refused: false,
+      bindAt: 0,
       state: null,
       store: new MemStore(),
       paused: false,
@@ -269,13 +320,13 @@ export class World {
       disk: new DurableOrder(this.syncLanes),
       unsynced: []
     }
-    this.boot(node)
-    return node
   }
 
   private boot(node: SimNode): void {
+    if (node.wiped && !this.bootWiped(node)) return
     node.boots++
-    node.state = restore(this.cfgs[node.id] as NodeConfig, node.store.load(), this.rng.u32())
+    node.started = true
+    node.state = restore(node.cfg, node.store.load(), this.rng.u32())
     node.verified = 0
     node.inputs = []
     node.disk = new DurableOrder(this.syncLanes)
@@ -391,12 +442,25 @@ export class World {
           const prev = this.learned.get(e.slot)
           if (prev === undefined) this.learned.set(e.slot, key)
           else if (prev !== key) this.violate(`slot ${e.slot}: node ${node.id} learned ${key || "no-op"} but another node learned ${prev || "no-op"}`)
+          this.backed(e.slot, key, node.id)
+          if (prev === undefined) this.replay(e.slot, e.value)
           break
         }
         case "BecameLeader":
           this.count("path.elected")
           this.count("path.noop-fills", e.noops)
           this.count("path.reproposed", e.reproposed)
+          if (e.changes > 0) this.count("member.recovered-in-phase1")
+          if (e.configs > 1) this.count("member.promises-two-configs")
+          break
+        case "PromisesAsked":
+          this.count("member.promises-asked")
+          break
+        case "HandedOver":
+          this.count("member.leader-removed-itself")
+          break
+        case "PromotionProposed":
+          this.count("member.promotions-proposed")
           break
         case "SteppedDown":
           this.count(`path.stepped-down.${e.reason}`)
@@ -451,6 +515,10 @@ export class World {
     node.verified = list.length
   }
 
+  /**
+   * A durable vote. A value is chosen in a slot once a quorum of the voters of the slot's
+   * configuration (from the globally decided log, never from a node) accepted it at one ballot.
+   */
   private vote(node: number, slot: number, ballot: Bal.Ballot, key: string): void {
     const id = `${slot}|${Bal.show(ballot)}`
     let v = this.votes.get(id)
@@ -460,14 +528,68 @@ export class World {
       return
     }
     v.voters.add(node)
-    if (v.voters.size < quorum(this.opts.nodes)) return
+    this.judge(id, slot)
+  }
+
+  private judge(id: string, slot: number): void {
+    const v = this.votes.get(id)
+    if (v === undefined) return
+    const config = this.log.configOf(slot)
+    if (config === undefined) {
+      this.unjudged.add(id)
+      return
+    }
+    if (!isQuorum(config, v.voters)) return
     const prev = this.chosen.get(slot)
-    if (prev === undefined) this.chosen.set(slot, key)
-    else if (prev !== key) this.violate(`slot ${slot}: two values chosen: ${prev || "no-op"} and ${key || "no-op"} (at ballot ${Bal.show(ballot)})`)
+    if (prev === undefined) this.chosen.set(slot, v.key)
+    else if (prev !== v.key) this.violate(`slot ${slot}: two values chosen: ${prev || "no-op"} and ${v.key || "no-op"} (at ballot ${id.split("|")[1]})`)
+  }
+
+  /**
+   * A node learned that `slot` holds `key`: a quorum of the slot's configuration must have chosen it.
+   * (A node that counts the wrong voters, or decides with a quorum of a configuration that does not
+   * govern the slot, learns a value nobody chose.)
+   */
+  private backed(slot: number, key: string, node: number): void {
+    if (this.log.configOf(slot) === undefined) {
+      this.unbacked.push({ slot, key, node })
+      return
+    }
+    const chosen = this.chosen.get(slot)
+    if (chosen === key) return
+    const config = this.log.configOf(slot) as Config
+    this.violate(
+      `slot ${slot}: node ${node} learned ${key || "no-op"}, which no quorum of the slot's configuration (voters ${voters(config).join(",")}, epoch ${config.epoch}) accepted at one ballot` +
+        (chosen === undefined ? "" : `; chosen was ${chosen || "no-op"}`)
+    )
+  }
+
+  /** Replays a newly learned slot into the decided log, and judges what waited for its configuration. */
+  private replay(slot: number, value: Batch): void {
+    const before = this.log.applied
+    for (const a of this.log.learn(slot, value)) this.onChangeApplied(a)
+    if (this.log.applied === before) return
+    for (const id of [...this.unjudged]) {
+      const slot = Number(id.slice(0, id.indexOf("|")))
+      if (this.log.configOf(slot) === undefined) continue
+      this.unjudged.delete(id)
+      this.judge(id, slot)
+    }
+    if (this.unbacked.length === 0) return
+    for (const u of this.unbacked.splice(0)) this.backed(u.slot, u.key, u.node)
   }
 
   private crash(node: SimNode, downTicks: number): void {
     if (node.state === null) return
+    const r = node.state.role
+    if (r._tag === "Leader") {
+      for (const [, p] of r.inflight) {
+        if (p.value.some((cmd) => cmd._tag === "Reconfig" && cmd.change._tag !== "Bind")) {
+          this.count("member.undecided-at-crash")
+          break
+        }
+      }
+    }
     // A crash (a power loss) keeps any prefix of the commits not yet synced: the WAL is written in
     // order, and what reached the disk before the crash is recovered at restart. The messages held
     // for them are lost either way.
@@ -480,7 +602,7 @@ export class World {
 
   private wake(): void {
     for (const n of this.nodes) {
-      if (n.state === null && n.restartAt > 0 && this.t >= n.restartAt) {
+      if (n.state === null && n.restartAt > 0 && this.t >= n.restartAt && !n.refused) {
         n.restartAt = 0
         this.boot(n)
       }
@@ -525,7 +647,7 @@ export class World {
         this.bucket(1).push(m)
         continue
       }
-      if (m.from !== m.to && this.net.blocked.has(m.from * 16 + m.to)) {
+      if (m.from !== m.to && this.net.blocked.has(m.from * 65_536 + m.to)) {
         this.count("fault.partition-drops")
         continue
       }
@@ -543,26 +665,27 @@ export class World {
       this.net.loss = 0.01
       this.net.dup = 0.01
     }
+    if (this.raceAt > 0 && this.t >= this.raceAt) this.raceChange()
     if (this.t < this.nextFaultAt) return
     this.nextFaultAt = this.t + this.rng.int(30, 200)
-    const n = this.nodes.length
+    const ids = this.nodes.map((x) => x.id)
     const up = this.nodes.filter((x) => x.state !== null)
     const leader = this.nodes.find((x) => x.state?.role._tag === "Leader") ?? this.rng.pick(this.nodes)
     const heal = this.t + this.rng.int(40, 300)
     // Half the crashes are a quick kill and restart (as Jepsen's kill nemesis does), half long outages.
     const crashTicks = () => (this.rng.chance(0.5) ? this.rng.int(1, 12) : this.rng.int(12, 250))
-    switch (this.rng.int(0, 11)) {
+    switch (this.rng.int(0, this.members ? 14 : 11)) {
       case 0:
-        this.partition("random-halves", this.randomHalves(n))
+        this.partition("random-halves", this.randomHalves(ids))
         break
       case 1:
-        this.partition("isolate-leader", this.isolate(leader.id, n))
+        this.partition("isolate-leader", this.isolate(leader.id, ids))
         break
       case 2:
-        this.partition("majorities-ring", this.majoritiesRing(n))
+        this.partition("majorities-ring", this.majoritiesRing(ids))
         break
       case 3:
-        this.partition("bridge", this.bridge(n))
+        this.partition("bridge", this.bridge(ids))
         break
       case 4:
         this.count("fault.crash-one")
@@ -574,7 +697,7 @@ export class World {
         break
       case 6:
         this.count("fault.crash-majority")
-        for (const x of this.rng.shuffle(this.nodes).slice(0, quorum(n))) this.crash(x, crashTicks())
+        for (const x of this.rng.shuffle(this.nodes).slice(0, quorum(ids.length))) this.crash(x, crashTicks())
         break
       case 7:
         if (this.rng.chance(0.3)) {
@@ -591,6 +714,15 @@ export class World {
         }
         break
       }
+      case 11:
+        this.memberAdd()
+        return
+      case 12:
+        this.memberRemove(leader)
+        return
+      case 13:
+        this.memberWipeOrPromote(crashTicks())
+        return
       case 9:
         this.count("fault.lossy-network")
         this.net.loss = this.rng.pick([0.05, 0.2, 0.5])
@@ -604,11 +736,193 @@ export class World {
     if (this.healAt === 0) this.healAt = heal
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Membership: changes as faults, members that join, wiped disks (docs/MEMBERSHIP.md)
+
+  /** A change of membership asked of a random running member, as `paxos member` would. */
+  private submit(change: Change): void {
+    const latest = this.log.latest
+    const up = this.nodes.filter((x) => x.state !== null && memberById(latest, x.id) !== undefined)
+    if (up.length === 0) return
+    const rid = this.nextRid++
+    this.adminRids.add(rid)
+    this.rng.pick(up).inputs.push({ _tag: "Reconfig", rid, change })
+  }
+
+  private memberAdd(): void {
+    const latest = this.log.latest
+    if (latest.members.length >= MEMBERS_MAX || this.added >= 6) return
+    this.added++
+    this.count("fault.member-add")
+    this.submit({ _tag: "Add", address: `joined${this.added}` })
+  }
+
+  /**
+   * Removes a member: the leader in two cases of five, else any; never below three voters, so that
+   * a wiped voter (refused for good) leaves a quorum that can remove it.
+   */
+  private memberRemove(leader: SimNode): void {
+    const latest = this.log.latest
+    const removable = latest.members.filter((m) => !m.voter || voters(latest).length > 3)
+    if (removable.length === 0) return
+    const isLeader = memberById(latest, leader.id)?.voter === true && leader.state?.role._tag === "Leader"
+    const target = isLeader && voters(latest).length > 3 && this.rng.chance(0.4) ? leader.id : this.rng.pick(removable).id
+    this.count("fault.member-remove")
+    this.submit({ _tag: "Remove", id: target })
+  }
+
+  /**
+   * Half the time wipes a running member's disk (a crash that loses the data directory; the node is
+   * restarted with its original command), else promotes a learner that joined, whether or not it
+   * has caught up, or makes it a voter in place of another. One wiped member at a time: a refused
+   * one is removed first.
+   */
+  private memberWipeOrPromote(downTicks: number): void {
+    const latest = this.log.latest
+    if (this.rng.chance(0.5)) {
+      // A refused voter counts in the quorums of every configuration it is in: the one in force too.
+      const current = this.log.membership.current
+      // ... and in every configuration a running node still holds (it may lag the decided log).
+      const stillIn = (x: SimNode) =>
+        memberById(latest, x.id) !== undefined ||
+        memberById(current, x.id) !== undefined ||
+        this.nodes.some((n) => n.state !== null && n.state.peers.includes(x.id))
+      const views = [latest, current]
+      for (const n of this.nodes) {
+        if (n.state !== null) views.push(n.state.membership.current, n.state.membership.next?.config ?? n.state.membership.current)
+        // A node that restarts goes back to its snapshot's configuration, and must learn the slots above it again.
+        const durable = n.store.membership
+        if (durable !== undefined) views.push(durable.current, durable.next?.config ?? durable.current)
+      }
+      if (views.some((c) => voters(c).length < 3) || this.nodes.some((x) => x.wiped || (x.refused && stillIn(x)))) return
+      const bound = this.nodes.filter((x) => x.state !== null && memberById(latest, x.id)?.incarnation === x.incarnation)
+      if (bound.length === 0) return
+      const x = this.rng.pick(bound)
+      if ((globalThis as any).SIMDBG) console.log("wipe", this.t, x.id, JSON.stringify(views.map((c) => voters(c))), JSON.stringify(this.nodes.map((n) => [n.id, n.refused, n.wiped])))
+      this.count("fault.wipe")
+      this.crash(x, downTicks)
+      x.store = new MemStore()
+      x.wiped = true
+      return
+    }
+    const learners = latest.members.filter((m) => !m.voter && m.incarnation !== null)
+    if (learners.length === 0) return
+    const learner = this.rng.pick(learners).id
+    if (this.rng.chance(0.5)) {
+      this.count("fault.member-promote")
+      this.submit({ _tag: "Promote", id: learner })
+      return
+    }
+    // A replacement in one change: a voter leaves as the learner becomes one.
+    this.count("fault.member-replace")
+    this.submit({ _tag: "Replace", remove: this.rng.pick(voters(latest)), promote: learner })
+  }
+
+  /**
+   * A wiped node restarts with its original command on an empty data directory, so with a new
+   * incarnation; the cluster binds its member id to the old one, so the bootstrap refuses it as a
+   * voter (the server exits saying so) and it never runs again. Planted bug wipe-rejoins-as-voter:
+   * it comes back under its old identity, with none of its promises and votes.
+   */
+  private bootWiped(node: SimNode): boolean {
+    node.wiped = false
+    if (hasBug(node.cfg, "wipe-rejoins-as-voter")) {
+      this.count("member.wipe-rejoined")
+      return true
+    }
+    node.incarnation = this.freshIncarnation()
+    node.refused = true
+    node.restartAt = 0
+    this.count("member.wipe-refused")
+    return false
+  }
+
+  private freshIncarnation(): string {
+    return (this.rng.u32().toString(16).padStart(8, "0") + this.rng.u32().toString(16).padStart(8, "0")).slice(0, 16)
+  }
+
+  /** Every tick: members added by the log join once bound; a refused member is removed (the repair an operator makes). */
+  private membershipStep(): void {
+    const latest = this.log.latest
+    for (const n of this.nodes) {
+      if (n.started || n.refused) continue
+      const m = memberById(latest, n.id)
+      if (m === undefined) continue // removed before it joined
+      if (m.incarnation === n.incarnation) {
+        n.cfg = defaultConfig(n.id, this.opts.nodes, { ...this.base, initial: latest, joining: true })
+        this.boot(n)
+        this.count("member.joined")
+      } else if (m.incarnation === null && this.t >= n.bindAt) {
+        n.bindAt = this.t + 40
+        this.submit({ _tag: "Bind", id: n.id, incarnation: n.incarnation })
+      }
+    }
+    if (this.t < this.repairAt) return
+    const refused = this.nodes.find((x) => x.refused && memberById(latest, x.id) !== undefined)
+    if (refused === undefined) return
+    this.repairAt = this.t + 60
+    this.submit({ _tag: "Remove", id: refused.id })
+  }
+
+  private repairAt = 0
+  /** When to strike the leader right after a change was decided (0: no strike planned). */
+  private raceAt = 0
+
+  /** A change was just decided: its leader crashes, or is cut off, while the change is on its way in. */
+  private raceChange(): void {
+    this.raceAt = 0
+    const leader = this.nodes.find((x) => x.state?.role._tag === "Leader")
+    if (leader === undefined) return
+    this.count("fault.change-race")
+    if (this.rng.chance(0.5)) this.crash(leader, this.rng.int(1, 60))
+    else {
+      this.partition("isolate-leader", this.isolate(leader.id, this.nodes.map((x) => x.id)))
+      if (this.healAt === 0) this.healAt = this.t + this.rng.int(40, 300)
+    }
+  }
+
+  /** A change of membership the decided log applied (or refused): counters, and a node for each member added. */
+  private onChangeApplied(a: Applied): void {
+    if (a.refusal !== null) {
+      this.count(`member.refused.${a.refusal._tag === "InFlight" ? "in-flight" : "invalid"}`)
+      return
+    }
+    const c = a.change
+    this.count(`member.${c._tag.toLowerCase()}`)
+    if (this.faultsOn && this.members && c._tag !== "Bind" && this.raceAt === 0 && this.rng.chance(0.4)) this.raceAt = this.t + this.rng.int(0, 8)
+    switch (c._tag) {
+      case "Add": {
+        const config = a.membership.next?.config ?? a.membership.current
+        const id = config.nextId - 1
+        if (id !== this.nodes.length) {
+          this.violate(`member added with id ${id}, but the simulator expected ${this.nodes.length}`)
+          return
+        }
+        this.nodes.push(this.newNode(id, defaultConfig(id, this.opts.nodes, this.base), this.freshIncarnation()))
+        break
+      }
+      case "Remove": {
+        const x = this.nodes[c.id]
+        if (x?.refused === true) this.count("member.wiped-removed")
+        if (x?.state?.role._tag === "Leader") this.count("member.remove-leader")
+        break
+      }
+      case "Replace":
+        if (this.nodes[c.remove]?.state?.role._tag === "Leader") this.count("member.remove-leader")
+        break
+      case "Promote":
+        if (this.net.blocked.size > 0) this.count("member.promoted-in-partition")
+        break
+      case "Bind":
+        break
+    }
+  }
+
   /** Installs a grudge: each pair [from, to] means `to` drops what `from` sends (iptables INPUT DROP). */
   private partition(name: string, grudge: Array<[number, number]>): void {
     this.count(`fault.partition.${name}`)
     this.net.blocked.clear()
-    for (const [from, to] of grudge) this.net.blocked.add(from * 16 + to)
+    for (const [from, to] of grudge) this.net.blocked.add(from * 65_536 + to)
   }
 
   /** Both directions between every node of `a` and every node of `b`. */
@@ -617,14 +931,14 @@ export class World {
   }
 
   /** Two random non-empty halves that cannot talk. */
-  private randomHalves(n: number): Array<[number, number]> {
-    const order = this.rng.shuffle(Array.from({ length: n }, (_, i) => i))
-    const cut = this.rng.int(1, n)
+  private randomHalves(ids: readonly number[]): Array<[number, number]> {
+    const order = this.rng.shuffle(ids)
+    const cut = this.rng.int(1, ids.length)
     return this.cut(order.slice(0, cut), order.slice(cut))
   }
 
-  private isolate(x: number, n: number): Array<[number, number]> {
-    return this.cut([x], Array.from({ length: n }, (_, y) => y).filter((y) => y !== x))
+  private isolate(x: number, ids: readonly number[]): Array<[number, number]> {
+    return this.cut([x], ids.filter((y) => y !== x))
   }
 
   /**
@@ -632,8 +946,9 @@ export class World {
    * to it (itself included), so every node sees a majority but no two see the same one. With 3 nodes
    * this is one-directional: node i hears itself and its successor only.
    */
-  private majoritiesRing(n: number): Array<[number, number]> {
-    const ring = this.rng.shuffle(Array.from({ length: n }, (_, i) => i))
+  private majoritiesRing(ids: readonly number[]): Array<[number, number]> {
+    const n = ids.length
+    const ring = this.rng.shuffle(ids)
     const q = quorum(n)
     const grudge: Array<[number, number]> = []
     for (let i = 0; i < n; i++) {
@@ -648,9 +963,9 @@ export class World {
   }
 
   /** Two halves joined by one bridge node that hears both. */
-  private bridge(n: number): Array<[number, number]> {
-    const order = this.rng.shuffle(Array.from({ length: n }, (_, i) => i))
-    const mid = Math.floor(n / 2)
+  private bridge(ids: readonly number[]): Array<[number, number]> {
+    const order = this.rng.shuffle(ids)
+    const mid = Math.floor(ids.length / 2)
     return this.cut(order.slice(0, mid), order.slice(mid + 1))
   }
 
@@ -661,7 +976,7 @@ export class World {
     this.healAt = 0
     for (const n of this.nodes) {
       n.paused = false
-      if (n.state === null && !this.violations.length) {
+      if (n.state === null && n.started && !n.refused && !this.violations.length) {
         n.restartAt = 0
         this.boot(n)
       }
@@ -678,7 +993,7 @@ export class World {
         continue
       }
       if (this.t < c.idleUntil) continue
-      if (liveness ? c.done >= this.nodes.length : this.issued >= this.opts.ops) continue
+      if (liveness ? c.done >= this.log.latest.members.length : this.issued >= this.opts.ops) continue
       this.invoke(c, liveness)
     }
   }
@@ -691,7 +1006,9 @@ export class World {
     c.seq++
     c.op = { kind: read ? "read" : "append", value, seq: c.seq, invoke, attempts: 0, definite: true, rid: 0, node: 0, deadline: 0 }
     if (!liveness) this.issued++
-    const target = liveness ? c.done % this.nodes.length : this.rng.int(0, this.nodes.length)
+    // After healing, a read and an append at every member (removed nodes are not expected to serve).
+    const members = this.log.latest.members
+    const target = liveness ? (members[c.done % members.length] as { id: number }).id : this.rng.int(0, this.nodes.length)
     this.attempt(c, target)
   }
 

@@ -3,7 +3,9 @@
  * and promises count in no quorum; a slot is decided by a quorum of its own configuration's
  * voters; Phase 1 needs a quorum of every configuration that governs a slot in the leader's window;
  * a configuration that comes into the window later is asked to promise before any of its slots is
- * proposed; a leader proposes no slot more than ALPHA above what it applied.
+ * proposed; a leader proposes no slot more than ALPHA above what it applied. Changes go through
+ * the log: answered where applied, refused alike while another is in flight; a removed leader
+ * hands over; a caught-up learner is promoted; a node that joined waits for a snapshot.
  */
 import assert from "node:assert/strict"
 import type { Ballot } from "../../src/core/ballot.ts"
@@ -104,4 +106,96 @@ test("a configuration that comes into the window is asked to promise before any 
   const accept = all(t, 0).filter((s) => s.msg._tag === "Accept" && s.to === 1).flatMap((s) => (s.msg._tag === "Accept" ? [...s.msg.entries] : []))
   assert.deepEqual(accept.find((e) => e.slot === from)?.value, [{ _tag: "Append", id: "x", value: 9 }], "the late promise's report is re-proposed in its slot")
   assert.ok(accept.some((e) => e.slot === from + 1 && e.value.some((x) => x._tag === "Append" && x.value === 5)), "then the client's command")
+})
+
+// ---------------------------------------------------------------------------------------------
+// Changes through the log
+
+/** Node 0 leads `t` at the returned ballot (promises from 0, 1 and 2). */
+function lead(t: Bench): Ballot {
+  const ballot = only(t.tickUntil(0, "Prepare"), "Prepare").ballot
+  for (const id of [0, 1, 2]) t.receive(0, id, promise(ballot))
+  assert.equal(t.nodes[0]?.role._tag, "Leader")
+  return ballot
+}
+
+/** The slots of the Accepts node 0 sent to `to`, and their values. */
+const accepts = (t: Bench, to: number) =>
+  all(t, 0).flatMap((s) => (s.msg._tag === "Accept" && s.to === to ? [...s.msg.entries] : []))
+
+test("a change is decided in a slot, answered with the membership, and governs the slots ALPHA later; one decided while it is in flight is refused", () => {
+  const t = bench({ current: withLearner(), next: null })
+  const ballot = lead(t)
+  // Two changes in one batch: one slot holds both, and the second finds the first in flight.
+  t.batch(0, [
+    { _tag: "Reconfig", rid: 1, change: { _tag: "Promote", id: 3 } },
+    { _tag: "Reconfig", rid: 2, change: { _tag: "Remove", id: 2 } }
+  ])
+  const slot = accepts(t, 1).find((e) => e.value.some((c) => c._tag === "Reconfig"))?.slot as number
+  assert.ok(slot >= 1)
+  const upTo = Array.from({ length: slot }, (_, i) => i + 1)
+  t.receive(0, 0, { _tag: "Accepted", ballot, slots: upTo })
+  const out = t.receive(0, 1, { _tag: "Accepted", ballot, slots: upTo })
+  assert.equal(out.replies.find((r) => r.rid === 1)?._tag, "Reconfigured")
+  assert.deepEqual(t.nodes[0]?.membership.next?.from, slot + ALPHA)
+  assert.deepEqual(t.nodes[0]?.membership.next?.config, promoted())
+  const refused = out.replies.find((r) => r.rid === 2)
+  assert.ok(refused?._tag === "Rejected" && refused.reason === "Refused" && refused.definite, JSON.stringify(refused))
+  assert.match(refused.message, /in flight until slot/)
+  // The leader pads the slots up to the change with no-ops, so that it takes effect at once.
+  assert.equal(Math.max(...accepts(t, 1).map((e) => e.slot)), slot + ALPHA - 1)
+})
+
+test("a leader whose removal comes into force steps down and asks a voter to campaign; a removed node refuses clients", () => {
+  const t = bench({ current: promoted(), next: null })
+  const ballot = only(t.tickUntil(0, "Prepare"), "Prepare").ballot
+  for (const id of [0, 1, 2]) t.receive(0, id, promise(ballot))
+  assert.equal(t.nodes[0]?.role._tag, "Leader")
+  t.step(0, { _tag: "Reconfig", rid: 1, change: { _tag: "Remove", id: 0 } })
+  t.step(0, { _tag: "Flush" })
+  const slot = accepts(t, 1).find((e) => e.value.some((c) => c._tag === "Reconfig"))?.slot as number
+  const vote = (slots: number[]) => {
+    for (const id of [1, 2, 3]) t.receive(0, id, { _tag: "Accepted", ballot, slots })
+  }
+  vote(Array.from({ length: slot }, (_, i) => i + 1))
+  t.step(0, { _tag: "Flush" })
+  assert.equal(t.nodes[0]?.role._tag, "Leader", "in force only from slot + ALPHA")
+  vote(Array.from({ length: ALPHA - 1 }, (_, i) => slot + i + 1))
+  assert.equal(t.nodes[0]?.role._tag, "Follower")
+  const handedTo = all(t, 0).filter((e) => e.msg._tag === "Campaign").map((e) => e.to)
+  assert.equal(handedTo.length, 1)
+  assert.ok([1, 2, 3].includes(handedTo[0] as number), "to a voter of the new configuration")
+  const refused = t.step(0, { _tag: "Append", rid: 9, value: 1 }).replies[0]
+  assert.ok(refused?._tag === "Rejected" && refused.reason === "Removed" && refused.definite)
+  assert.match(refused.message, /node1 \(voter\), node2 \(voter\), node3 \(voter\)/)
+  // The voter that hears Campaign from its leader campaigns at once.
+  t.receive(3, 0, { _tag: "Commit", ballot, commit: 0 })
+  const campaign = t.receive(3, 0, { _tag: "Campaign", ballot })
+  assert.ok(campaign.early.some((e) => e.msg._tag === "Prepare"))
+})
+
+test("a leader promotes a learner that has caught up, through the log", () => {
+  const t = bench({ current: withLearner(), next: null })
+  const ballot = lead(t)
+  t.receive(0, 3, { _tag: "CommitAck", ballot, applied: 0 })
+  t.step(0, { _tag: "Flush" })
+  const promote = accepts(t, 1).flatMap((e) => e.value).find((c) => c._tag === "Reconfig")
+  assert.deepEqual(promote?._tag === "Reconfig" ? promote.change : undefined, { _tag: "Promote", id: 3 })
+})
+
+test("a node that joined applies nothing before a snapshot, and takes the membership from it", () => {
+  const joined = withLearner()
+  const cfg = defaultConfig(3, 4, { initial: joined, joining: true })
+  const t = new Bench(4, { initial: joined })
+  t.nodes[3] = restore(cfg, emptyDurable, 77)
+  const batch = [{ _tag: "Append" as const, id: "a", value: 1 }]
+  t.receive(3, 0, { _tag: "Accept", ballot: { round: 1, leader: 0 }, entries: [{ slot: 1, value: batch }], commit: 1 })
+  assert.equal(t.nodes[3]?.applied, 0, "slot 1 was decided under a configuration it may not know")
+  const out = t.step(3, { _tag: "Tick" })
+  assert.ok(out.early.some((e) => e.msg._tag === "CatchupRequest" && e.msg.snapshot === true), "it asks for a snapshot")
+  const later = { current: promoted(), next: null }
+  t.receive(3, 0, { _tag: "Snapshot", slot: 5, listFrom: 0, values: [1, 2], clients: [], complete: true, membership: later })
+  assert.equal(t.nodes[3]?.applied, 5)
+  assert.equal(t.nodes[3]?.joining, false)
+  assert.deepEqual(t.nodes[3]?.membership, later)
 })

@@ -114,6 +114,9 @@ const INVALID: Array<[string, Membership, Change, string]> = [
   ["promoting a voter", m0, { _tag: "Promote", id: 1 }, "voter already"],
   ["promoting an unknown id", m0, { _tag: "Promote", id: 9 }, "no member"],
   ["removing an unknown id", m0, { _tag: "Remove", id: 9 }, "no member"],
+  ["replacing a learner", ok(m0, 1, { _tag: "Add", address: "d:1" }), { _tag: "Replace", remove: 3, promote: 0 }, "not a voter"],
+  ["replacing with a voter", m0, { _tag: "Replace", remove: 0, promote: 1 }, "voter already"],
+  ["replacing with a learner that never joined", ok(m0, 1, { _tag: "Add", address: "d:1" }), { _tag: "Replace", remove: 0, promote: 3 }, "--join"],
   ["binding a member bound to another data directory", m0, { _tag: "Bind", id: 1, incarnation: inc(99) }, "another data directory"],
   ["binding a malformed incarnation", ok(m0, 1, { _tag: "Add", address: "d:1" }), { _tag: "Bind", id: 3, incarnation: "xyz" }, "malformed"],
   ["promoting a learner that never joined", ok(m0, 1, { _tag: "Add", address: "d:1" }), { _tag: "Promote", id: 3 }, "--join"]
@@ -168,6 +171,10 @@ function referenceVoters(initial: Config, decided: readonly Decided[], t: number
     } else if (ch._tag === "Promote") {
       learners.delete(ch.id)
       voterSet.add(ch.id)
+    } else if (ch._tag === "Replace") {
+      voterSet.delete(ch.remove)
+      learners.delete(ch.promote)
+      voterSet.add(ch.promote)
     } else {
       learners.delete(ch.id)
       voterSet.delete(ch.id)
@@ -180,6 +187,7 @@ const changeArb: fc.Arbitrary<Change> = fc.oneof(
   fc.constantFrom("p:1", "q:1", "r:1", "s:1", "a:1").map((address): Change => ({ _tag: "Add", address })),
   fc.integer({ min: 0, max: 8 }).map((id): Change => ({ _tag: "Promote", id })),
   fc.integer({ min: 0, max: 8 }).map((id): Change => ({ _tag: "Remove", id })),
+  fc.record({ remove: fc.integer({ min: 0, max: 8 }), promote: fc.integer({ min: 0, max: 8 }) }).map(({ remove, promote }): Change => ({ _tag: "Replace", remove, promote })),
   fc.record({ id: fc.integer({ min: 0, max: 8 }), n: fc.integer({ min: 10, max: 13 }) }).map(({ id, n }): Change => ({ _tag: "Bind", id, incarnation: inc(n) }))
 )
 

@@ -63,6 +63,9 @@
                       (gen/time-limit (:time-limit opts)))]
     (merge tests/noop-test
            opts
+           ; :members and :joined, atoms the member nemesis keeps and the DB
+           ; reads when it starts a node.
+           (db/membership-state (:nodes opts))
            {:name            (test-name opts)
             :pure-generators true
             :os              (oses (:os opts))
@@ -108,7 +111,7 @@
     :default "../dist/paxos"]
 
    [nil "--nemesis FAULTS"
-    "Comma-separated faults: partition, kill, pause; or all, or none."
+    "Comma-separated faults: partition, kill, pause, member; or all, or none."
     :default  []
     :parse-fn nemesis/parse-faults
     :validate [(partial every? nemesis/fault-names)

@@ -1,7 +1,8 @@
 (ns jepsen.paxos-test
   "Unit tests of the pure parts of the Jepsen test: outcome classification,
-  retries, fault parsing, the Knossos list model, the node layout and the
-  handling of the cluster secret. No nodes needed: `lein test`."
+  retries, fault parsing, the Knossos list model, the node layout, the
+  membership atoms of the test map and the handling of the cluster secret.
+  No nodes needed: `lein test`."
   (:require [clojure.string :as str]
             [clojure.test :refer [deftest is testing]]
             [jepsen.paxos :as paxos]
@@ -114,7 +115,8 @@
 
 (deftest parse-faults-test
   (is (= [:partition :kill] (nemesis/parse-faults "partition,kill")))
-  (is (= [:partition :kill :pause] (nemesis/parse-faults "all")))
+  (is (= [:partition :kill :pause :member] (nemesis/parse-faults "all")))
+  (is (= [:member :kill] (nemesis/parse-faults "member,kill")))
   (is (= [] (nemesis/parse-faults "none")))
   (is (= [:pause :kill] (nemesis/parse-faults "pause, kill,pause"))))
 
@@ -220,3 +222,12 @@
     (let [path (temp-file-with "0123456789abcdef0123456789abcdef")]
       (is (= path (:secret-file (paxos/paxos-test
                                   (assoc test-opts :secret-file path))))))))
+
+(deftest test-map-membership-test
+  (testing "the test map holds the member nemesis's atoms: every node a member,
+           none joined, fresh for each test"
+    (let [t (paxos/paxos-test (assoc test-opts :nemesis [:member]))]
+      (is (= (set (:nodes test-opts)) @(:members t)))
+      (is (= #{} @(:joined t)))
+      (is (not (identical? (:members t)
+                           (:members (paxos/paxos-test test-opts))))))))

@@ -17,7 +17,8 @@
                     [db :as db]
                     [util :as util]]
             [jepsen.control.util :as cu]
-            [jepsen.paxos.client :as pc]
+            [jepsen.paxos [client :as pc]
+                          [members :as members]]
             [clj-commons.slingshot :refer [try+ throw+]])
   (:import (java.nio.file Files)
            (java.nio.file.attribute FileAttribute PosixFilePermissions)
@@ -150,22 +151,71 @@
       (c/upload secret (secret-file node))
       (c/exec :chmod "0600" (secret-file node)))))
 
+;; Membership. The test map holds two atoms (membership-state), kept by the
+;; member nemesis (jepsen.paxos.nemesis) and read whenever a node is started:
+;;
+;;   :members  the nodes that are members of the cluster, as far as we know
+;;   :joined   the nodes whose data dir was wiped, when they were removed or
+;;             added back: from then on they only ever start with --join (a
+;;             wiped node started without it would be refused, or worse, boot
+;;             from the config as an initial member with no memory of its
+;;             votes)
+;;
+;; Every node of the test starts as a member that has not joined.
+
+(defn membership-state
+  "The membership atoms for a test of these nodes, to merge into the test
+  map."
+  [nodes]
+  {:members (atom (into (sorted-set) nodes))
+   :joined  (atom (sorted-set))})
+
+(defn member?
+  "Is node a member of the cluster, as far as the test knows? Every node is,
+  in a test map without membership-state."
+  [test node]
+  (if-let [known (:members test)]
+    (contains? @known node)
+    true))
+
+(defn joined?
+  "Must node be started with --join?"
+  [test node]
+  (boolean (some-> (:joined test) deref (contains? node))))
+
+(defn server-args
+  "The arguments of `paxos` that run this node's server, with --join for a node
+  that joined the cluster (joined?). A node that already joined just restarts
+  with --join."
+  [test node]
+  (cond-> [:server
+           :--config      (config-file node)
+           :--node        (pc/node-address node)
+           :--data-dir    (data-dir node)
+           :--secret-file (secret-file node)]
+    (joined? test node) (conj :--join)))
+
 (defn start-node!
   "Starts this node's process with start-stop-daemon, unless its pidfile names
   a live process running this node's binary. Returns :started or
   :already-running."
   [test node]
   (c/su
-    (cu/start-daemon!
-      {:logfile (logfile node)
-       :pidfile (pidfile node)
-       :chdir   (node-dir node)}
-      (binary node)
-      :server
-      :--config      (config-file node)
-      :--node        (pc/node-address node)
-      :--data-dir    (data-dir node)
-      :--secret-file (secret-file node))))
+    (apply cu/start-daemon!
+           {:logfile (logfile node)
+            :pidfile (pidfile node)
+            :chdir   (node-dir node)}
+           (binary node)
+           (server-args test node))))
+
+(defn start-member!
+  "Starts this node if it is a member (member?), as start-node!; returns
+  :not-a-member otherwise. A removed node stays down until it is added back,
+  whatever restarts the kill nemesis asks for."
+  [test node]
+  (if (member? test node)
+    (start-node! test node)
+    :not-a-member))
 
 (defn pid
   "The process id in this node's pidfile, as a string, or nil when there is no
@@ -254,6 +304,208 @@
        (remove nil?)
        vec))
 
+;; Membership changes, made by the member nemesis (jepsen.paxos.nemesis).
+;; Each `paxos member` command runs on one node through its SSH session, with
+;; that node's own binary and config; the config lists every test node, and
+;; the command goes through whichever member answers.
+
+(def member-timeout-seconds
+  "How long a `paxos member` command may run before coreutils' timeout stops
+  it (TERM, then KILL 5 s later): a change (add, remove), whose outcome is
+  then unknown, and a list. Nemesis ops run one at a time, so a slow one
+  delays the next fault and the next heal."
+  {:change 30
+   :list   10})
+
+(defn member-command!
+  "Runs `paxos member ARGS... --config F` on node, with node's own binary and
+  config, as root, under coreutils' timeout (member-timeout-seconds of kind,
+  :change or :list). node's SSH session must be bound (c/with-node). Returns
+  {:exit n, :out stdout, :err stderr}; never throws for a non-zero exit."
+  [node kind & args]
+  (try+
+    {:exit 0
+     :out  (c/su (apply c/exec :timeout :-k 5 (member-timeout-seconds kind)
+                        (binary node) :member
+                        (concat args [:--config (config-file node)])))
+     :err  ""}
+    (catch [:type :jepsen.control/nonzero-exit] e
+      {:exit (some-> (:exit e) long)
+       :out  (str (:out e))
+       :err  (str/trim (str (:err e)))})))
+
+(defn member-error
+  "The :error of a membership op whose command failed: its exit code and why,
+  from its stderr (which names the reason of a refusal)."
+  [{:keys [exit err]}]
+  {:exit    exit
+   :message (cond (not (str/blank? err)) (subs err 0 (min 500 (count err)))
+                  (= 124 exit)           "timed out"
+                  (= 137 exit)           "killed after timing out"
+                  :else                  "no message")})
+
+(defn address->node
+  "A map of each test node's cluster address (HOST:PORT) to the node."
+  [test]
+  (into {} (map (juxt pc/node-address identity)) (:nodes test)))
+
+(defn node-view
+  "The membership as `paxos member list -o json` run on node reports it (a
+  jepsen.paxos.members/view), or nil when the command fails or prints
+  something else."
+  [test node]
+  (try
+    (let [{:keys [exit out err]} (member-command! node :list :list :-o :json)]
+      (if (= 0 exit)
+        (or (members/view (address->node test) (pc/parse-json out))
+            (do (warn node "member list printed no membership:" out)
+                nil))
+        (do (info node "member list failed, exit" exit ":" err)
+            nil)))
+    (catch Exception e
+      (warn e node "could not run member list")
+      nil)))
+
+(defn membership-view
+  "The newest membership (highest epoch) that `paxos member list` reports,
+  run on every test node at once, or nil when none answers."
+  [test]
+  (->> (c/on-nodes test node-view)
+       vals
+       members/newest))
+
+(defn refresh-members!
+  "Asks the cluster for its membership (membership-view) and records its
+  member nodes in the test's :members. Returns the view, or nil, changing
+  nothing, when no node answered."
+  [test]
+  (when-let [view (membership-view test)]
+    (when (seq (:others view))
+      (warn "Members that are no test node:" (pr-str (:others view))))
+    (info "Membership at epoch" (:epoch view) "is" (pr-str (:members view))
+          "with voters" (pr-str (:voters view)))
+    (reset! (:members test) (:members view))
+    view))
+
+(defn addable-nodes
+  "The test's nodes that could be added to the cluster as the test last knew
+  its membership."
+  [test]
+  (let [current @(:members test)]
+    (members/addable (:nodes test) current (count current))))
+
+(defn wipe!
+  "Empties this node's data directory."
+  [node]
+  (c/su
+    (c/exec :rm :-rf (data-dir node))
+    (c/exec :mkdir :-p (data-dir node))))
+
+(defn contact-for
+  "A member of view to run a membership command on, other than node if there
+  is another."
+  [view node]
+  (let [others (vec (disj (:members view) node))]
+    (if (seq others)
+      (rand-nth others)
+      node)))
+
+(defn change-member!
+  "Runs `paxos member VERB ADDR` for node's address on the member via. When it
+  is done (exit 0) calls (done!), which returns a map merged into the op's
+  value. Returns {:value {:node node, :via via, :result ..}} and, when the
+  change was refused (exit 1) or its outcome is unknown (3, a timeout, ...),
+  the :error saying why. A usage error (exit 2) is a bug of this test and
+  throws."
+  [test verb node via done!]
+  (info "Membership:" (name verb) node "via" via)
+  (let [value {:node node, :via via}
+        r     (c/with-node test via
+                (member-command! via :change verb (pc/node-address node)))]
+    (case (members/outcome (:exit r))
+      :done    {:value (merge value (done!))}
+      :refused {:value (assoc value :result :refused), :error (member-error r)}
+      :unknown {:value (assoc value :result :unknown), :error (member-error r)}
+      :usage   (throw+ {:type    ::member-usage-error
+                        :command verb
+                        :node    via
+                        :exit    (:exit r)
+                        :err     (:err r)}))))
+
+(defn change-random-member!
+  "Asks the cluster for its membership (refresh-members!), picks a random node
+  of (candidates view) and a member to go through (contact-for), and returns
+  (change! node via). When there is no candidate, returns {:value (none
+  view)}; when no node answers, {:value {:result :membership-unknown}}."
+  [test candidates none change!]
+  (if-let [view (refresh-members! test)]
+    (if-let [nodes (seq (candidates view))]
+      (let [node (rand-nth (vec nodes))]
+        (change! node (contact-for view node)))
+      {:value (none view)})
+    {:value {:result :membership-unknown}}))
+
+(defn grow!
+  "Adds a random test node that is no member to the cluster, as etcd's
+  Jepsen test does: first kills any process the node still runs (one whose
+  removal we could not confirm), then `paxos member add` through another
+  member; once that is done, records the node as a member that joined, wipes
+  its data dir and starts it with --join. A refused change, or one whose
+  outcome is unknown, changes nothing else: the node stays down until a later
+  grow, or until the membership shows it a member and it is started (with
+  --join if its data dir was wiped). Returns {:value .., :error ..} for the
+  op."
+  [test]
+  (change-random-member!
+    test
+    (fn addable [view]
+      (members/addable (:nodes test) (:members view) (:size view)))
+    (fn none [view]
+      {:result :no-node-to-add, :members (vec (:members view))})
+    (fn add! [node via]
+      (c/with-node test node (kill-node! node))
+      (change-member! test :add node via
+                      (fn added! []
+                        (swap! (:joined test) conj node)
+                        (swap! (:members test) conj node)
+                        (c/with-node test node
+                          (wipe! node)
+                          {:result :added
+                           :start  (start-node! test node)}))))))
+
+(defn shrink!
+  "Removes a random member from the cluster, as etcd's Jepsen test does,
+  keeping at least members/min-members members and voters: `paxos member
+  remove` through another member; once that is done, records that the node
+  is no member and must join to come back, kills its process and wipes its
+  data dir. A refused change, or one whose outcome is unknown, changes
+  nothing else. Returns {:value .., :error ..} for the op."
+  [test]
+  (change-random-member!
+    test
+    members/removable
+    (fn none [view]
+      {:result  :too-few-members-to-shrink
+       :members (vec (:members view))
+       :voters  (vec (:voters view))})
+    (fn remove! [node via]
+      (change-member! test :remove node via
+                      (fn removed! []
+                        (swap! (:members test) disj node)
+                        (swap! (:joined test) conj node)
+                        (c/with-node test node
+                          (kill-node! node)
+                          (wipe! node))
+                        {:result :removed})))))
+
+(defn start-members!
+  "Starts every member that is not running (start-member!), after asking the
+  cluster for its membership (refresh-members!; when no node answers, as the
+  test last knew it). Returns {:value {node start-result}} for the op."
+  [test]
+  (refresh-members! test)
+  {:value (c/on-nodes test (vec @(:members test)) start-member!)})
+
 (defn node-log-files
   "The files to bring back from this node into store/: its log, its config,
   and a tarball of its data directory (the durable Paxos state, for
@@ -284,7 +536,7 @@
 
   db/Kill
   (start! [this test node]
-    (start-node! test node))
+    (start-member! test node))
 
   (kill! [this test node]
     (kill-node! node))
