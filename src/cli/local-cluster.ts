@@ -1,7 +1,8 @@
 /**
  * A cluster of real node processes on this machine's loopback: free ports, one data dir and one
- * log file per node under a directory, start, SIGKILL, restart, wipe, find the leader. Used by
- * `paxos demo` and the node tests; everything it starts it stops (`stop`).
+ * log file per node under a directory, start, SIGKILL, restart, wipe, find the leader, nodes to
+ * add beyond the config file. Used by `paxos demo` and the node tests; everything it starts it
+ * stops (`stop`).
  */
 import type { Subprocess } from "bun"
 import { createServer } from "node:net"
@@ -79,6 +80,25 @@ export class LocalCluster {
 
   get names(): string[] {
     return this.nodes.map((n) => n.name)
+  }
+
+  /**
+   * A node on a free port that is no line of the config file (a node to add to the running cluster
+   * with `paxos member add`, started with --join); returns its index. Starts nothing.
+   */
+  async extend(): Promise<number> {
+    const [port] = await freePorts(1, this.o.host)
+    const index = this.nodes.length
+    this.nodes.push({
+      index,
+      name: `${this.o.host ?? "127.0.0.1"}:${port}`,
+      port: port as number,
+      dataDir: join(this.o.dir, `data-${index}`),
+      logFile: join(this.o.dir, `node-${index}.log`),
+      proc: null,
+      exits: []
+    })
+    return index
   }
 
   /**

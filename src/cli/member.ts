@@ -18,6 +18,7 @@
 import { describe, describeTried, tryWithin } from "../client/deadline.ts"
 import { getJson, postJson, type Outcome } from "../client/http.ts"
 import { ConfigError, parseAddress, readConfig } from "../server/cluster-config.ts"
+import type { MembersView, MemberView } from "../server/members-api.ts"
 import { parseFlags, positiveInt, shortUsage, str, tokenOf } from "./args.ts"
 
 export const MEMBER_USAGE = `usage: paxos member list [--config F] [-o table|json]
@@ -54,22 +55,6 @@ const ACTIONS = ["list", "add", "remove", "promote"] as const
 type Action = (typeof ACTIONS)[number]
 
 class Usage extends Error {}
-
-interface MemberView {
-  readonly id: number
-  readonly address: string
-  readonly voter: boolean
-  readonly leader: boolean
-  readonly joined: boolean
-}
-/** GET /members, and the answer to a change (with its slot). */
-interface MembersView {
-  readonly epoch: number
-  readonly leader: string | null
-  readonly members: readonly MemberView[]
-  readonly pending: { readonly from: number; readonly epoch: number; readonly members: readonly MemberView[] } | null
-  readonly slot?: number
-}
 
 /** `paxos member ...`; returns the exit code. */
 export async function memberCommand(argv: string[]): Promise<number> {

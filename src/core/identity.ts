@@ -15,6 +15,15 @@
  * The order of the rules matters: a refusal wins over everything, then a configuration some member
  * bound already (adopted as it is, when it binds this node to its own incarnation), and only then
  * a configuration made from every member's answer.
+ *
+ * A configuration made from answers needs two complete rounds of them, each asked anew, that
+ * agree: every member unbound, under the same incarnation both times. One round is not enough,
+ * because its answers are not taken at one instant: a member may answer unbound, then bind and
+ * vote with another member that is wiped and restarted (a new incarnation) before it answers the
+ * same round. Binding the new incarnation would let it vote as the member whose votes it forgot.
+ * With a second round, begun after the first ended, a member that bound in between answers bound,
+ * and its configuration is adopted instead; a vote of the old incarnation can count only together
+ * with a member bound before the wipe, which the second round hears (test/core/identity.test.ts).
  */
 import { configProblem, initialConfig, INCARNATION_PATTERN, memberById, type Config, type Membership } from "./membership.ts"
 
@@ -40,14 +49,19 @@ export interface BootstrapInput {
   readonly incarnation: string
   /** The config file's addresses: the initial members 0 to n-1, in order. */
   readonly addresses: readonly string[]
-  /** What the members asked so far answered, by the member id asked (this node's own is not needed). */
+  /** What the members answered in this round, by the member id asked (this node's own is not needed). */
   readonly answers: ReadonlyMap<number, IdentityAnswer>
+  /** What they answered in the round before, begun after it ended (null: none yet). */
+  readonly previous: ReadonlyMap<number, IdentityAnswer> | null
 }
 
 export type BootstrapDecision =
   /** Bind `initial` durably, then run. `adoptedFrom`: the member whose bound configuration it is (null: made from every answer). */
   | { readonly _tag: "Bind"; readonly initial: Config; readonly adoptedFrom: number | null }
-  /** Ask again: `missing` are the members not yet heard from (or whose answer is unusable: `problems` says why). */
+  /**
+   * Ask again: `missing` are the members not heard from in this round (or whose answer is
+   * unusable: `problems` says why); none missing, the answers await a second round that agrees.
+   */
   | { readonly _tag: "Wait"; readonly missing: readonly number[]; readonly problems: readonly string[] }
   /** Never run under this identity: `reason` says why and what to do. */
   | { readonly _tag: "Refuse"; readonly reason: string }
@@ -75,6 +89,12 @@ export function decideBootstrap(input: BootstrapInput): BootstrapDecision {
   }
   const missing = addresses.map((_, id) => id).filter((id) => id !== self && !usable.has(id))
   if (missing.length > 0) return { _tag: "Wait", missing, problems }
+  // Every member answered, none bound: binding them needs the round before to agree (see the top).
+  const agreed = [...usable].every(([id, a]) => {
+    const before = input.previous?.get(id)
+    return a.initial === null && before !== undefined && before.initial === null && before.incarnation === a.incarnation && before.cluster === a.cluster && before.id === a.id
+  })
+  if (!agreed) return { _tag: "Wait", missing: [], problems }
   const incarnations = addresses.map((_, id) => (id === self ? incarnation : (usable.get(id) as IdentityAnswer).incarnation))
   return { _tag: "Bind", initial: initialConfig(addresses, incarnations), adoptedFrom: null }
 }

@@ -143,20 +143,22 @@ export interface BootstrapDeps {
 }
 
 /**
- * Asks every other initial member who it is, round after round, until the answers decide: bind
- * the first configuration or refuse to run (src/core/identity.ts). An answer is kept until the
- * member answers again. Never fails; waits for as long as it takes (every initial member must have
- * started once), saying whom it waits for.
+ * Asks every other initial member who it is, round after round (each round asks all of them at
+ * once, anew), until the answers decide: bind the first configuration or refuse to run
+ * (src/core/identity.ts; a configuration made from answers needs two rounds that agree). Never
+ * fails; waits for as long as it takes (every initial member must have started once), saying
+ * whom it waits for.
  */
 export function bootstrap(b: BootstrapDeps): Effect.Effect<Exclude<BootstrapDecision, { _tag: "Wait" }>> {
   const { side, members } = b
   const log = side.log
   const names = members.map((m) => m.name)
   return Effect.gen(function* () {
-    const answers = new Map<number, IdentityAnswer>()
     const others = members.map((_, id) => id).filter((id) => id !== side.self)
+    let previous: Map<number, IdentityAnswer> | null = null
     let loggedAt = 0
     for (;;) {
+      const answers = new Map<number, IdentityAnswer>()
       const results = yield* Effect.promise(() => Promise.all(others.map((id) => askIdentity(side, id, members[id] as NodeAddress))))
       results.forEach((r, i) => {
         const id = others[i] as number
@@ -170,8 +172,13 @@ export function bootstrap(b: BootstrapDeps): Effect.Effect<Exclude<BootstrapDeci
           })
         }
       })
-      const d = decideBootstrap({ cluster: side.clusterId, self: side.self, incarnation: b.incarnation, addresses: names, answers })
+      const d = decideBootstrap({ cluster: side.clusterId, self: side.self, incarnation: b.incarnation, addresses: names, answers, previous })
       if (d._tag !== "Wait") return d
+      // Every member answered, unbound, and this round was not itself a confirmation: the next
+      // round confirms it at once.
+      const confirm = d.missing.length === 0 && d.problems.length === 0 && previous === null
+      previous = d.missing.length === 0 ? answers : null
+      if (confirm) continue
       const waitingFor = d.missing.map((id) => names[id] as string)
       b.waiting(waitingFor)
       if (Date.now() - loggedAt >= BOOTSTRAP_LOG_MS) {

@@ -6,8 +6,8 @@
  * It never starts a cluster of its own: it ends with the cluster's answer (its id, this node's
  * member id, the membership that binds it), or with a reason to stop. A definite "no" (the address
  * is no learner of the cluster, or is bound to another data dir) ends it when every member that
- * answered in a round said so; anything else (no answer, 503, 504) is tried again until the
- * deadline. Retries are safe: a member bound to the same incarnation answers as joined.
+ * answered in two rounds in a row said so; anything else (no answer, 503, 504) is tried again
+ * until the deadline. Retries are safe: a member bound to the same incarnation answers as joined.
  */
 import { Either, Schema as S } from "effect"
 import { memberById, type Config, type Membership } from "../core/membership.ts"
@@ -54,6 +54,7 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
   o.asking(names)
   const last = new Map<string, string>()
   let loggedAt = 0
+  let refusedRounds = 0
   for (;;) {
     const refusals: string[] = []
     let answered = 0
@@ -73,10 +74,10 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
       if (r.status === 401) return { _tag: "Failed", code: 2, message: `${node} refused the client token: ${r.message} (give the cluster's --client-token-file)` }
       if (r.status === 409 || r.status === 400) refusals.push(`${node}: ${r.message}`)
     }
-    // Every member that answered said no: the cluster does not want this node (yet).
-    if (answered > 0 && refusals.length === answered) {
-      return { _tag: "Failed", code: 1, message: `${o.address} did not join: ${refusals.join("; ")}` }
-    }
+    // Every member that answered said no, two rounds in a row (one that lagged behind the Add may
+    // say it alone): the cluster does not want this node (yet).
+    refusedRounds = answered > 0 && refusals.length === answered ? refusedRounds + 1 : 0
+    if (refusedRounds >= 2) return { _tag: "Failed", code: 1, message: `${o.address} did not join: ${refusals.join("; ")}` }
     if (Date.now() >= deadline) {
       const said = [...last].map(([n, m]) => `${n}: ${m}`).join("; ")
       return {

@@ -91,12 +91,36 @@ export function submitChange(d: ApiDeps, c: Call, change: Change): Effect.Effect
 }
 
 /** One member as GET /members shows it. */
-function memberView(c: Config, leader: number | null) {
+export interface MemberView {
+  readonly id: number
+  readonly address: string
+  readonly voter: boolean
+  /** It leads, as the answering node knows. */
+  readonly leader: boolean
+  /** It is bound to a data dir (a learner added and not joined yet is not). */
+  readonly joined: boolean
+}
+
+/** The body of GET /members (and of a change's answer, with the change's `slot`). */
+export interface MembersView {
+  /** The node that answered. */
+  readonly node: string
+  /** The count of changes of members in force. */
+  readonly epoch: number
+  readonly leader: string | null
+  /** The members in force. */
+  readonly members: readonly MemberView[]
+  /** A change decided but not yet in force: from which slot, and the members then. */
+  readonly pending: { readonly from: number; readonly epoch: number; readonly members: readonly MemberView[] } | null
+  readonly slot?: number
+}
+
+function memberView(c: Config, leader: number | null): MemberView[] {
   return c.members.map((m) => ({ id: m.id, address: m.address, voter: m.voter, leader: m.id === leader, joined: m.incarnation !== null }))
 }
 
 /** The body of GET /members for `m` (and of a change's answer). */
-export function membersView(d: ApiDeps, m: Membership) {
+export function membersView(d: ApiDeps, m: Membership): MembersView {
   const leader = d.node.state.leader
   return {
     node: d.who().address,

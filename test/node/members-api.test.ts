@@ -11,6 +11,7 @@ import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { append, status } from "../../src/client/http.ts"
 import { freePorts, type LocalCluster } from "../../src/cli/local-cluster.ts"
+import type { MembersView, MemberView } from "../../src/server/members-api.ts"
 import { cleanup, ensureBinary, startCluster, tempDir, waitFor } from "./support.ts"
 
 afterAll(cleanup)
@@ -28,20 +29,6 @@ beforeAll(async () => {
   node = cluster.names[0] as string
 }, 30_000)
 
-interface MemberView {
-  id: number
-  address: string
-  voter: boolean
-  leader: boolean
-  joined: boolean
-}
-interface MembersView {
-  epoch: number
-  leader: string | null
-  members: MemberView[]
-  pending: { from: number; epoch: number; members: MemberView[] } | null
-  slot?: number
-}
 
 const auth = { authorization: `Bearer ${TOKEN}` }
 
@@ -51,7 +38,7 @@ async function call(path: string, body?: unknown, at = node): Promise<{ status: 
 }
 
 /** The newest configuration a view shows: the pending one, else the one in force. */
-const newest = (v: MembersView): MemberView[] => v.pending?.members ?? v.members
+const newest = (v: MembersView): readonly MemberView[] => v.pending?.members ?? v.members
 
 test("GET /members: the members in force, who leads, no change pending; the client token is needed", async () => {
   const r = await call("/members")
