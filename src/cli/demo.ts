@@ -18,7 +18,6 @@ import { History } from "../client/history.ts"
 import { runWorkload } from "../client/workload.ts"
 import { LocalCluster } from "./local-cluster.ts"
 import { ensureBuilt } from "./build.ts"
-import { describeNotReady, waitReady } from "./ready.ts"
 import { isCompiled } from "./self.ts"
 
 const WORKERS = 6
@@ -41,10 +40,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
   const dir = mkdtempSync(join(tmpdir(), "paxos-demo-"))
   const command = [binary()]
-  // Four ports: three members, and the fresh node that replaces one of them later. The config
-  // lists the three: it makes the cluster, and later tells `paxos member` and --join whom to ask.
-  const cluster = await LocalCluster.create({ command, n: 4, dir })
-  writeFileSync(cluster.configFile, cluster.names.slice(0, 3).join("\n") + "\n")
+  const cluster = await LocalCluster.create({ command, n: 3, dir })
   const onSignal = () => {
     say("interrupted: stopping the nodes")
     void cluster.stop().then(() => process.exit(130))
@@ -61,13 +57,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
 }
 
 async function scenario(cluster: LocalCluster, dir: string, command: readonly string[]): Promise<number> {
-  /** The members, by index: the first three, until the replacement. */
+  /** The members, by index: the three of the config, until the replacement. */
   let members = [0, 1, 2]
   const names = () => members.map((i) => cluster.names[i] as string)
   say(`cluster ${names().join(", ")} (data and logs in ${dir})`)
-  for (const i of members) cluster.start(i)
-  await Promise.all(members.map((i) => cluster.waitHealthy(i)))
-  await allReady(names())
+  cluster.startAll()
+  await cluster.waitAllHealthy()
+  await cluster.waitAllReady()
   const leader = await cluster.waitLeader()
   say(`leader: ${cluster.names[leader]}`)
   const history = new History()
@@ -100,7 +96,7 @@ async function scenario(cluster: LocalCluster, dir: string, command: readonly st
   // The replacement: a follower leaves, a fresh node on a new empty data dir joins.
   const current = await cluster.waitLeader()
   const gone = members.find((i) => i !== current) as number
-  const fresh = 3
+  const fresh = await cluster.extend()
   const goneName = cluster.names[gone] as string
   const freshName = cluster.names[fresh] as string
   say(`replacing ${goneName} by a fresh node ${freshName}`)
@@ -136,12 +132,6 @@ async function scenario(cluster: LocalCluster, dir: string, command: readonly st
   say(`history: ${file} (${history.ops.length} events)`)
   say(`paxos check: ${result.valid ? "valid (linearizable)" : `INVALID: ${result.errors.map((e) => `${e.kind}: ${e.message}`).slice(0, 3).join("; ")}`}`)
   return result.valid && same && joined ? 0 : 1
-}
-
-/** Waits until every node of `names` answers GET /ready under one leader; throws naming those that do not. */
-async function allReady(names: readonly string[]): Promise<void> {
-  const r = await waitReady(names, 15_000)
-  if (!("leader" in r)) throw new Error(`not ready within 15 s: ${describeNotReady(r.notReady)}`)
 }
 
 /** Runs `paxos member ARGS`, showing the command and what it printed; whether it exited 0. */
