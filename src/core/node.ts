@@ -115,7 +115,10 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
     return
   }
   // Only members are heard; a removed node (or one not yet added here) is ignored.
-  if (from !== c.id && !c.s.peers.includes(from)) return
+  if (from !== c.id && !c.s.peers.includes(from)) {
+    if (from < c.s.membership.current.nextId) answerFormerMember(c, from, msg)
+    return
+  }
   switch (msg._tag) {
     case "Prepare":
       // Only a voter may lead: a learner's or a removed member's ballot never disturbs anyone.
@@ -167,6 +170,19 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
     case "Snapshot":
       return installSnapshot(c, from, msg)
   }
+}
+
+/**
+ * A former member that did not hear of its removal (it was cut off meanwhile) campaigns, and asks
+ * its old peers for what it lacks. Its ballot changes nothing here; instead it gets the decided
+ * slots from the one its Prepare names on, which include its removal: it then knows it left, stops
+ * campaigning and tells its clients whom to ask.
+ */
+function answerFormerMember(c: Ctx, from: number, msg: Message): void {
+  if (msg._tag === "Prepare") serveCatchup(c, from, { _tag: "CatchupRequest", from: msg.from, listLength: 0 })
+  else if (msg._tag === "CatchupRequest") serveCatchup(c, from, msg)
+  else return
+  c.event({ _tag: "FormerMemberAnswered", to: from })
 }
 
 /** A candidate or leader that meets a higher ballot at work steps down. */

@@ -98,7 +98,7 @@ function settleMembership(c: Ctx): void {
 function noteOrigins(c: Ctx, batch: Batch): void {
   for (const cmd of batch) {
     const dot = cmd.id.indexOf(".")
-    if (dot < 1 || dot > 2) continue
+    if (dot < 1 || dot > 5) continue // member ids have at most 5 digits (LIMITS.memberIdMax)
     const origin = Number(cmd.id.slice(0, dot))
     if (origin !== c.id && c.s.peers.includes(origin) && !c.awaitingCommit.includes(origin)) c.awaitingCommit.push(origin)
   }

@@ -212,6 +212,8 @@ export type Event =
   | { readonly _tag: "ChangeRefused"; readonly slot: number; readonly change: Change; readonly reason: string; readonly inFlight: boolean }
   /** The leader proposed to promote a caught-up learner on its own. */
   | { readonly _tag: "PromotionProposed"; readonly id: number }
+  /** A former member campaigned or asked for slots: it was sent the decided slots it lacks. */
+  | { readonly _tag: "FormerMemberAnswered"; readonly to: number }
   /** A leader left the configuration and asked `to` to campaign. */
   | { readonly _tag: "HandedOver"; readonly to: number | null }
 

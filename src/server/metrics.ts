@@ -52,6 +52,8 @@ export interface Counters {
   peerEnvelopesFromNonMembers: number
   /** Envelopes dropped because their sender speaks as another incarnation than its id is bound to (or is not bound yet). */
   peerEnvelopesWrongIncarnation: number
+  /** Outboxes opened for the while to answer a former member that asked (a removed node that missed its removal). */
+  formerMemberLinks: number
   /** Envelopes a peer refused (4xx from it). */
   peerEnvelopesRefusedByPeer: number
   /** Connections to a peer that it refused (authentication, another cluster): each logged with its cause. */
@@ -116,6 +118,7 @@ export const newCounters = (): Counters => ({
   peerEnvelopesRejected: 0,
   peerEnvelopesFromNonMembers: 0,
   peerEnvelopesWrongIncarnation: 0,
+  formerMemberLinks: 0,
   peerEnvelopesRefusedByPeer: 0,
   peerConnectionsRefusedByPeer: 0,
   peerAuthFailures: 0,

@@ -122,13 +122,17 @@ class Link {
   refusedAt = 0
   refusedQuiet = 0
   readonly wake = Effect.runSync(Queue.sliding<true>(1))
+  /** For a former member's link: when something was last queued for it (it closes once idle). */
+  usedAt = 0
 
   constructor(
     readonly id: number,
     readonly address: NodeAddress,
     readonly wsUrl: string,
     readonly postUrl: string,
-    readonly statusUrl: string
+    readonly statusUrl: string,
+    /** A link opened to answer a former member (see Outboxes.enqueue), not one to a member. */
+    readonly former = false
   ) {}
 
   get length(): number {
@@ -166,10 +170,21 @@ export interface OutboxOptions {
   readonly signer: Signer | null
 }
 
-/** The outboxes, connections and sender fibers of one node: one per member of its membership, this node left out. */
+/** Former members whose addresses are remembered (to answer one that asks), at most. */
+export const FORMER_MAX = 16
+/** A link opened to answer a former member closes once nothing was queued for it for this long. */
+export const FORMER_IDLE_MS = 10_000
+
+/**
+ * The outboxes, connections and sender fibers of one node: one per member of its membership, this
+ * node left out, and for a while one to a former member the core answers (a removed node that
+ * missed its removal asks its old peers, and learns it from their answer).
+ */
 export class Outboxes {
   /** By member id. */
   private readonly links: Array<Link | undefined> = []
+  /** Addresses of members gone, by id, oldest first (at most FORMER_MAX). */
+  private readonly former = new Map<number, NodeAddress>()
   /** The same links, in a dense list. */
   private all: Link[] = []
   private readonly header: string
@@ -197,11 +212,11 @@ export class Outboxes {
     for (const c of m.next === null ? [m.current] : [m.current, m.next.config]) for (const x of c.members) if (x.id !== this.o.self) want.set(x.id, x.address)
     for (const link of this.all) {
       if (want.get(link.id) === link.address.name) continue
-      this.links[link.id] = undefined
-      this.fibers?.stop(link.id)
-      link.ws?.close(1000, "no longer a member")
-      link.ws = null
-      this.o.counters.peerMessagesDropped += link.length
+      this.close(link, "no longer a member")
+      if (link.former) continue
+      this.former.delete(link.id)
+      this.former.set(link.id, link.address)
+      for (const id of this.former.keys()) if (this.former.size > FORMER_MAX) this.former.delete(id)
       this.o.log("peer-removed", { peer: link.address.name, id: link.id })
     }
     for (const [id, name] of want) {
@@ -211,18 +226,52 @@ export class Outboxes {
         this.o.log.limited(`bad-address-${id}`, REFUSAL_LOG_MS, "peer-address-unusable", { id, address: name, reason: a })
         continue
       }
-      const link = new Link(id, a, `ws://${dialName(a)}${PEER_WS_PATH}${this.hello}`, `http://${dialName(a)}${PEER_PATH}`, `http://${dialName(a)}/status`)
-      this.links[id] = link
+      this.former.delete(id)
+      this.link(id, a, false)
       if (this.all.length > 0 || this.fibers !== null) this.o.log("peer-added", { peer: a.name, id })
-      this.fibers?.start(link)
     }
     this.all = this.links.filter((l): l is Link => l !== undefined)
   }
 
+  /** A new link to `id` at `a`, its fibers started if the outboxes run. */
+  private link(id: number, a: NodeAddress, former: boolean): Link {
+    const link = new Link(id, a, `ws://${dialName(a)}${PEER_WS_PATH}${this.hello}`, `http://${dialName(a)}${PEER_PATH}`, `http://${dialName(a)}/status`, former)
+    this.links[id] = link
+    this.fibers?.start(link)
+    return link
+  }
+
+  /** Closes a link: its fibers stop, its connection closes, what was queued for it is dropped. */
+  private close(link: Link, reason: string): void {
+    if (this.links[link.id] === link) this.links[link.id] = undefined
+    this.fibers?.stop(link.id)
+    link.ws?.close(1000, reason)
+    link.ws = null
+    this.o.counters.peerMessagesDropped += link.length
+  }
+
+  /**
+   * The link to a former member the core answers: opened for the while (it closes once idle for
+   * FORMER_IDLE_MS), if its address is remembered; undefined otherwise (the message is dropped).
+   */
+  private formerLink(to: number): Link | undefined {
+    const a = this.former.get(to)
+    if (a === undefined || to === this.o.self) return undefined
+    const link = this.link(to, a, true)
+    this.all = [...this.all, link]
+    this.o.counters.formerMemberLinks += 1
+    this.o.log.limited(`former-${to}`, REFUSAL_LOG_MS, "peer-former-member-answered", { peer: a.name, id: to, note: "a former member asked; it is answered through an outbox opened for the while" })
+    return link
+  }
+
   /** Queues one serialized message for `to` (sent at the next `flush`); drops the oldest past the outbox bounds. */
   enqueue(to: number, json: string): void {
-    const link = this.links[to]
-    if (link === undefined) return
+    const link = this.links[to] ?? this.formerLink(to)
+    if (link === undefined) {
+      this.o.counters.peerMessagesDropped += 1
+      return
+    }
+    if (link.former) link.usedAt = Date.now()
     link.push(json)
     while (link.length > 1 && (link.length > OUTBOX_MESSAGES_MAX || link.bytes > OUTBOX_BYTES_MAX)) {
       link.shift()
@@ -474,9 +523,14 @@ export class Outboxes {
     this.markReachable(link, true, null)
   }
 
-  /** Pings the open connection; terminates it when it has been silent for DEAD_AFTER_MS. */
+  /** Pings the open connection; terminates it when it has been silent for DEAD_AFTER_MS. A former member's link closes once idle. */
   private keepAlive(link: Link): Effect.Effect<void> {
     const check = Effect.sync(() => {
+      if (link.former && link.length === 0 && Date.now() - link.usedAt > FORMER_IDLE_MS) {
+        this.close(link, "idle")
+        this.all = this.all.filter((l) => l !== link)
+        return
+      }
       const ws = link.ws
       if (ws === null) return
       if (Date.now() - link.heardAt > DEAD_AFTER_MS) {

@@ -64,7 +64,8 @@ export const REQUIRED_PATHS = [
   "member.promises-two-configs",
   "member.promoted-in-partition",
   "member.wipe-refused",
-  "member.refused.in-flight"
+  "member.refused.in-flight",
+  "member.former-answered"
 ] as const
 
 export const SIM_USAGE = `usage: paxos sim [--seeds N] [--seed S] [--nodes 3|5] [--ops N] [--clients N] [--no-faults]

@@ -462,6 +462,9 @@ export class World {
         case "PromotionProposed":
           this.count("member.promotions-proposed")
           break
+        case "FormerMemberAnswered":
+          this.count("member.former-answered")
+          break
         case "SteppedDown":
           this.count(`path.stepped-down.${e.reason}`)
           break
@@ -641,7 +644,10 @@ export class World {
     const due = this.buckets[i] as InFlight[]
     this.buckets[i] = []
     for (const m of due) {
-      const node = this.nodes[m.to] as SimNode
+      const node = this.nodes[m.to]
+      // A batch torn by a crash may have sent to a member it added, whose addition the crash then
+      // lost (its events are never observed): there is no such node, and the message is lost.
+      if (node === undefined) continue
       if (node.state === null) continue
       if (node.paused) {
         this.bucket(1).push(m)
@@ -782,11 +788,16 @@ export class World {
     if (this.rng.chance(0.5)) {
       // A refused voter counts in the quorums of every configuration it is in: the one in force too.
       const current = this.log.membership.current
-      // ... and in every configuration a running node still holds (it may lag the decided log).
+      // ... and in every configuration a running node still holds (it may lag the decided log), or
+      // would hold again after a restart (its snapshot's).
+      const inDurable = (n: SimNode, id: number) => {
+        const d = n.store.membership
+        return d !== undefined && (memberById(d.current, id) !== undefined || (d.next !== null && memberById(d.next.config, id) !== undefined))
+      }
       const stillIn = (x: SimNode) =>
         memberById(latest, x.id) !== undefined ||
         memberById(current, x.id) !== undefined ||
-        this.nodes.some((n) => n.state !== null && n.state.peers.includes(x.id))
+        this.nodes.some((n) => (n.state !== null && n.state.peers.includes(x.id)) || inDurable(n, x.id))
       const views = [latest, current]
       for (const n of this.nodes) {
         if (n.state !== null) views.push(n.state.membership.current, n.state.membership.next?.config ?? n.state.membership.current)
@@ -798,14 +809,14 @@ export class World {
       const bound = this.nodes.filter((x) => x.state !== null && memberById(latest, x.id)?.incarnation === x.incarnation)
       if (bound.length === 0) return
       const x = this.rng.pick(bound)
-      if ((globalThis as any).SIMDBG) console.log("wipe", this.t, x.id, JSON.stringify(views.map((c) => voters(c))), JSON.stringify(this.nodes.map((n) => [n.id, n.refused, n.wiped])))
       this.count("fault.wipe")
       this.crash(x, downTicks)
       x.store = new MemStore()
       x.wiped = true
       return
     }
-    const learners = latest.members.filter((m) => !m.voter && m.incarnation !== null)
+    // Never a learner whose data directory is gone (refused): no operator promotes a dead machine.
+    const learners = latest.members.filter((m) => !m.voter && m.incarnation !== null && this.nodes[m.id]?.refused !== true)
     if (learners.length === 0) return
     const learner = this.rng.pick(learners).id
     if (this.rng.chance(0.5)) {

@@ -199,3 +199,26 @@ test("a node that joined applies nothing before a snapshot, and takes the member
   assert.equal(t.nodes[3]?.joining, false)
   assert.deepEqual(t.nodes[3]?.membership, later)
 })
+
+test("a removed node that missed its removal campaigns, and is answered with the slots that removed it", () => {
+  // Node 3 was removed in slot 1; it did not hear of it and still holds the old configuration.
+  const t = bench({ current: promoted(), next: null })
+  const removal = [{ _tag: "Reconfig" as const, id: "0.x.1", change: { _tag: "Remove" as const, id: 3 } }]
+  for (const id of [0, 1, 2]) {
+    t.receive(id, 0, { _tag: "Accept", ballot: { round: 1, leader: 0 }, entries: [{ slot: 1, value: removal }], commit: 1 })
+    assert.equal(t.nodes[id]?.applied, 1)
+    for (let i = 0; i < ALPHA - 1; i++) t.receive(id, 0, { _tag: "Accept", ballot: { round: 1, leader: 0 }, entries: [{ slot: i + 2, value: [] }], commit: i + 2 })
+    assert.ok(!t.nodes[id]?.peers.includes(3), `node ${id} no longer hears 3`)
+  }
+  const prepare = only(t.tickUntil(3, "Prepare", 5_000), "Prepare")
+  const answer = t.receive(1, 3, prepare)
+  assert.deepEqual(t.nodes[1]?.promised, { round: 1, leader: 0 }, "its ballot changed nothing")
+  const reply = only(sentOf(1, answer), "CatchupReply", 3)
+  t.receive(3, 1, reply)
+  assert.ok(!t.nodes[3]?.peers.includes(3), "it learned that it left")
+  const refused = t.step(3, { _tag: "Append", rid: 1, value: 5 }).replies[0]
+  assert.ok(refused?._tag === "Rejected" && refused.reason === "Removed")
+  const before = t.outputs[3]?.length ?? 0
+  for (let i = 0; i < 2_000; i++) t.step(3, { _tag: "Tick" })
+  assert.equal(t.outputs[3]?.slice(before).flatMap((o) => sentOf(3, o)).filter((s) => s.msg._tag === "Prepare").length, 0, "and campaigns no more")
+})

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { append, status } from "../../src/client/http.ts"
+import { append, readList, status } from "../../src/client/http.ts"
 import { freePorts, type LocalCluster } from "../../src/cli/local-cluster.ts"
 import type { MembersView, MemberView } from "../../src/server/members-api.ts"
 import { cleanup, ensureBinary, startCluster, tempDir, waitFor } from "./support.ts"
@@ -155,3 +155,32 @@ test("a node added and started with --join catches up, is promoted by the leader
     await proc.exited
   }
 }, 90_000)
+
+test("a member removed while it was cut off learns it when it comes back, from the members it asks", async () => {
+  const leader = (await call("/members")).json.leader as string
+  const i = cluster.names.findIndex((n) => n !== leader)
+  const victim = cluster.names[i] as string
+  const proc = cluster.nodes[i]?.proc
+  if (proc == null) throw new Error("no process")
+  // Paused long enough that the others give its connections up: the leader's last heartbeat cannot reach it.
+  proc.kill("SIGSTOP")
+  try {
+    await Bun.sleep(2_500)
+    const removed = await call("/members/remove", { address: victim }, leader)
+    expect(removed.status).toBe(200)
+    await waitFor("the removal to come into force", async () => (await call("/members", undefined, leader)).json.pending === null)
+    expect((await append(leader, { value: 4000 }, { timeoutMs: 5_000, token: TOKEN })).type).toBe("ok")
+  } finally {
+    proc.kill("SIGCONT")
+  }
+  // It campaigns, as a member it thinks it is; the members answer with the slots that removed it.
+  await waitFor("the removed node to answer Removed", async () => {
+    const r = await append(victim, { value: 4001 }, { timeoutMs: 2_000, token: TOKEN })
+    return r.type === "fail" && r.message.includes("this node was removed from the cluster")
+  }, 20_000)
+  const others = cluster.names.filter((n) => n !== victim)
+  const links = await Promise.all(others.map(async (n) => (await status(n, 2_000))?.counters.formerMemberLinks ?? 0))
+  expect(links.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1)
+  const l = await readList(leader, 5_000, TOKEN)
+  expect(l.type === "ok" ? l.value.includes(4001) : true).toBe(false)
+}, 60_000)
