@@ -447,6 +447,10 @@ class ChaosRun {
     const running = all.filter((n) => cluster.state(cluster.indexOf(n)) !== "down")
     const outside = running.filter((n) => !members.includes(n))
     if (outside.length > 0) this.notes.push(`running after healing but no member at epoch ${view.epoch}: ${outside.join(", ")} (a removal whose answer never came)`)
+    const gone = members.filter((m) => all.includes(m) && cluster.membership(cluster.indexOf(m)) === "no")
+    if (gone.length > 0) {
+      this.notes.push(`members at epoch ${view.epoch}, as ${view.from} reports it, that the harness stopped and wiped when their removal was answered: ${gone.join(", ")} (a view older than those removals)`)
+    }
     return members.filter((m) => all.includes(m))
   }
 
