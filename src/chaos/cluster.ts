@@ -3,6 +3,13 @@
  * netns.ts) or on loopback, each with its own data directory and log file, and the process
  * faults on them: SIGKILL and restart, SIGSTOP and SIGCONT. Processes are found by pid only
  * (the hosts share one PID space), never by name.
+ *
+ * The hosts are a pool: the first `members` of them are the cluster's initial members (the
+ * `config` file lists only them), the others are spares that the member nemesis (members.ts)
+ * adds later. Each host carries what the harness knows of its membership (`Membership`): a host
+ * that is no member is never started, whatever the kill nemesis asks, and its data dir is empty;
+ * a host added to the cluster starts with `--join` (and keeps it across restarts, where it is a
+ * no-op), with the `contacts` file, which lists every host of the pool, as whom to ask.
  */
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
@@ -32,6 +39,16 @@ export interface NodeSpec {
 
 export type NodeState = "down" | "up" | "paused"
 
+/**
+ * What the harness knows of a host's membership: `yes` a member (its data dir is its own), `no`
+ * definitely not one (its process is stopped and its data dir empty), `unknown` after a change
+ * whose outcome is unknown (members.ts says how that is settled).
+ */
+export type Membership = "yes" | "no" | "unknown"
+
+/** How long a node started with --join asks the members before it gives up (the run ends first). */
+export const JOIN_TIMEOUT_MS = 3_600_000
+
 export interface Crash {
   readonly node: string
   readonly exitCode: number | null
@@ -47,21 +64,35 @@ interface Slot {
   /** Set while the harness itself stops the process (kill, shutdown): its exit is expected. */
   stopping: boolean
   starts: number
+  member: Membership
+  /** Start with --join (a host that was added to the cluster, not an initial member). */
+  join: boolean
+  /** Its data dir may hold an identity: it was started since it was last wiped. */
+  hasData: boolean
+  /** Set while its removal is asked for: an exit then is held in `leftEarly`, not a crash yet. */
+  leaving: boolean
+  leftEarly: Crash | null
 }
 
 export interface ClusterOptions {
   readonly mode: Mode
   readonly binary: string
   readonly out: string
+  /** Hosts in the pool. */
   readonly nodes: number
+  /** The initial members: the first this many hosts (default all). */
+  readonly members?: number
   /** Ports for loopback mode, one a node. */
   readonly ports?: readonly number[]
   /** Clock of the run (ns), for crash times. */
   readonly now: () => number
 }
 
-/** The node specs and the config file's text for a run. */
-export function planNodes(o: ClusterOptions): { specs: NodeSpec[]; config: string } {
+/**
+ * The node specs and the config files' text for a run: `config` lists the initial members (it
+ * makes the cluster), `contacts` every host (whom a joining node asks).
+ */
+export function planNodes(o: ClusterOptions): { specs: NodeSpec[]; config: string; contacts: string } {
   const specs: NodeSpec[] = []
   for (let i = 0; i < o.nodes; i++) {
     const label = `n${i + 1}`
@@ -76,13 +107,18 @@ export function planNodes(o: ClusterOptions): { specs: NodeSpec[]; config: strin
       logFile: join(dir, "node.log"),
     })
   }
-  const config = `# chaos run: ${o.nodes} nodes (${o.mode})\n` + specs.map((s) => s.name).join("\n") + "\n"
-  return { specs, config }
+  const members = o.members ?? o.nodes
+  const config = `# chaos run: ${members} initial members of ${o.nodes} hosts (${o.mode})\n` + specs.slice(0, members).map((s) => s.name).join("\n") + "\n"
+  const contacts = `# chaos run: every host, whom a node started with --join asks\n` + specs.map((s) => s.name).join("\n") + "\n"
+  return { specs, config, contacts }
 }
 
 export class Cluster {
   readonly specs: NodeSpec[]
   readonly configFile: string
+  readonly contactsFile: string
+  /** How many hosts are initial members (the first ones). */
+  readonly initialMembers: number
   readonly crashes: Crash[] = []
   /**
    * Nodes whose data dir or log an earlier run in the same output dir left, removed here: a node
@@ -94,18 +130,24 @@ export class Cluster {
   private closing = false
 
   constructor(private readonly o: ClusterOptions) {
-    const { specs, config } = planNodes(o)
+    const { specs, config, contacts } = planNodes(o)
     this.specs = specs
+    this.initialMembers = o.members ?? o.nodes
     this.configFile = join(o.out, "config")
+    this.contactsFile = join(o.out, "contacts")
     mkdirSync(o.out, { recursive: true })
     writeFileSync(this.configFile, config)
+    writeFileSync(this.contactsFile, contacts)
     for (const s of specs) {
       if (existsSync(s.dataDir) || existsSync(s.logFile)) this.cleared.push(s.label)
       rmSync(s.dataDir, { recursive: true, force: true })
       rmSync(s.logFile, { force: true })
       mkdirSync(s.dataDir, { recursive: true })
     }
-    this.slots = specs.map((spec) => ({ spec, proc: null, state: "down", stopping: false, starts: 0 }))
+    this.slots = specs.map((spec) => {
+      const initial = spec.id < this.initialMembers
+      return { spec, proc: null, state: "down", stopping: false, starts: 0, member: initial ? "yes" : "no", join: !initial, hasData: false, leaving: false, leftEarly: null }
+    })
   }
 
   get size(): number {
@@ -121,12 +163,46 @@ export class Cluster {
     return this.slots.flatMap((s) => (s.proc !== null && s.proc.exitCode === null && s.proc.signalCode === null ? [s.proc.pid] : []))
   }
 
-  /** Starts node i if it is down. Its output goes to its log file (appended across restarts). */
-  start(i: number): void {
+  membership(i: number): Membership {
+    return this.slot(i).member
+  }
+
+  /** Records what the harness now knows of host i's membership. */
+  setMembership(i: number, m: Membership): void {
+    this.slot(i).member = m
+  }
+
+  /** Whether host i's data dir may hold an identity (it ran since it was last wiped). */
+  hasData(i: number): boolean {
+    return this.slot(i).hasData
+  }
+
+  /**
+   * May host i run? A member may; so may a host whose membership is unknown while its data dir
+   * is its own (its process is that member's, removed or not). Never a host that is no member.
+   */
+  startable(i: number): boolean {
     const s = this.slot(i)
-    if (s.state !== "down" || this.closing) return
+    return s.member === "yes" || (s.member === "unknown" && s.hasData)
+  }
+
+  /** The hosts the harness takes for members. */
+  members(): number[] {
+    return range(this.size).filter((i) => this.slot(i).member === "yes")
+  }
+
+  /**
+   * Starts node i if it is down and may run (`startable`). Its output goes to its log file
+   * (appended across restarts). A host that was added starts with --join. Returns whether it
+   * started.
+   */
+  start(i: number): boolean {
+    const s = this.slot(i)
+    if (s.state !== "down" || this.closing || !this.startable(i)) return false
     const spec = s.spec
-    const argv = [this.o.binary, "server", "--config", this.configFile, "--node", spec.name, "--data-dir", spec.dataDir]
+    const argv = s.join
+      ? [this.o.binary, "server", "--config", this.contactsFile, "--node", spec.name, "--data-dir", spec.dataDir, "--join", "--join-timeout", String(JOIN_TIMEOUT_MS)]
+      : [this.o.binary, "server", "--config", this.configFile, "--node", spec.name, "--data-dir", spec.dataDir]
     const fd = openSync(spec.logFile, "a")
     s.starts += 1
     writeSync(fd, `# chaos: start #${s.starts} of ${spec.name} at ${new Date().toISOString()}\n`)
@@ -140,7 +216,9 @@ export class Cluster {
     s.proc = proc
     s.state = "up"
     s.stopping = false
+    s.hasData = true
     proc.exited.then(() => this.onExit(s, proc))
+    return true
   }
 
   private onExit(s: Slot, proc: Subprocess): void {
@@ -148,7 +226,36 @@ export class Cluster {
     s.proc = null
     s.state = "down"
     if (s.stopping || this.closing) return
-    this.crashes.push({ node: s.spec.name, exitCode: proc.exitCode, signal: proc.signalCode === null ? null : String(proc.signalCode), time: this.o.now() })
+    const crash = { node: s.spec.name, exitCode: proc.exitCode, signal: proc.signalCode === null ? null : String(proc.signalCode), time: this.o.now() }
+    if (s.leaving) s.leftEarly = crash
+    else this.crashes.push(crash)
+  }
+
+  /**
+   * Brackets a request to remove host i: a node that stops on its own meanwhile (a joining node
+   * told it is no member) is no crash if the removal happened. `leaving(i, false)` ends it: an
+   * exit held meanwhile becomes a crash unless `removed`.
+   */
+  leaving(i: number, on: boolean, removed = false): void {
+    const s = this.slot(i)
+    s.leaving = on
+    if (on || s.leftEarly === null) return
+    if (!removed) this.crashes.push(s.leftEarly)
+    s.leftEarly = null
+  }
+
+  /** Empties host i's data dir (its process must be down). */
+  wipe(i: number): void {
+    const s = this.slot(i)
+    if (s.proc !== null) throw new Error(`chaos: wipe of ${s.spec.name} while it runs`)
+    rmSync(s.spec.dataDir, { recursive: true, force: true })
+    mkdirSync(s.spec.dataDir, { recursive: true })
+    s.hasData = false
+  }
+
+  /** From now on host i starts with --join. */
+  joins(i: number): void {
+    this.slot(i).join = true
   }
 
   /** SIGKILL node i and waits until it is gone. Returns whether it was running. */
@@ -194,16 +301,13 @@ export class Cluster {
     return true
   }
 
-  /** Resumes every paused node and starts every node that is down. */
+  /** Resumes every paused node and starts every node that is down and may run (`startable`). */
   reviveAll(): { resumed: string[]; started: string[] } {
     const resumed: string[] = []
     const started: string[] = []
     for (let i = 0; i < this.size; i++) {
       if (this.resume(i)) resumed.push(this.name(i))
-      if (this.slot(i).state === "down") {
-        this.start(i)
-        started.push(this.name(i))
-      }
+      if (this.slot(i).state === "down" && this.start(i)) started.push(this.name(i))
     }
     return { resumed, started }
   }
@@ -279,13 +383,13 @@ export class Cluster {
   }
 
   /**
-   * Waits until every node answers GET /ready under one leader (the whole cluster, once started),
-   * or the deadline passes. Returns the laggards with why, empty when all are ready. Restarts
+   * Waits until every initial member answers GET /ready under one leader (the whole cluster, once
+   * started), or the deadline passes. Returns the laggards with why, empty when all are ready. Restarts
    * under faults wait for /health only (`waitHealthy`): a node may stay without a quorum for as
    * long as a partition lasts.
    */
   async waitReady(timeoutMs: number, stop: () => boolean = () => false): Promise<NotReadyNode[]> {
-    const r = await waitReady(this.specs.map((s) => s.name), timeoutMs, () => stop() || this.closing)
+    const r = await waitReady(this.specs.slice(0, this.initialMembers).map((s) => s.name), timeoutMs, () => stop() || this.closing)
     return "leader" in r ? [] : [...r.notReady]
   }
 
@@ -323,6 +427,10 @@ export class Cluster {
     if (s === undefined) throw new Error(`chaos: no node ${i}`)
     return s
   }
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i)
 }
 
 function ballotRound(s: NodeStatus): number {

@@ -3,9 +3,14 @@
  * random part of the interval, before the next one begins.
  *
  *   partition  random-halves | isolate-leader | majorities-ring | bridge
- *              (iptables INPUT DROP inside the namespaces, netns.ts; healed with `iptables -F`)
- *   kill       one | leader | majority | all       (SIGKILL, restarted when the fault ends)
+ *              (iptables INPUT DROP inside the namespaces, netns.ts; healed with `iptables -F`),
+ *              among the hosts whose node runs
+ *   kill       one | leader | majority | all       (SIGKILL, restarted when the fault ends);
+ *              a majority is of the members, all is every node that runs
  *   pause      one | leader                        (SIGSTOP, SIGCONT when the fault ends)
+ *
+ * Changes of membership (`member`) run on their own schedule, members.ts. A host that is no
+ * member is never restarted: the `:start` op names it `:not-a-member`.
  *
  * The leader is what the nodes' /status say (cluster.ts). A fault counts as applied only when it
  * took effect: a partition once `partition()` has confirmed every rule, a kill or pause once some
@@ -21,6 +26,9 @@ import { EdnMap, type EdnValue } from "../check/edn.ts"
 
 export const FAULT_KINDS = ["partition", "kill", "pause"] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
+/** What --nemesis may name: the faults, and changes of membership (members.ts). */
+export const NEMESIS_KINDS = [...FAULT_KINDS, "member"] as const
+export type NemesisKind = (typeof NEMESIS_KINDS)[number]
 
 export const VARIANTS: Record<FaultKind, readonly string[]> = {
   partition: ["random-halves", "isolate-leader", "majorities-ring", "bridge"],
@@ -35,6 +43,8 @@ export interface FaultRecord {
   /** The nodes it acted on (for a partition: every node that drops some other). */
   targets: string[]
   readonly start: number
+  /** When it took effect (set once applied). */
+  appliedAt?: number
   /** When it was undone (null while active). */
   end: number | null
   applied: boolean
@@ -139,6 +149,7 @@ export class Nemesis {
     } catch (e) {
       rec.note = `error: ${e instanceof Error ? e.message : String(e)}`
     }
+    if (rec.applied) rec.appliedAt = o.recorder.now()
     if (!rec.applied) {
       o.recorder.nemesis(f, [kw("not-applied"), rec.note ?? "nothing to do"])
       rec.end = o.recorder.now()
@@ -162,7 +173,10 @@ export class Nemesis {
 
   private async partition(rec: FaultRecord): Promise<void> {
     const o = this.o
-    const hosts = o.hosts
+    const c = o.cluster
+    // Among the hosts whose node runs (or all, when fewer than two do): a spare cut off changes nothing.
+    const running = range(c.size).filter((i) => c.state(i) !== "down")
+    const hosts = running.length >= 2 ? running.map((i) => o.hosts[i] as Host) : o.hosts
     const rnd = () => o.rng.float()
     let grudge: Grudge
     switch (rec.variant) {
@@ -170,8 +184,8 @@ export class Nemesis {
         grudge = randomHalves(hosts, rnd)
         break
       case "isolate-leader": {
-        const l = await this.leaderOrRandom(rec, () => true)
-        grudge = isolateOne(hosts, hosts[l ?? 0], rnd)
+        const l = await this.leaderOrRandom(rec, (i) => hosts.includes(o.hosts[i] as Host))
+        grudge = isolateOne(hosts, l === null ? hosts[0] : o.hosts[l], rnd)
         break
       }
       case "majorities-ring":
@@ -196,7 +210,7 @@ export class Nemesis {
       rec,
       undo: async () => {
         o.recorder.nemesis("stop-partition", null)
-        const healed = await heal(hosts)
+        const healed = await heal(o.hosts)
         if (!healed) throw new Error("iptables -F not confirmed in every host")
         o.recorder.nemesis("stop-partition", kw("network-healed"))
       },
@@ -219,9 +233,11 @@ export class Nemesis {
         targets = l === null ? [] : [l]
         break
       }
-      case "majority":
-        targets = o.rng.shuffle(range(c.size)).slice(0, Math.floor(c.size / 2) + 1)
+      case "majority": {
+        const members = c.members()
+        targets = o.rng.shuffle(members).slice(0, Math.floor(members.length / 2) + 1)
         break
+      }
       default:
         targets = range(c.size)
         break
@@ -244,14 +260,12 @@ export class Nemesis {
       rec,
       undo: async () => {
         o.recorder.nemesis("start", kw("all"))
-        const started: string[] = []
+        const started: Array<readonly [string, EdnValue]> = []
         for (const i of killed) {
-          if (c.state(i) === "down") {
-            c.start(i)
-            started.push(c.name(i))
-          }
+          if (c.state(i) !== "down") continue
+          started.push([c.name(i), kw(c.start(i) ? "started" : "not-a-member")])
         }
-        o.recorder.nemesis("start", nodeMap(started, "started"))
+        o.recorder.nemesis("start", new EdnMap(started))
       },
     }
   }
@@ -284,14 +298,18 @@ export class Nemesis {
     }
   }
 
-  /** Sleeps up to ms, waking early once stopped. */
-  private async sleep(ms: number): Promise<void> {
-    const until = Date.now() + Math.max(0, ms)
-    while (!this.o.stopped()) {
-      const left = until - Date.now()
-      if (left <= 0) return
-      await Bun.sleep(Math.min(left, 100))
-    }
+  private sleep(ms: number): Promise<void> {
+    return sleepUnless(ms, this.o.stopped)
+  }
+}
+
+/** Sleeps up to ms, waking early once `stopped` returns true (checked every 100 ms). */
+export async function sleepUnless(ms: number, stopped: () => boolean): Promise<void> {
+  const until = Date.now() + Math.max(0, ms)
+  while (!stopped()) {
+    const left = until - Date.now()
+    if (left <= 0) return
+    await Bun.sleep(Math.min(left, 100))
   }
 }
 
@@ -322,6 +340,6 @@ export function describe(f: FaultRecord): string {
 }
 
 /** `10.77.0.12:5000` -> `10.77.0.12`, `127.0.0.1:20001` kept. */
-function short(name: string): string {
+export function short(name: string): string {
   return name.endsWith(`:${NODE_PORT}`) ? name.slice(0, -`:${NODE_PORT}`.length) : name
 }

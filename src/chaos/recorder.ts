@@ -94,13 +94,17 @@ export class Recorder {
     return op
   }
 
-  /** Records a nemesis event (`:type :info`, `:process :nemesis`); returns its time. */
-  nemesis(f: string, value: EdnValue): number {
+  /**
+   * Records a nemesis event (`:type :info`, `:process :nemesis`), with `extra` fields such as
+   * `:error`; returns its time.
+   */
+  nemesis(f: string, value: EdnValue, extra: ReadonlyArray<readonly [string, EdnValue]> = []): number {
     const time = this.now()
     const m = new EdnMap([
       [kw("type"), kw("info")],
       [kw("f"), kw(f)],
       [kw("value"), value],
+      ...extra.map(([k, v]) => [kw(k), v] as const),
       [kw("process"), kw("nemesis")],
       [kw("time"), time],
       [kw("index"), this.index++],

@@ -1,14 +1,16 @@
 /**
  * What a chaos run leaves: `results.json` (verdict, checker errors, op counts, throughput,
- * latency percentiles, faults applied), the plot `latency.svg` (hand-written SVG: the latency of
- * every op over time coloured by outcome, nemesis periods shaded, and throughput per second), and
- * the short summary printed on stdout.
+ * latency percentiles, faults applied, changes of membership), the plot `latency.svg`
+ * (hand-written SVG: the latency of every op over time coloured by outcome, nemesis periods
+ * shaded, changes of membership marked, and throughput per second), and the short summary printed
+ * on stdout.
  */
 import { formatOp } from "../check/edn.ts"
 import type { CheckResult } from "../check/checker.ts"
 import type { Crash, Mode } from "./cluster.ts"
 import type { OpKind, Outcome3, Sample } from "./clients.ts"
-import { describe, type FaultKind, type FaultRecord } from "./nemesis.ts"
+import { ATTEMPTED, type ChangeOp, type ChangeRecord, type View } from "./members.ts"
+import { describe, short, type FaultKind, type FaultRecord } from "./nemesis.ts"
 
 export interface FinalRead {
   readonly node: string
@@ -36,13 +38,25 @@ export interface RunReport {
   readonly checkError: string | null
   readonly samples: readonly Sample[]
   readonly faults: readonly FaultRecord[]
+  /** The fault kinds of the nemesis proper (partition, kill, pause). */
   readonly kinds: readonly FaultKind[]
+  /** The member nemesis's doings; null when it did not run. */
+  readonly membership: MembershipReport | null
   readonly crashes: readonly Crash[]
   readonly invariantViolations: ReadonlyArray<{ node: string; line: string }>
   readonly finalReads: readonly FinalRead[]
   readonly faultyBuild: string | null
   readonly notes: readonly string[]
   readonly interrupted: boolean
+}
+
+export interface MembershipReport {
+  /** The hosts that started as members, and the spares. */
+  readonly initial: readonly string[]
+  readonly spares: readonly string[]
+  readonly changes: readonly ChangeRecord[]
+  /** The newest configuration after healing (null: no host answered). */
+  readonly final: View | null
 }
 
 export interface Percentiles {
@@ -95,6 +109,92 @@ export function problems(r: RunReport): string[] {
   return out
 }
 
+/** Counts of one kind of change (or of all). */
+export interface ChangeCounts {
+  /** Changes asked of the cluster (a view told what to ask). */
+  attempted: number
+  /** Answered 200: the change is in the log. */
+  completed: number
+  /** Definitely not made: refused by the log (409), or not proposed (503, no connection). */
+  refused: number
+  /** No answer in time, or a 504: may or may not have been made. */
+  unknown: number
+}
+
+export interface MembershipCounts extends ChangeCounts {
+  readonly byOp: Record<ChangeOp, ChangeCounts>
+  /** Ops that asked nothing: no host to add, too few members to remove one, no view. */
+  readonly notTried: number
+  /** Completed changes whose request overlapped a partition, kill or pause in force. */
+  readonly completedUnderFaults: number
+  /** The same, by the kind of the fault (a change may count under several). */
+  readonly underFaultsByKind: Record<FaultKind, number>
+  /** Nodes added that a later view showed as voters. */
+  readonly addedBecameVoters: number
+  /** Why changes were refused or unknown: the error (409's reason is in the message) and count. */
+  readonly errors: Record<string, number>
+}
+
+/** Whether fault f was in force at some moment between start and end (ns). */
+function overlaps(f: FaultRecord, start: number, end: number): boolean {
+  if (!f.applied) return false
+  const from = f.appliedAt ?? f.start
+  return from < end && (f.end ?? Infinity) > start
+}
+
+/** The counts of the member nemesis's changes, and which completed while a fault was in force. */
+export function membershipCounts(changes: readonly ChangeRecord[], faults: readonly FaultRecord[]): MembershipCounts {
+  const zeroes = (): ChangeCounts => ({ attempted: 0, completed: 0, refused: 0, unknown: 0 })
+  const all = zeroes()
+  const byOp: Record<ChangeOp, ChangeCounts> = { grow: zeroes(), shrink: zeroes() }
+  const underFaultsByKind: Record<FaultKind, number> = { partition: 0, kill: 0, pause: 0 }
+  const errors: Record<string, number> = {}
+  let notTried = 0
+  let completedUnderFaults = 0
+  let addedBecameVoters = 0
+  for (const ch of changes) {
+    if (!ATTEMPTED.includes(ch.result)) {
+      notTried++
+      continue
+    }
+    for (const c of [all, byOp[ch.op]]) {
+      c.attempted++
+      if (ch.result === "added" || ch.result === "removed") c.completed++
+      else if (ch.result === "refused") c.refused++
+      else c.unknown++
+    }
+    if (ch.error !== undefined) {
+      const key = ch.error.status === null ? ch.error.error : `${ch.error.status} ${ch.error.error}`
+      errors[key] = (errors[key] ?? 0) + 1
+    }
+    if (ch.result === "added" && typeof ch.voterAt === "number") addedBecameVoters++
+    if (ch.result !== "added" && ch.result !== "removed") continue
+    const under = faults.filter((f) => overlaps(f, ch.start, ch.end))
+    if (under.length > 0) completedUnderFaults++
+    for (const k of new Set(under.map((f) => f.kind))) underFaultsByKind[k]++
+  }
+  return { ...all, byOp, notTried, completedUnderFaults, underFaultsByKind, addedBecameVoters, errors }
+}
+
+/**
+ * Loud words on a run that is valid but shows less than it seems to: with the member nemesis, no
+ * change of membership completed (every one refused or unknown: nothing about membership was
+ * tested), or none completed while another fault was in force.
+ */
+export function warnings(r: RunReport): string[] {
+  if (r.membership === null) return []
+  const m = membershipCounts(r.membership.changes, r.faults)
+  const out: string[] = []
+  if (m.completed === 0) {
+    out.push(
+      `NO CHANGE OF MEMBERSHIP COMPLETED (${m.attempted} attempted: ${m.refused} refused, ${m.unknown} unknown; ${m.notTried} not tried): this run proves nothing about changes of membership`,
+    )
+  } else if (r.kinds.length > 0 && m.completedUnderFaults === 0) {
+    out.push(`no change of membership completed while a ${r.kinds.join(", ")} was in force: this run proves nothing about changes under faults`)
+  }
+  return out
+}
+
 /** The content of results.json. */
 export function resultsJson(r: RunReport): Record<string, unknown> {
   const counts = opCounts(r.samples)
@@ -109,6 +209,7 @@ export function resultsJson(r: RunReport): Record<string, unknown> {
     verdict: probs.length === 0 ? "valid" : "invalid",
     valid: probs.length === 0,
     problems: probs,
+    warnings: warnings(r),
     mode: r.mode,
     nodes: r.nodes,
     faultyBuild: r.faultyBuild,
@@ -159,6 +260,30 @@ export function resultsJson(r: RunReport): Record<string, unknown> {
         ...(f.note !== undefined ? { note: f.note } : {}),
       })),
     },
+    membership: r.membership === null ? null : membershipJson(r.membership, r.faults),
+  }
+}
+
+function membershipJson(m: MembershipReport, faults: readonly FaultRecord[]): Record<string, unknown> {
+  const counts = membershipCounts(m.changes, faults)
+  return {
+    initial: m.initial,
+    spares: m.spares,
+    ...counts,
+    provesNothing: counts.completed === 0,
+    final: m.final === null ? null : { epoch: m.final.epoch, leader: m.final.leader, members: m.final.members, from: m.final.from },
+    changes: m.changes.map((c) => ({
+      op: c.op,
+      node: c.node,
+      via: c.via,
+      result: c.result,
+      startSeconds: round2(c.start / 1e9),
+      endSeconds: round2(c.end / 1e9),
+      underFaults: faults.filter((f) => overlaps(f, c.start, c.end)).map((f) => `${f.kind}/${f.variant}`),
+      ...(c.error !== undefined ? { error: c.error } : {}),
+      ...(c.started !== undefined ? { started: c.started } : {}),
+      ...(c.voterAt !== undefined ? { voterSeconds: c.voterAt === null ? null : round2(c.voterAt / 1e9) } : {}),
+    })),
   }
 }
 
@@ -196,6 +321,16 @@ export function summaryText(r: RunReport): string {
     })
     lines.push(`  faults really applied: ${per.join("; ")}; ${r.faults.length - applied.total} attempted but not applied`)
   }
+  if (r.membership !== null) {
+    const m = membershipCounts(r.membership.changes, r.faults)
+    const by = (op: ChangeOp) => `${op} ${m.byOp[op].completed}/${m.byOp[op].attempted}`
+    lines.push(
+      `  membership changes: ${m.attempted} attempted, ${m.completed} completed (${by("grow")}, ${by("shrink")}), ${m.refused} refused, ${m.unknown} unknown, ${m.notTried} not tried; ` +
+        `${m.completedUnderFaults} completed under faults (partition ${m.underFaultsByKind.partition}, kill ${m.underFaultsByKind.kill}, pause ${m.underFaultsByKind.pause}); ${m.addedBecameVoters} added nodes seen voting`,
+    )
+    const f = r.membership.final
+    if (f !== null) lines.push(`  final members (epoch ${f.epoch}): ${f.members.map((x) => `${short(x.address)}${x.voter ? "" : " (learner)"}`).join(" ")}`)
+  }
   const t = res.throughput as { okPerSecond: number; opsPerSecond: number }
   const l = (res.latencyMs as { ok: Percentiles }).ok
   lines.push(`  throughput: ${t.okPerSecond} ok ops/s (${t.opsPerSecond} ops/s attempted) over ${round2(r.clientSeconds)} s`)
@@ -212,6 +347,7 @@ export function summaryText(r: RunReport): string {
     }
   }
   for (const p of probs) lines.push(`  problem: ${p}`)
+  for (const w of warnings(r)) lines.push(`  WARNING: ${w}`)
   lines.push(`  output: ${r.out} (history.edn, results.json, latency.svg, n*/node.log)`)
   return lines.join("\n") + "\n"
 }
@@ -221,6 +357,7 @@ export function summaryText(r: RunReport): string {
 
 const COLORS: Record<Outcome3, string> = { ok: "#2f9e44", fail: "#e03131", info: "#f08c00" }
 const FAULT_COLORS: Record<FaultKind, string> = { partition: "#4dabf7", kill: "#ff6b6b", pause: "#9775fa" }
+const CHANGE_COLORS: Record<ChangeOp, string> = { grow: "#0ca678", shrink: "#e8590c" }
 const MAX_POINTS = 40_000
 
 function esc(s: string): string {
@@ -241,7 +378,8 @@ export function latencySvg(r: RunReport): string {
   const h2 = 170
   const H = top2 + h2 + 70
   const samples = r.samples
-  const tEndNs = maxOf([1, maxOf(samples.map((s) => s.end)), maxOf(r.faults.map((f) => f.end ?? f.start))])
+  const changes = r.membership?.changes.filter((c) => ATTEMPTED.includes(c.result)) ?? []
+  const tEndNs = maxOf([1, maxOf(samples.map((s) => s.end)), maxOf(r.faults.map((f) => f.end ?? f.start)), maxOf(changes.map((c) => c.end))])
   const tMax = Math.max(1, Math.ceil(tEndNs / 1e9))
   const x = (ns: number) => left + (ns / 1e9 / tMax) * plotW
 
@@ -270,6 +408,17 @@ export function latencySvg(r: RunReport): string {
     }
     out.push(`<text x="${f1(x0 + 2)}" y="${top1 + 11 + 11 * (row % 3)}" fill="${FAULT_COLORS[f.kind]}" font-size="10">${esc(`${f.kind} ${f.variant}`)}</text>`)
     row++
+  }
+
+  // Changes of membership: a bar from request to answer below the time axis, a line across both
+  // panels where one completed, a hollow dot where one was refused or its outcome is unknown.
+  for (const c of changes) {
+    const done = c.result === "added" || c.result === "removed"
+    const y0 = top1 + h1 + 24
+    const tip = esc(`${c.op} ${c.node ?? ""}: ${c.result}${c.error !== undefined ? ` (${c.error.message.slice(0, 120)})` : ""}`)
+    out.push(`<line x1="${f1(x(c.start))}" x2="${f1(Math.max(x(c.start) + 1, x(c.end)))}" y1="${y0}" y2="${y0}" stroke="${CHANGE_COLORS[c.op]}" stroke-width="3"><title>${tip}</title></line>`)
+    if (done) out.push(`<line x1="${f1(x(c.end))}" x2="${f1(x(c.end))}" y1="${top1}" y2="${top2 + h2}" stroke="${CHANGE_COLORS[c.op]}" stroke-opacity="0.7"><title>${tip}</title></line>`)
+    else out.push(`<circle cx="${f1(x(c.end))}" cy="${y0}" r="3" fill="white" stroke="${CHANGE_COLORS[c.op]}"><title>${tip}</title></circle>`)
   }
 
   // Latency panel: axes and grid.
@@ -357,6 +506,13 @@ export function latencySvg(r: RunReport): string {
     out.push(`<rect x="${lx}" y="${ly - 9}" width="14" height="10" fill="${FAULT_COLORS[k]}" fill-opacity="0.35"/>`)
     out.push(`<text x="${lx + 18}" y="${ly}">${k}</text>`)
     lx += 30 + k.length * 6.5
+  }
+  if (r.membership !== null) {
+    for (const op of ["grow", "shrink"] as const) {
+      out.push(`<line x1="${lx}" x2="${lx + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="${CHANGE_COLORS[op]}" stroke-width="3"/>`)
+      out.push(`<text x="${lx + 18}" y="${ly}">${op}</text>`)
+      lx += 30 + op.length * 6.5
+    }
   }
   out.push("</svg>")
   return out.join("\n") + "\n"

@@ -1,16 +1,19 @@
 /**
  * `paxos chaos` / `bun run chaos`: fault injection on one machine.
  *
- * Starts the compiled node binary in each test host (network namespaces paxos-h1..N, netns.ts) on
- * port 5000, or on 127.0.0.1 with distinct ports when this machine cannot make hosts (then only
- * process faults: kill, pause). Concurrent clients append unique values and read through the HTTP
- * API of random nodes (clients.ts) while the nemesis partitions, kills and pauses nodes
- * (nemesis.ts). At the time limit: heal everything, resume and restart every node, wait for the
- * ops in flight, read the final list from every node, stop the nodes and remove the hosts. The
+ * Makes a pool of test hosts (network namespaces paxos-h1..N, netns.ts; or, when this machine
+ * cannot make hosts, distinct ports on 127.0.0.1 with process faults only: kill, pause) and starts
+ * the compiled node binary, on port 5000, in the first M of them: the initial members. The
+ * others are spares for the member nemesis. Concurrent clients append unique values and read
+ * through the HTTP API of random hosts (clients.ts) while the nemesis partitions, kills and pauses
+ * nodes (nemesis.ts) and, on its own schedule, the member nemesis grows and shrinks the cluster
+ * (members.ts). At the time limit: heal everything, resume and restart every member, wait for the
+ * ops in flight, read the final list from every member, stop the nodes and remove the hosts. The
  * history is then checked (src/check) and written with the results and the plot (report.ts).
  *
  * Output directory (`--out`, default runs/chaos-<timestamp>/): history.edn, results.json,
- * latency.svg, chaos.log (what was printed), config, and n<i>/node.log, n<i>/data/ per node.
+ * latency.svg, chaos.log (what was printed), config (the initial members), contacts (every host,
+ * for --join), and n<i>/node.log, n<i>/data/ per host.
  *
  * Exit codes: 0 the history is linearizable, no node logged PAXOS-INVARIANT-VIOLATION or crashed
  * on its own, and every node answered a final read; 1 otherwise; 2 bad usage (or no binary);
@@ -28,22 +31,28 @@ import { floatSource, Random } from "../core/prng.ts"
 import { stderrProgress, type Progress } from "../progress.ts"
 import { runClients, readOp, type Sample } from "./clients.ts"
 import { Cluster, freePorts, withTimeout, type Mode } from "./cluster.ts"
-import { Nemesis, FAULT_KINDS, type FaultKind } from "./nemesis.ts"
+import { MemberNemesis, type View } from "./members.ts"
+import { Nemesis, NEMESIS_KINDS, type FaultKind, type NemesisKind } from "./nemesis.ts"
 import { down, heal, hostsAvailable, up } from "./netns.ts"
 import { ChaosProgress } from "./progress.ts"
 import { kw, Recorder } from "./recorder.ts"
 import { latencySvg, problems, resultsJson, summaryText, type FinalRead, type RunReport } from "./report.ts"
 
-export const CHAOS_USAGE = `usage: paxos chaos [--time-limit S] [--concurrency N] [--rate OPS] [--nodes N]
-                   [--nemesis partition,kill,pause|none] [--interval S] [--seed N]
+export const CHAOS_USAGE = `usage: paxos chaos [--time-limit S] [--concurrency N] [--rate OPS] [--nodes N] [--members M]
+                   [--nemesis partition,kill,pause,member|none] [--interval S] [--seed N]
                    [--binary PATH] [--out DIR] [--timeout MS] [--read-ratio P] [--loopback] [--quiet]
 
   --time-limit S     seconds during which clients run (default 60)
   --concurrency N    client processes (default 10)
   --rate OPS         ops per second over all clients (default: closed loop, as fast as answered)
-  --nodes N          nodes, 1 to 9 (default 5)
-  --nemesis LIST     faults: any of partition, kill, pause, comma-separated, or none (default all)
-  --interval S       seconds between the starts of two faults (default 5)
+  --nodes N          hosts in the pool, 1 to 9 (default 5)
+  --members M        initial members, the first M hosts (default: N; with the member nemesis
+                     N - 2, at least 3: 5 hosts start 3 members and keep 2 spares)
+  --nemesis LIST     faults: any of partition, kill, pause, member, comma-separated, or none
+                     (default all four); member grows and shrinks the cluster among the hosts
+                     (needs 4 hosts or more)
+  --interval S       seconds between the starts of two faults, and on average between two
+                     changes of membership (default 5)
   --seed N           drives the nemesis and the clients' choices (default: random, printed)
   --binary PATH      the node binary (default: this binary when compiled, else dist/paxos)
   --out DIR          output directory (default runs/chaos-<timestamp>/)
@@ -60,7 +69,9 @@ export interface ChaosOptions {
   readonly concurrency: number
   readonly rate: number | null
   readonly nodes: number
-  readonly nemesis: readonly FaultKind[]
+  /** Initial members; null: the default (see CHAOS_USAGE). */
+  readonly members: number | null
+  readonly nemesis: readonly NemesisKind[]
   readonly intervalS: number
   readonly seed: number
   readonly binary: string
@@ -88,6 +99,7 @@ export const CHAOS_FLAGS = {
     concurrency: "value",
     rate: "value",
     nodes: "value",
+    members: "value",
     nemesis: "value",
     interval: "value",
     seed: "value",
@@ -117,19 +129,21 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | string {
   const concurrency = num("concurrency", 10, 1, 1000, true)
   const rate = str(p, "rate") === undefined ? null : num("rate", 0, 0.01, 100_000, false)
   const nodes = num("nodes", 5, 1, 9, true)
+  const members = str(p, "members") === undefined ? null : num("members", 0, 1, 9, true)
   const intervalS = num("interval", 5, 0.2, 3600, false)
   const seed = num("seed", Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1, true)
   const timeoutMs = num("timeout", 2000, 10, 600_000, true)
   const readRatio = num("read-ratio", 0.25, 0, 1, false)
-  for (const v of [timeLimitS, concurrency, rate, nodes, intervalS, seed, timeoutMs, readRatio]) if (typeof v === "string") return v
-  const nemesisText = str(p, "nemesis") ?? FAULT_KINDS.join(",")
-  let nemesis: FaultKind[]
+  for (const v of [timeLimitS, concurrency, rate, nodes, members, intervalS, seed, timeoutMs, readRatio]) if (typeof v === "string") return v
+  if (members !== null && (members as number) > (nodes as number)) return `--members ${members} is more than the ${nodes} hosts of --nodes`
+  const nemesisText = str(p, "nemesis") ?? NEMESIS_KINDS.join(",")
+  let nemesis: NemesisKind[]
   if (nemesisText.trim() === "none") nemesis = []
   else {
     nemesis = []
     for (const part of nemesisText.split(",").map((s) => s.trim())) {
-      if (!(FAULT_KINDS as readonly string[]).includes(part)) return `--nemesis takes partition, kill, pause (comma-separated) or none, got '${part}'`
-      if (!nemesis.includes(part as FaultKind)) nemesis.push(part as FaultKind)
+      if (!(NEMESIS_KINDS as readonly string[]).includes(part)) return `--nemesis takes partition, kill, pause, member (comma-separated) or none, got '${part}'`
+      if (!nemesis.includes(part as NemesisKind)) nemesis.push(part as NemesisKind)
     }
   }
   return {
@@ -137,6 +151,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | string {
     concurrency: concurrency as number,
     rate: rate as number | null,
     nodes: nodes as number,
+    members: members as number | null,
     nemesis,
     intervalS: intervalS as number,
     seed: seed as number,
@@ -178,9 +193,12 @@ class ChaosRun {
   private readonly notes: string[] = []
   private readonly out: string
   private mode: Mode = "loopback"
-  private kinds: FaultKind[]
+  private kinds: NemesisKind[]
+  /** Initial members (chooseMode settles the default). */
+  private members: number
   private cluster: Cluster | null = null
   private nemesis: Nemesis | null = null
+  private memberNemesis: MemberNemesis | null = null
   private interrupted = false
   private hostsUp = false
   private cleaning: Promise<void> | null = null
@@ -196,6 +214,12 @@ class ChaosRun {
   ) {
     this.out = resolve(o.out ?? join("runs", `chaos-${stamp(this.startedAt)}`))
     this.kinds = [...o.nemesis]
+    this.members = o.nodes
+  }
+
+  /** The fault kinds of the nemesis proper (nemesis.ts), without `member`. */
+  private get faultKinds(): FaultKind[] {
+    return this.kinds.filter((k): k is FaultKind => k !== "member")
   }
 
   private say(line: string): void {
@@ -222,7 +246,7 @@ class ChaosRun {
     process.on("exit", onExit)
     try {
       this.chooseMode()
-      this.say(`chaos: seed ${o.seed}, ${o.nodes} nodes, ${o.concurrency} clients${o.rate !== null ? ` at ${o.rate} ops/s` : " (closed loop)"}, ${o.timeLimitS} s, nemesis ${this.kinds.length > 0 ? this.kinds.join(",") : "none"} every ${o.intervalS} s; output in ${this.out}`)
+      this.say(`chaos: seed ${o.seed}, ${o.nodes} ${this.members < o.nodes ? `hosts (${this.members} initial members, ${o.nodes - this.members} spare)` : "nodes"}, ${o.concurrency} clients${o.rate !== null ? ` at ${o.rate} ops/s` : " (closed loop)"}, ${o.timeLimitS} s, nemesis ${this.kinds.length > 0 ? this.kinds.join(",") : "none"} every ${o.intervalS} s; output in ${this.out}`)
       return await this.runPhases(t0)
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e)
@@ -264,6 +288,12 @@ class ChaosRun {
       this.kinds = this.kinds.filter((k) => k !== "partition")
       this.notes.push("partition nemesis left out (a single node)")
     }
+    if (this.o.nodes < 4 && this.kinds.includes("member")) {
+      this.kinds = this.kinds.filter((k) => k !== "member")
+      this.say(`chaos: changes of membership need 4 hosts or more (never fewer than 3 members, and a host to add or remove): the member nemesis is left out of this run of ${this.o.nodes}.`)
+      this.notes.push(`member nemesis left out (${this.o.nodes} hosts)`)
+    }
+    this.members = this.o.members ?? (this.kinds.includes("member") ? Math.min(this.o.nodes, Math.max(3, this.o.nodes - 2)) : this.o.nodes)
   }
 
   private async runPhases(t0: number): Promise<number> {
@@ -285,7 +315,7 @@ class ChaosRun {
       ports = freePorts(o.nodes, floatSource(o.seed ^ 0x5bd1e995))
     }
     this.throwIfInterrupted()
-    const cluster = new Cluster({ mode: this.mode, binary: this.binary, out: this.out, nodes: o.nodes, now: () => rec.now(), ...(ports !== undefined ? { ports } : {}) })
+    const cluster = new Cluster({ mode: this.mode, binary: this.binary, out: this.out, nodes: o.nodes, members: this.members, now: () => rec.now(), ...(ports !== undefined ? { ports } : {}) })
     this.cluster = cluster
     if (cluster.cleared.length > 0) this.say(`chaos: removed the data and logs an earlier run left in ${this.out} (${cluster.cleared.join(", ")}): every run starts from empty nodes`)
     for (let i = 0; i < cluster.size; i++) cluster.start(i)
@@ -301,7 +331,11 @@ class ChaosRun {
       leader = await cluster.leader()
       if (leader === null) await Bun.sleep(200)
     }
-    this.say(`chaos: ${cluster.size} nodes up (${this.mode}): ${cluster.specs.map((s) => s.name).join(" ")}; leader ${leader === null ? "not known yet" : cluster.name(leader)}`)
+    const spares = cluster.specs.slice(this.members).map((s) => s.name)
+    this.say(
+      `chaos: ${this.members} nodes up (${this.mode}): ${cluster.specs.slice(0, this.members).map((s) => s.name).join(" ")}; leader ${leader === null ? "not known yet" : cluster.name(leader)}` +
+        (spares.length > 0 ? `; spare hosts ${spares.join(" ")}` : ""),
+    )
     this.throwIfInterrupted()
 
     // 2. Clients and nemesis until the time limit.
@@ -310,7 +344,7 @@ class ChaosRun {
     const stopped = () => this.interrupted || rec.now() >= stopAt
     const nodes = cluster.specs.map((s) => s.name)
     const nemesis = new Nemesis({
-      kinds: this.kinds,
+      kinds: this.faultKinds,
       intervalMs: o.intervalS * 1000,
       rng: new Random(o.seed >>> 0),
       cluster,
@@ -320,8 +354,19 @@ class ChaosRun {
       say: (l) => this.say(`  ${(rec.now() / 1e9).toFixed(1).padStart(6)} s ${l}`),
     })
     this.nemesis = nemesis
+    const members = this.kinds.includes("member")
+      ? new MemberNemesis({
+          cluster,
+          recorder: rec,
+          rng: new Random((o.seed ^ 0x85ebca6b) >>> 0),
+          intervalMs: o.intervalS * 1000,
+          stopped,
+          say: (l) => this.say(`  ${(rec.now() / 1e9).toFixed(1).padStart(6)} s ${l}`),
+        })
+      : null
+    this.memberNemesis = members
     this.progress = stderrProgress({ label: "chaos", total: o.timeLimitS, unit: "s", rateUnit: "ops", quiet: o.quiet })
-    const shown = new ChaosProgress(this.progress, o.timeLimitS, () => (rec.now() - phaseStart) / 1e9, () => nemesis.faults.length)
+    const shown = new ChaosProgress(this.progress, o.timeLimitS, () => (rec.now() - phaseStart) / 1e9, () => nemesis.faults.length + (members?.changes.length ?? 0))
     const ticker = setInterval(() => shown.tick(), 250)
     const clients = runClients({
       nodes,
@@ -336,6 +381,7 @@ class ChaosRun {
       stopped,
       onOp: shown.onOp,
     })
+    const memberOps = members?.run() ?? Promise.resolve()
     try {
       await nemesis.run()
       while (!stopped()) await Bun.sleep(50)
@@ -346,8 +392,8 @@ class ChaosRun {
     const phaseEnd = Math.min(rec.now(), stopAt)
     this.throwIfInterrupted()
 
-    // 3. Heal everything, resume and restart every node, wait for the ops in flight.
-    this.say(`chaos: time limit reached: healing the network, resuming and restarting every node`)
+    // 3. Heal everything, resume and restart every member, wait for the ops in flight.
+    this.say(`chaos: time limit reached: healing the network, resuming and restarting every ${members !== null ? "member" : "node"}`)
     await nemesis.undo()
     rec.nemesis("heal-all", null)
     const healed = this.mode === "netns" ? await heal(hosts) : true
@@ -361,19 +407,51 @@ class ChaosRun {
       ]),
     )
     if (!healed) this.notes.push("final heal: iptables -F not confirmed in every host")
+    // The change under way ends; then the membership settles (a member whose add had no answer starts).
+    await memberOps
+    this.throwIfInterrupted()
+    const finalView = members !== null ? await members.settle() : null
+    this.throwIfInterrupted()
     const { samples, nextProcess } = await clients
     this.throwIfInterrupted()
     const lagging = await cluster.waitHealthy(STARTUP_MS, () => this.interrupted)
     if (lagging.length > 0) this.notes.push(`after healing, no /health answer from ${lagging.join(", ")}`)
 
-    // 4. A final read at every node (retried until one succeeds, each try recorded).
-    this.say(`chaos: ${samples.length} ops done; final reads at every node`)
-    const finalReads = await this.finalReads(nodes, nextProcess, samples)
+    // 4. A final read at every member (retried until one succeeds, each try recorded).
+    const readAt = this.finalMembers(finalView)
+    this.say(`chaos: ${samples.length} ops done; final reads at every ${members !== null ? `member (${readAt.length})` : "node"}`)
+    const finalReads = await this.finalReads(readAt, nextProcess, samples)
     this.throwIfInterrupted()
 
     // 5. Stop everything, then look at the logs and the history.
     await this.cleanup()
-    return this.finish(samples, finalReads, phaseStart, phaseEnd, (Date.now() - t0) / 1000)
+    return this.finish(samples, finalReads, phaseStart, phaseEnd, (Date.now() - t0) / 1000, finalView)
+  }
+
+  /**
+   * Where the final reads go: every host, without the member nemesis; with it, the members of the
+   * newest view after healing (else those the harness knows of), and a note on any member the
+   * harness does not run or any host it runs that is no member.
+   */
+  private finalMembers(view: View | null): string[] {
+    const cluster = this.cluster as Cluster
+    const all = cluster.specs.map((s) => s.name)
+    if (this.memberNemesis === null) return all
+    if (view === null) {
+      this.notes.push("after healing, no host answered GET /members: final reads at the members the harness knows of")
+      return cluster.members().map((i) => cluster.name(i))
+    }
+    const members = view.members.map((m) => m.address)
+    const strangers = members.filter((m) => !all.includes(m))
+    if (strangers.length > 0) this.notes.push(`members that are no host of this run: ${strangers.join(", ")}`)
+    const running = all.filter((n) => cluster.state(cluster.indexOf(n)) !== "down")
+    const outside = running.filter((n) => !members.includes(n))
+    if (outside.length > 0) this.notes.push(`running after healing but no member at epoch ${view.epoch}: ${outside.join(", ")} (a removal whose answer never came)`)
+    const gone = members.filter((m) => all.includes(m) && cluster.membership(cluster.indexOf(m)) === "no")
+    if (gone.length > 0) {
+      this.notes.push(`members at epoch ${view.epoch}, as ${view.from} reports it, that the harness stopped and wiped when their removal was answered: ${gone.join(", ")} (a view older than those removals)`)
+    }
+    return members.filter((m) => all.includes(m))
   }
 
   private async finalReads(nodes: readonly string[], firstProcess: number, samples: Sample[]): Promise<FinalRead[]> {
@@ -393,7 +471,7 @@ class ChaosRun {
     )
   }
 
-  private finish(samples: Sample[], finalReads: FinalRead[], clientStart: number, clientEnd: number, wallSeconds: number): number {
+  private finish(samples: Sample[], finalReads: FinalRead[], clientStart: number, clientEnd: number, wallSeconds: number, finalView: View | null): number {
     const o = this.o
     const cluster = this.cluster as Cluster
     this.rec.close()
@@ -416,7 +494,7 @@ class ChaosRun {
       }
     }
     const report: RunReport = {
-      options: { ...o, nemesis: this.kinds, binary: this.binary, out: this.out },
+      options: { ...o, nemesis: this.kinds, members: this.members, binary: this.binary, out: this.out },
       mode: this.mode,
       nodes: cluster.specs.map((s) => s.name),
       out: this.out,
@@ -429,7 +507,16 @@ class ChaosRun {
       checkError,
       samples,
       faults: this.nemesis?.faults ?? [],
-      kinds: this.kinds,
+      kinds: this.faultKinds,
+      membership:
+        this.memberNemesis === null
+          ? null
+          : {
+              initial: cluster.specs.slice(0, this.members).map((s) => s.name),
+              spares: cluster.specs.slice(this.members).map((s) => s.name),
+              changes: this.memberNemesis.changes,
+              final: finalView,
+            },
       crashes: cluster.crashes,
       invariantViolations,
       finalReads,

@@ -1,15 +1,19 @@
 /**
  * `paxos demo` (`bun run demo`): a 3-node cluster of the real binary on loopback, with fresh data
  * dirs in a temp dir. Several concurrent clients append through different nodes; the leader is
- * SIGKILLed mid-load and restarted; more appends follow. It prints every node's list, writes the
- * history it saw (Jepsen EDN) and `paxos check`'s verdict on it, and stops everything it started,
- * also on Ctrl-C. Exit 0 when the history is linearizable and the lists agree.
+ * SIGKILLed mid-load and restarted; more appends follow. Then a member is replaced: `paxos member
+ * remove` takes a follower out (its process is stopped and its data dir deleted), `paxos member
+ * add` adds a fresh node on a port of its own, which starts with an empty data dir and `--join`,
+ * catches up and becomes a voter; the last appends go through the new members. It prints every
+ * member's list, writes the history it saw (Jepsen EDN) and `paxos check`'s verdict on it, and
+ * stops everything it started, also on Ctrl-C. Exit 0 when the history is linearizable, the
+ * replacement went through and the members' lists agree.
  */
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { checkOps } from "../check/checker.ts"
-import { readList } from "../client/http.ts"
+import { getJson, readList } from "../client/http.ts"
 import { History } from "../client/history.ts"
 import { runWorkload } from "../client/workload.ts"
 import { LocalCluster } from "./local-cluster.ts"
@@ -35,7 +39,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return 2
   }
   const dir = mkdtempSync(join(tmpdir(), "paxos-demo-"))
-  const cluster = await LocalCluster.create({ command: [binary()], n: 3, dir })
+  const command = [binary()]
+  const cluster = await LocalCluster.create({ command, n: 3, dir })
   const onSignal = () => {
     say("interrupted: stopping the nodes")
     void cluster.stop().then(() => process.exit(130))
@@ -43,7 +48,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   process.once("SIGINT", onSignal)
   process.once("SIGTERM", onSignal)
   try {
-    return await scenario(cluster, dir)
+    return await scenario(cluster, dir, command)
   } finally {
     await cluster.stop()
     process.off("SIGINT", onSignal)
@@ -51,8 +56,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function scenario(cluster: LocalCluster, dir: string): Promise<number> {
-  say(`cluster ${cluster.names.join(", ")} (data and logs in ${dir})`)
+async function scenario(cluster: LocalCluster, dir: string, command: readonly string[]): Promise<number> {
+  /** The members, by index: the three of the config, until the replacement. */
+  let members = [0, 1, 2]
+  const names = () => members.map((i) => cluster.names[i] as string)
+  say(`cluster ${names().join(", ")} (data and logs in ${dir})`)
   cluster.startAll()
   await cluster.waitAllHealthy()
   await cluster.waitAllReady()
@@ -61,7 +69,7 @@ async function scenario(cluster: LocalCluster, dir: string): Promise<number> {
   const history = new History()
   const values = new Values()
   const load = (limit: number) =>
-    runWorkload({ nodes: cluster.names, workers: WORKERS, history, timeoutMs: TIMEOUT_MS, next: () => values.take(limit) })
+    runWorkload({ nodes: names(), workers: WORKERS, history, timeoutMs: TIMEOUT_MS, next: () => values.take(limit) })
 
   say(`${WORKERS} clients append 1..100 through all three nodes`)
   const first = await load(100)
@@ -85,17 +93,68 @@ async function scenario(cluster: LocalCluster, dir: string): Promise<number> {
   const third = await load(300)
   say(`  ok ${third.ok}, fail ${third.fail}, info ${third.info}`)
 
-  const lists = await converged(cluster)
-  for (let i = 0; i < lists.length; i++) say(`${cluster.names[i]} list (${lists[i]?.length ?? "?"} values): ${JSON.stringify(lists[i])}`)
-  const same = lists.every((l) => JSON.stringify(l) === JSON.stringify(lists[0]))
-  say(same ? "all three nodes hold the same list" : "the nodes' lists DIFFER")
+  // The replacement: a follower leaves, a fresh node on a new empty data dir joins.
+  const current = await cluster.waitLeader()
+  const gone = members.find((i) => i !== current) as number
+  const fresh = await cluster.extend()
+  const goneName = cluster.names[gone] as string
+  const freshName = cluster.names[fresh] as string
+  say(`replacing ${goneName} by a fresh node ${freshName}`)
+  const removed = await member(command, ["remove", goneName, "--config", cluster.configFile])
+  await cluster.kill(gone, "SIGTERM")
+  cluster.wipe(gone)
+  say(`  stopped ${goneName} and deleted its data dir`)
+  const added = removed && (await member(command, ["add", freshName, "--config", cluster.configFile]))
+  members = [...members.filter((i) => i !== gone), fresh]
+  let joined = false
+  if (added) {
+    say(`  $ paxos server --config ${cluster.configFile} --node ${freshName} --data-dir ${cluster.nodes[fresh]?.dataDir} --join`)
+    cluster.start(fresh, { flags: ["--join"] })
+    await cluster.waitHealthy(fresh)
+    const voterMs = await waitVoter(names(), freshName)
+    joined = voterMs !== null
+    say(joined ? `  ${freshName} joined, caught up and became a voter after ${voterMs} ms` : `  ${freshName} did NOT become a voter in time`)
+    await member(command, ["list", "--config", cluster.configFile])
+  }
+
+  say(`appending 301..400 through the members ${names().join(", ")}`)
+  const fourth = await load(400)
+  say(`  ok ${fourth.ok}, fail ${fourth.fail}, info ${fourth.info}`)
+
+  const lists = await converged(names())
+  for (let k = 0; k < lists.length; k++) say(`${names()[k]} list (${lists[k]?.length ?? "?"} values): ${JSON.stringify(lists[k])}`)
+  const same = lists.every((l) => l !== null && JSON.stringify(l) === JSON.stringify(lists[0]))
+  say(same ? "all three members hold the same list" : "the members' lists DIFFER")
 
   const file = join(dir, "history.edn")
   writeFileSync(file, history.toEdn())
   const result = checkOps(history.ops)
   say(`history: ${file} (${history.ops.length} events)`)
   say(`paxos check: ${result.valid ? "valid (linearizable)" : `INVALID: ${result.errors.map((e) => `${e.kind}: ${e.message}`).slice(0, 3).join("; ")}`}`)
-  return result.valid && same ? 0 : 1
+  return result.valid && same && joined ? 0 : 1
+}
+
+/** Runs `paxos member ARGS`, showing the command and what it printed; whether it exited 0. */
+async function member(command: readonly string[], args: readonly string[]): Promise<boolean> {
+  say(`  $ paxos member ${args.join(" ")}`)
+  const p = Bun.spawn([...command, "member", ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" })
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])
+  for (const line of (out + err).trimEnd().split("\n")) if (line !== "") say(`    ${line}`)
+  return code === 0
+}
+
+/** Milliseconds until a member of `names` shows `node` as a voter (GET /members), or null after 20 s. */
+async function waitVoter(names: readonly string[], node: string): Promise<number | null> {
+  const t0 = performance.now()
+  while (performance.now() - t0 < 20_000) {
+    for (const n of names) {
+      const r = await getJson(n, "/members", { timeoutMs: 1_000 })
+      const ms = (r.type === "ok" ? (r.value as { members?: Array<{ address: string; voter: boolean }> }).members : undefined) ?? []
+      if (ms.some((m) => m.address === node && m.voter)) return Math.round(performance.now() - t0)
+    }
+    await Bun.sleep(100)
+  }
+  return null
 }
 
 /** The values to append: 1, 2, 3, ..., each handed out once. */
@@ -108,10 +167,10 @@ class Values {
 }
 
 /** Every node's list once they agree (or after a few seconds, whatever they hold). */
-async function converged(cluster: LocalCluster): Promise<Array<number[] | null>> {
+async function converged(names: readonly string[]): Promise<Array<number[] | null>> {
   let lists: Array<number[] | null> = []
   for (let i = 0; i < 50; i++) {
-    lists = await Promise.all(cluster.names.map(async (n) => {
+    lists = await Promise.all(names.map(async (n) => {
       const r = await readList(n, 3_000)
       return r.type === "ok" ? r.value : null
     }))

@@ -3,13 +3,18 @@
  *
  * Real runs need the compiled node (`bun run build` makes dist/paxos). With root and network
  * namespaces (hosts.sh check), they run on the test hosts paxos-h1..5 with every nemesis:
- *  - a short run of the real node passes (exit 0, valid history, faults really applied);
+ *  - a short run of the real node with partitions, kills, pauses and changes of membership passes
+ *    (exit 0, valid history also for `dist/paxos check`, faults really applied, changes of
+ *    membership completed, some while another fault was in force, no warning);
  *  - a run of the faulty test build (buildFaulty: stale local reads) is caught (exit 1), retried
  *    up to 3 runs;
  *  - Ctrl-C (SIGINT) in the middle of a run leaves no namespace, iptables rule or node behind.
  * Without namespaces the loopback run (process faults only) still runs. Skipped, with the
  * reason printed, when the binary is missing. Traffic goes only to 127.0.0.1 and the test
  * hosts' addresses 10.77.0.x on our own bridge.
+ *
+ * The netns runs make namespaces with fixed names: on a shared machine run them one at a time,
+ * e.g. `flock /tmp/netns.lock bun test test/chaos`.
  */
 import { describe, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
@@ -96,7 +101,8 @@ describe("chaos: flags", () => {
     expect(o.concurrency).toBe(10)
     expect(o.rate).toBeNull()
     expect(o.nodes).toBe(5)
-    expect(o.nemesis).toEqual(["partition", "kill", "pause"])
+    expect(o.members).toBeNull()
+    expect(o.nemesis).toEqual(["partition", "kill", "pause", "member"])
     expect(o.intervalS).toBe(5)
     expect(o.binary).toBe("dist/paxos")
     expect(o.out).toBeNull()
@@ -104,11 +110,11 @@ describe("chaos: flags", () => {
 
   test("every option", () => {
     const o = parseChaosArgs([
-      "--time-limit", "12.5", "--concurrency", "3", "--rate", "50", "--nodes", "3", "--nemesis", "kill,pause",
+      "--time-limit", "12.5", "--concurrency", "3", "--rate", "50", "--nodes", "3", "--members", "2", "--nemesis", "kill,pause",
       "--interval", "2", "--seed", "42", "--binary", "/x/paxos", "--out", "/tmp/o", "--timeout", "900", "--read-ratio", "0.5", "--loopback", "--quiet",
     ]) as ChaosOptions
     expect(o).toEqual({
-      timeLimitS: 12.5, concurrency: 3, rate: 50, nodes: 3, nemesis: ["kill", "pause"], intervalS: 2, seed: 42,
+      timeLimitS: 12.5, concurrency: 3, rate: 50, nodes: 3, members: 2, nemesis: ["kill", "pause"], intervalS: 2, seed: 42,
       binary: "/x/paxos", out: "/tmp/o", timeoutMs: 900, readRatio: 0.5, loopback: true, quiet: true,
     })
     expect((parseChaosArgs(["--nemesis", "none"]) as ChaosOptions).nemesis).toEqual([])
@@ -117,6 +123,7 @@ describe("chaos: flags", () => {
   test("bad usage is one line and exit 2, before anything starts", async () => {
     expect(parseChaosArgs(["--nodes", "0"])).toContain("--nodes")
     expect(parseChaosArgs(["--nemesis", "clock"])).toContain("clock")
+    expect(parseChaosArgs(["--nodes", "4", "--members", "5"])).toContain("--members")
     expect(parseChaosArgs(["--time-limit", "x"])).toContain("--time-limit")
     expect(parseChaosArgs(["--bogus"])).toContain("--bogus")
     expect(parseChaosArgs(["extra"])).toContain("extra")
@@ -143,7 +150,7 @@ describe("chaos: report", () => {
     wallSeconds: 5, clientSeconds: 3, clientStart: 0, clientEnd: 3e9, check: null, checkError: "not checked",
     samples: [sample("append", "ok", 0.1, 5), sample("read", "ok", 1.2, 50), sample("append", "info", 2, 2000), sample("final-read", "ok", 3.5, 3)],
     faults: [{ kind: "kill", variant: "leader", targets: ["127.0.0.1:1"], start: 1e9, end: 2e9, applied: true }],
-    kinds: ["kill", "pause"], crashes: [], invariantViolations: [], finalReads: [{ node: "127.0.0.1:1", ok: true, attempts: 1, length: 1 }],
+    kinds: ["kill", "pause"], membership: null, crashes: [], invariantViolations: [], finalReads: [{ node: "127.0.0.1:1", ok: true, attempts: 1, length: 1 }],
     faultyBuild: null, notes: [], interrupted: false, ...over,
   })
 
@@ -197,24 +204,46 @@ describe("chaos: real runs", () => {
     cleanupDir(o)
   }, 120_000)
 
-  test(`a 20 s run with every nemesis on the test hosts passes${netnsSkip}`, async () => {
+  test(`a 30 s run with every nemesis, changes of membership among them, passes${netnsSkip}`, async () => {
     if (!haveBinary || !avail.ok) return
-    const o = await runChaos(["--time-limit", "20", "--interval", "3", "--seed", "20", "--binary", BINARY], 120_000)
+    const o = await runChaos(["--time-limit", "30", "--interval", "2", "--nemesis", "member,partition,kill,pause", "--seed", "20", "--binary", BINARY], 150_000)
     if (o.code !== 0) console.error(o.stdout, o.stderr)
     expect(o.code).toBe(0)
-    const r = o.results as { verdict: string; mode: string; faults: { applied: Record<string, number> }; ops: { byType: { ok: number } }; faultyBuild: unknown }
+    const r = o.results as {
+      verdict: string
+      mode: string
+      warnings: string[]
+      faults: { applied: Record<string, number> }
+      ops: { byType: { ok: number } }
+      faultyBuild: unknown
+      membership: { attempted: number; completed: number; completedUnderFaults: number; spares: string[]; final: { members: unknown[] } }
+      finalReads: { nodes: unknown[]; identicalLength: boolean }
+    }
     expect(r.verdict).toBe("valid")
     expect(r.mode).toBe("netns")
     expect(r.faultyBuild).toBeNull()
     const applied = Object.values(r.faults.applied).reduce((a, b) => a + b, 0)
     expect(applied).toBeGreaterThanOrEqual(3)
     expect(r.ops.byType.ok).toBeGreaterThan(50)
-    expect(readFileSync(join(o.out, "history.edn"), "utf8")).toContain(":process :nemesis")
+    // 5 hosts: 3 members and 2 spares at the start; changes completed, some under faults.
+    expect(r.membership.spares).toHaveLength(2)
+    expect(r.membership.completed).toBeGreaterThan(0)
+    expect(r.membership.completedUnderFaults).toBeGreaterThan(0)
+    expect(r.warnings).toEqual([])
+    expect(r.finalReads.nodes).toHaveLength(r.membership.final.members.length)
+    expect(r.finalReads.identicalLength).toBe(true)
+    const history = readFileSync(join(o.out, "history.edn"), "utf8")
+    expect(history).toContain(":process :nemesis")
+    expect(history).toMatch(/:f :(grow|shrink), :value \{:node "10\.77\.0\.\d+:5000", :via "10\.77\.0\.\d+:5000", :result :(added|removed)/)
+    // The history as written, read back by the checker's own command.
+    const check = Bun.spawnSync([BINARY, "check", join(o.out, "history.edn")], { stdout: "pipe", stderr: "pipe" })
+    expect(check.stdout.toString()).toContain("verdict: valid")
+    expect(check.exitCode).toBe(0)
     expect(netnsLeft()).toEqual([])
     expect(forwardRulesLeft()).toEqual([])
     expect(processesMentioning(o.out)).toEqual([])
     cleanupDir(o)
-  }, 150_000)
+  }, 180_000)
 
   test(`the faulty build (stale local reads) is caught${netnsSkip}`, async () => {
     if (!haveBinary || !avail.ok) return
