@@ -114,10 +114,16 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
     if (from === c.s.leader && from !== c.id && c.s.role._tag === "Follower") startElection(c)
     return
   }
-  // Only members are heard; a removed node (or one not yet added here) is ignored.
+  // Only members are heard; a removed node is ignored. An id above every id this node knows of is
+  // a member added since (this node lags: it restarted from a snapshot older than the addition, or
+  // missed it): it is heard, so that this node learns what it missed from it. Its votes and
+  // promises count only where it is a voter, and Prepares only from voters are heard (below).
   if (from !== c.id && !c.s.peers.includes(from)) {
-    if (from < c.s.membership.current.nextId) answerFormerMember(c, from, msg)
-    return
+    const m = c.s.membership
+    if (from < (m.next?.config ?? m.current).nextId) {
+      answerFormerMember(c, from, msg)
+      return
+    }
   }
   switch (msg._tag) {
     case "Prepare":

@@ -68,6 +68,7 @@ export function applyReady(c: Ctx): void {
   // were decided under configurations it does not know.
   if (s.joining) return
   const before = s.applied
+  const membershipBefore = s.membership
   for (;;) {
     const next = HashMap.get(s.decided, s.applied + 1)
     if (Option.isNone(next)) break
@@ -83,7 +84,10 @@ export function applyReady(c: Ctx): void {
   // Staged snapshot values were cut from a peer's list; once this list grows on its own they are
   // simpler to fetch again than to realign.
   if (s.applied !== before) s.staged = null
-  if (s.applied - s.snapSlot >= s.cfg.snapshotEverySlots) takeSnapshot(c)
+  // A change of membership is made durable at once (a snapshot): a node that restarts takes its
+  // membership from its snapshot, and one older than a change would not know the members since.
+  const changed = s.membership !== membershipBefore
+  if (s.applied - s.snapSlot >= s.cfg.snapshotEverySlots || (changed && s.applied > s.snapSlot)) takeSnapshot(c)
 }
 
 /** A change whose first slot is the next to apply is in force from now on (docs/MEMBERSHIP.md). */

@@ -29,7 +29,8 @@ import type { Reply } from "../core/state.ts"
 import { CLIENT_GONE, describeIssues, parseJson, readBody } from "./body.ts"
 import { clientTimeout } from "./client-api.ts"
 import { dialName, parseAddress } from "./cluster-config.ts"
-import { BadRequest, Conflict, type ApiError } from "./errors.ts"
+import { readiness } from "../core/readiness.ts"
+import { BadRequest, Conflict, Unavailable, type ApiError } from "./errors.ts"
 import { countClientGone, okJson, type ApiDeps, type Call } from "./http.ts"
 
 type Reconfigured = Extract<Reply, { _tag: "Reconfigured" }>
@@ -219,6 +220,11 @@ export function postJoin(c: Call): Effect.Effect<Response, ApiError> {
       const member = memberByAddress(newest(m), address)
       if (member === undefined) {
         const members = newest(m).members.map((x) => x.address).join(", ")
+        // Only a leader that applied what it committed knows no addition is missing here; any other
+        // node may lag behind the addition (it restarted, or was cut off), so it says "not here".
+        if (d.node.state.role._tag !== "Leader" || !readiness(d.node.state).ok) {
+          return new Unavailable({ reason: "NotALearnerHere", message: `${address} is not a member as this node knows it (members: ${members}); it may lag behind: ask another member, or run paxos member add ${address} first` })
+        }
         return new Conflict({ reason: "NotALearner", message: `${address} is not a member of the cluster (members: ${members}): run paxos member add ${address} first` })
       }
       if (member.incarnation === body.incarnation) return joined(d, member.id, m)

@@ -274,7 +274,9 @@ function speaksFor(m: Membership, from: number, incarnation: string): Verdict {
   const member = memberById(m.next?.config ?? m.current, from) ?? memberById(m.current, from)
   if (member === undefined) return NON_MEMBER
   if (member.incarnation === incarnation) return MEMBER
-  if (member.incarnation === null) return { heard: false, message: `peer envelope from node ${from} (${member.address}), which has not joined yet here (no incarnation bound to it); dropped` }
+  // Bound where this node has not applied the binding yet (it lags): heard, as a learner is; where it
+  // is a learner here its votes count in no quorum, and this node learns the binding from it.
+  if (member.incarnation === null) return NON_MEMBER
   return {
     heard: false,
     message:

@@ -137,6 +137,8 @@ test("a change is decided in a slot, answered with the membership, and governs t
   t.receive(0, 0, { _tag: "Accepted", ballot, slots: upTo })
   const out = t.receive(0, 1, { _tag: "Accepted", ballot, slots: upTo })
   assert.equal(out.replies.find((r) => r.rid === 1)?._tag, "Reconfigured")
+  const durable = out.persist.find((w) => w._tag === "Snapshot")
+  assert.ok(durable?._tag === "Snapshot" && durable.slot === slot && durable.membership.next?.from === slot + ALPHA, "the change is made durable at once, with a snapshot")
   assert.deepEqual(t.nodes[0]?.membership.next?.from, slot + ALPHA)
   assert.deepEqual(t.nodes[0]?.membership.next?.config, promoted())
   const refused = out.replies.find((r) => r.rid === 2)
@@ -213,7 +215,8 @@ test("a removed node that missed its removal campaigns, and is answered with the
   const prepare = only(t.tickUntil(3, "Prepare", 5_000), "Prepare")
   const answer = t.receive(1, 3, prepare)
   assert.deepEqual(t.nodes[1]?.promised, { round: 1, leader: 0 }, "its ballot changed nothing")
-  const reply = only(sentOf(1, answer), "CatchupReply", 3)
+  // The change was made durable with a snapshot when applied, so the answer is that snapshot.
+  const reply = only(sentOf(1, answer), "Snapshot", 3)
   t.receive(3, 1, reply)
   assert.ok(!t.nodes[3]?.peers.includes(3), "it learned that it left")
   const refused = t.step(3, { _tag: "Append", rid: 1, value: 5 }).replies[0]
