@@ -123,7 +123,7 @@ const steps: Step[] = [
         ["reconfig-too-early", 200],
         ["reconfig-old-quorum", 200],
         ["reconfig-concurrent", 200],
-        ["reconfig-phase1-new-only", 600],
+        ["reconfig-phase1-new-only", 3000],
         ["wipe-rejoins-as-voter", 200]
       ]
       const results = await Promise.all(
