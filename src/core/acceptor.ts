@@ -64,6 +64,6 @@ export function onAccept(c: Ctx, from: number, m: Accept): boolean {
 // of the 10,000-seed run tripped an earlier version of this check.
 
 export const batchKey = (b: Batch): string =>
-  b.map((cmd) => (cmd._tag === "Append" ? `a:${cmd.id}:${cmd.value}` : `r:${cmd.id}`)).join(",")
+  b.map((cmd) => (cmd._tag === "Append" ? `a:${cmd.id}:${cmd.value}` : cmd._tag === "Read" ? `r:${cmd.id}` : `c:${cmd.id}:${JSON.stringify(cmd.change)}`)).join(",")
 
 export const sameBatch = (a: Batch, b: Batch): boolean => a === b || batchKey(a) === batchKey(b)
