@@ -163,6 +163,9 @@ export function memberIds(m: Membership): number[] {
   return [...ids].sort((a, b) => a - b)
 }
 
+/** The newest configuration known: the pending one if a change is on its way in, else the one in force. */
+export const latestConfig = (m: Membership): Config => m.next?.config ?? m.current
+
 /** Whether `id` votes in the configuration in force or in the one pending. */
 export const votesIn = (m: Membership, id: number): boolean => voterSet(m.current).has(id) || (m.next !== null && voterSet(m.next.config).has(id))
 
@@ -201,7 +204,7 @@ export function settle(m: Membership, slot: number): Membership {
  */
 export function applyChange(m: Membership, slot: number, change: Change): { readonly membership: Membership } | Refusal {
   const now = settle(m, slot)
-  const base = now.next?.config ?? now.current
+  const base = latestConfig(now)
   const changed = changeConfig(base, change)
   if ("_tag" in changed) return changed
   checkConfig(changed)

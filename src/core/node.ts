@@ -26,7 +26,7 @@ import {
   startElection,
   stepDown
 } from "./leader.ts"
-import { votesIn } from "./membership.ts"
+import { latestConfig, votesIn } from "./membership.ts"
 import type { Message } from "./messages.ts"
 import { PList } from "./plist.ts"
 import {
@@ -120,7 +120,7 @@ function onMessage(c: Ctx, from: number, msg: Message): void {
   // promises count only where it is a voter, and Prepares only from voters are heard (below).
   if (from !== c.id && !c.s.peers.includes(from)) {
     const m = c.s.membership
-    if (from < (m.next?.config ?? m.current).nextId) {
+    if (from < latestConfig(m).nextId) {
       answerFormerMember(c, from, msg)
       return
     }

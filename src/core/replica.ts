@@ -11,7 +11,7 @@ import { hasBug, LIMITS } from "./config.ts"
 import type { Ctx } from "./ctx.ts"
 import { batchKey, sameBatch } from "./acceptor.ts"
 import { invariant } from "./invariant.ts"
-import { applyChange, configProblem, memberIds, settle, type Change, type Membership } from "./membership.ts"
+import { applyChange, configProblem, latestConfig, memberIds, settle, type Change, type Membership } from "./membership.ts"
 import type { Batch, ClientEntry, Command, Entry, Message } from "./messages.ts"
 
 type Snapshot = Extract<Message, { _tag: "Snapshot" }>
@@ -159,7 +159,7 @@ function applyReconfig(c: Ctx, id: string, change: Change, slot: number): void {
   s.membership = result.membership
   s.peers = memberIds(s.membership)
   const m = s.membership
-  c.event({ _tag: "MembershipChanged", slot, change, from: m.next?.from ?? slot + 1, epoch: (m.next?.config ?? m.current).epoch })
+  c.event({ _tag: "MembershipChanged", slot, change, from: m.next?.from ?? slot + 1, epoch: latestConfig(m).epoch })
   const p = takePending(c, id)
   if (p !== undefined) c.reply({ _tag: "Reconfigured", rid: p.rid, slot, membership: m })
 }
@@ -269,7 +269,7 @@ export function onClientReconfig(c: Ctx, rid: number, change: Change): void {
 function refuseIfRemoved(c: Ctx, rid: number): boolean {
   if (c.s.peers.includes(c.id)) return false
   const m = c.s.membership
-  const members = (m.next?.config ?? m.current).members.map((x) => `${x.address} (${x.voter ? "voter" : "learner"})`).join(", ")
+  const members = latestConfig(m).members.map((x) => `${x.address} (${x.voter ? "voter" : "learner"})`).join(", ")
   c.reply({
     _tag: "Rejected",
     rid,

@@ -10,7 +10,7 @@
  * until the deadline. Retries are safe: a member bound to the same incarnation answers as joined.
  */
 import { Either, Schema as S } from "effect"
-import { memberById, type Config, type Membership } from "../core/membership.ts"
+import { latestConfig, memberById, type Config } from "../core/membership.ts"
 import { MembershipSchema, NodeIndex } from "../core/messages.ts"
 import { postJson } from "../client/http.ts"
 import type { NodeAddress } from "./cluster-config.ts"
@@ -104,4 +104,4 @@ function accepted(value: unknown, o: JoinOptions): Extract<JoinResult, { _tag: "
   return { _tag: "Joined", cluster: a.right.cluster, id: a.right.id, initial, via: "" }
 }
 
-const newestOf = (m: Membership): Config => m.next?.config ?? m.current
+const newestOf = latestConfig

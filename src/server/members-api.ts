@@ -22,7 +22,7 @@
  * strictly (extra fields are 400).
  */
 import { Effect, Either, Schema as S } from "effect"
-import { memberByAddress, type Change, type Config, type Membership } from "../core/membership.ts"
+import { latestConfig, memberByAddress, type Change, type Config, type Membership } from "../core/membership.ts"
 import { Incarnation } from "../core/messages.ts"
 import { strict } from "../core/messages.ts"
 import type { Reply } from "../core/state.ts"
@@ -52,7 +52,7 @@ const PROMOTE_EXAMPLE = '{"address": "10.0.0.4:5000", "force": false}'
 const JOIN_EXAMPLE = '{"address": "10.0.0.4:5000", "incarnation": "<16 hex digits>"}'
 
 /** The newest configuration a membership holds: the pending one, else the one in force. */
-export const newest = (m: Membership): Config => m.next?.config ?? m.current
+export const newest = latestConfig
 
 /** Reads a client body as JSON and decodes it with `schema` (strict); a 400 naming the problem otherwise. */
 function readJson<A, I>(c: Call, schema: S.Schema<A, I>, example: string, hints: Record<string, string>): Effect.Effect<A | typeof CLIENT_GONE, ApiError> {

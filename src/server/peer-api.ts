@@ -11,7 +11,7 @@
  */
 import { Effect, Either } from "effect"
 import { LIMITS } from "../core/config.ts"
-import { derivedIncarnation, INCARNATION_PATTERN, memberById, type Membership } from "../core/membership.ts"
+import { derivedIncarnation, INCARNATION_PATTERN, latestConfig, memberById, type Membership } from "../core/membership.ts"
 import { AUTH_HEADERS, decodeFrame, UPGRADE_BODY, Verifier, type AuthFailure, type Signed } from "../auth/peer-auth.ts"
 import { CLIENT_GONE, readBody } from "./body.ts"
 import { BadRequest, Unauthorized, Unavailable, type ApiError } from "./errors.ts"
@@ -271,7 +271,7 @@ export function claimedIncarnation(from: number, named: string | null): string |
  * core ignores it but for a hand-over).
  */
 function speaksFor(m: Membership, from: number, incarnation: string): Verdict {
-  const member = memberById(m.next?.config ?? m.current, from) ?? memberById(m.current, from)
+  const member = memberById(latestConfig(m), from) ?? memberById(m.current, from)
   if (member === undefined) return NON_MEMBER
   if (member.incarnation === incarnation) return MEMBER
   // Bound where this node has not applied the binding yet (it lags): heard, as a learner is; where it

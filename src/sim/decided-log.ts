@@ -7,7 +7,7 @@
  * nodes implement), and a change decided in slot s governs the slots from s + ALPHA on. So a node
  * whose own idea of a slot's configuration is wrong (a planted bug) is judged against this one.
  */
-import { ALPHA, applyChange, settle, startMembership, type Change, type Config, type Membership, type Refusal } from "../core/membership.ts"
+import { ALPHA, applyChange, latestConfig, settle, startMembership, type Change, type Config, type Membership, type Refusal } from "../core/membership.ts"
 import type { Batch } from "../core/messages.ts"
 
 /** One change of membership as the decided log applied it (or refused it). */
@@ -35,7 +35,7 @@ export class DecidedLog {
 
   /** The latest configuration known: the pending one if a change is on its way in. */
   get latest(): Config {
-    return this.membership.next?.config ?? this.membership.current
+    return latestConfig(this.membership)
   }
 
   /**

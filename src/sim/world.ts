@@ -23,7 +23,7 @@ import * as Bal from "../core/ballot.ts"
 import { defaultConfig, hasBug, quorum, type BugName, type NodeConfig } from "../core/config.ts"
 import { DurableOrder } from "../core/durable-order.ts"
 import { InvariantViolation } from "../core/invariant.ts"
-import { derivedIncarnation, indexedConfig, isQuorum, memberById, MEMBERS_MAX, voters, type Change, type Config } from "../core/membership.ts"
+import { derivedIncarnation, indexedConfig, isQuorum, latestConfig, memberById, MEMBERS_MAX, voters, type Change, type Config } from "../core/membership.ts"
 import type { Batch, Message } from "../core/messages.ts"
 import { Random } from "../core/prng.ts"
 import { Clients, Network, Storage, StorageError, runBatch, type BatchResult } from "../core/program.ts"
@@ -800,10 +800,10 @@ export class World {
         this.nodes.some((n) => (n.state !== null && n.state.peers.includes(x.id)) || inDurable(n, x.id))
       const views = [latest, current]
       for (const n of this.nodes) {
-        if (n.state !== null) views.push(n.state.membership.current, n.state.membership.next?.config ?? n.state.membership.current)
+        if (n.state !== null) views.push(n.state.membership.current, latestConfig(n.state.membership))
         // A node that restarts goes back to its snapshot's configuration, and must learn the slots above it again.
         const durable = n.store.membership
-        if (durable !== undefined) views.push(durable.current, durable.next?.config ?? durable.current)
+        if (durable !== undefined) views.push(durable.current, latestConfig(durable))
       }
       if (views.some((c) => voters(c).length < 3) || this.nodes.some((x) => x.wiped || (x.refused && stillIn(x)))) return
       const bound = this.nodes.filter((x) => x.state !== null && memberById(latest, x.id)?.incarnation === x.incarnation)
@@ -903,7 +903,7 @@ export class World {
     if (this.faultsOn && this.members && c._tag !== "Bind" && this.raceAt === 0 && this.rng.chance(0.4)) this.raceAt = this.t + this.rng.int(0, 8)
     switch (c._tag) {
       case "Add": {
-        const config = a.membership.next?.config ?? a.membership.current
+        const config = latestConfig(a.membership)
         const id = config.nextId - 1
         if (id !== this.nodes.length) {
           this.violate(`member added with id ${id}, but the simulator expected ${this.nodes.length}`)
